@@ -1,0 +1,143 @@
+//! Loading and attaching the XDP program.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{Xdp, XdpMode},
+};
+use tracing::{info, warn};
+
+/// The XDP object built by build.rs from hb-ebpf.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/hb"));
+
+/// Maps that outlive the agent when pinned: counters, peer state and its
+/// timers keep running across an agent restart.
+const PINNED_MAPS: [&str; 5] = ["CONFIG", "PEERS", "PEER_STATE", "COUNTERS", "EVENTS"];
+
+/// The loaded program and its maps.
+pub struct Kernel {
+    pub(crate) ebpf: Ebpf,
+    attachments: Vec<Attachment>,
+}
+
+/// Where the program is attached and how.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    pub iface: String,
+    pub ifindex: u32,
+    pub mode: &'static str,
+}
+
+impl Kernel {
+    /// Loads the program (verifier runs here). With `pin_dir`, maps are
+    /// pinned there and reused if already present, so an agent restart keeps
+    /// counters and peer state.
+    pub fn load(pin_dir: Option<&Path>) -> Result<Kernel> {
+        raise_memlock();
+        let mut loader = EbpfLoader::new();
+        if let Some(dir) = pin_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating BPF pin directory {}", dir.display()))?;
+            for name in PINNED_MAPS {
+                loader.map_pin_path(name, dir.join(name));
+            }
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(|e| {
+            anyhow!(
+                "loading the XDP program failed: {e:#}\n\
+                 (needs root or CAP_BPF+CAP_NET_ADMIN; see README, Troubleshooting)"
+            )
+        })?;
+        if let Err(e) = aya_log::EbpfLogger::init(&mut ebpf) {
+            // The program may carry no log statements; not an error.
+            tracing::debug!("kernel log forwarding not active: {e}");
+        }
+        for name in ["hb_xdp", "hb_deadline_probe"] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from object"))?
+                .try_into()?;
+            prog.load().map_err(|e| verifier_error(name, e))?;
+        }
+        Ok(Kernel {
+            ebpf,
+            attachments: Vec::new(),
+        })
+    }
+
+    /// Attaches the heartbeat program to `iface`: native (driver) mode
+    /// first, generic (skb) mode as a logged fallback.
+    pub fn attach(&mut self, iface: &str) -> Result<Attachment> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("hb_xdp")
+            .context("program hb_xdp missing")?
+            .try_into()?;
+        let ifindex = ifindex(iface)?;
+        let mode = match prog.attach(iface, XdpMode::Driver) {
+            Ok(_) => "native",
+            Err(e) => {
+                warn!(iface, error = %e, "native XDP attach failed; falling back to generic (skb) mode");
+                prog.attach(iface, XdpMode::Skb).with_context(|| {
+                    format!("attaching XDP to {iface} (native and generic both failed)")
+                })?;
+                "generic"
+            }
+        };
+        info!(iface, ifindex, mode, "XDP program attached");
+        let a = Attachment {
+            iface: iface.to_string(),
+            ifindex,
+            mode,
+        };
+        self.attachments.push(a.clone());
+        Ok(a)
+    }
+
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// The program, for BPF_PROG_TEST_RUN (tests and benchmarks).
+    pub fn program(&self, name: &str) -> Result<&Xdp> {
+        Ok(self
+            .ebpf
+            .program(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?)
+    }
+}
+
+fn verifier_error(name: &str, e: aya::programs::ProgramError) -> anyhow::Error {
+    // The verifier log is inside the error's Display; keep all of it.
+    anyhow!("the kernel refused program {name}: {e:#}\nverifier log:\n{e:?}")
+}
+
+pub fn ifindex(iface: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(iface)?;
+    // SAFETY: valid NUL-terminated string.
+    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if i == 0 {
+        return Err(anyhow!(
+            "no interface named {iface:?} in this network namespace"
+        ));
+    }
+    Ok(i)
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.
+fn raise_memlock() {
+    let r = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &r) };
+}
+
+/// Default pin directory for a cluster: /sys/fs/bpf/hb/<cluster>.
+pub fn pin_dir_for(cluster: &str) -> PathBuf {
+    PathBuf::from("/sys/fs/bpf/hb").join(cluster)
+}

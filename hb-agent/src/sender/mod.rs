@@ -1,0 +1,197 @@
+//! The heartbeat sender: a dedicated thread that wakes on an absolute
+//! CLOCK_MONOTONIC schedule, signs the current cluster state and sends it on
+//! every link. It also notices when it was stalled (SIGSTOP, VM pause): a
+//! wake-up later than deadtime means our peers have declared us dead, so the
+//! heartbeats stop claiming groups until the agent has released them.
+
+pub mod clock;
+pub mod socket;
+mod stats;
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use hb_common::wire::{ClusterState, Heartbeat, STATE_SETTLING};
+use tracing::{info, warn};
+
+pub use socket::{LinkSocket, LinkTarget};
+pub use stats::{SendStats, StatsSnapshot};
+
+#[derive(Clone, Debug)]
+pub struct SenderConfig {
+    pub cluster_id: u32,
+    pub node_id: u32,
+    pub incarnation: u64,
+    pub keepalive: Duration,
+    pub deadtime: Duration,
+    pub key: (u64, u64),
+    pub port: u16,
+    /// Run the timing thread under SCHED_FIFO.
+    pub realtime: bool,
+}
+
+struct Shared {
+    cfg: SenderConfig,
+    links: Vec<LinkSocket>,
+    state: Mutex<ClusterState>,
+    seq: AtomicU64,
+    /// Serialises sends so sequence numbers leave in order.
+    send_lock: Mutex<()>,
+    paused: AtomicBool,
+    stop: AtomicBool,
+    /// Set when a stall longer than deadtime was seen; cleared by the agent
+    /// once it has released its groups.
+    stalled: AtomicBool,
+    last_stall_ns: AtomicU64,
+    stats: SendStats,
+}
+
+pub struct Sender {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sender {
+    pub fn start(cfg: SenderConfig, targets: &[LinkTarget]) -> Result<Sender> {
+        let links = targets
+            .iter()
+            .map(|t| LinkSocket::open(t, cfg.port))
+            .collect::<Result<Vec<_>>>()?;
+        let shared = Arc::new(Shared {
+            cfg,
+            links,
+            state: Mutex::new(ClusterState::default()),
+            seq: AtomicU64::new(0),
+            send_lock: Mutex::new(()),
+            paused: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            last_stall_ns: AtomicU64::new(0),
+            stats: SendStats::default(),
+        });
+        let s2 = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("hb-sender".into())
+            .spawn(move || run(&s2))
+            .context("spawning sender thread")?;
+        Ok(Sender {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// What the next heartbeats carry.
+    pub fn set_state(&self, st: ClusterState) {
+        *self.shared.state.lock().unwrap() = st;
+    }
+
+    /// Sends a heartbeat now (state changed) without disturbing the schedule.
+    pub fn send_now(&self) {
+        send_once(&self.shared, None);
+    }
+
+    /// Stops sending (tests use this to play a dead node).
+    pub fn pause(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// A stall longer than deadtime seen by the timing thread, in ns, once.
+    pub fn take_stall(&self) -> Option<u64> {
+        match self.shared.last_stall_ns.swap(0, Ordering::SeqCst) {
+            0 => None,
+            ns => Some(ns),
+        }
+    }
+
+    /// The agent has released what it held after a stall: claims may resume.
+    pub fn clear_stalled(&self) {
+        self.shared.stalled.store(false, Ordering::SeqCst);
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.shared.seq.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(sh: &Shared) {
+    if sh.cfg.realtime {
+        match clock::make_realtime(50) {
+            Ok(()) => info!("heartbeat sender runs SCHED_FIFO 50"),
+            Err(e) => warn!(error = %e, "could not make the heartbeat sender real-time"),
+        }
+    }
+    let period = sh.cfg.keepalive.as_nanos() as u64;
+    let deadtime = sh.cfg.deadtime.as_nanos() as u64;
+    let mut next = clock::now_ns();
+    while !sh.stop.load(Ordering::Relaxed) {
+        clock::sleep_until(next);
+        let now = clock::now_ns();
+        let late = now.saturating_sub(next);
+        if late > deadtime {
+            // We were frozen: the peers have declared us dead and may hold
+            // our groups. Stop claiming until the agent has released.
+            sh.stalled.store(true, Ordering::SeqCst);
+            sh.last_stall_ns.store(late, Ordering::SeqCst);
+            warn!(
+                stall_ms = late / 1_000_000,
+                "heartbeat sender was stalled longer than deadtime"
+            );
+            next = now;
+        } else {
+            sh.stats.record_lateness(late);
+        }
+        send_once(sh, Some(now));
+        next += period;
+        // Never try to catch up with a burst of missed heartbeats.
+        if next < now {
+            next = now + period;
+        }
+    }
+}
+
+fn send_once(sh: &Shared, now: Option<u64>) {
+    if sh.paused.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut state = *sh.state.lock().unwrap();
+    if sh.stalled.load(Ordering::Relaxed) {
+        state.held = 0;
+        state.flags |= STATE_SETTLING;
+    }
+    let _g = sh.send_lock.lock().unwrap();
+    let seq = sh.seq.fetch_add(1, Ordering::SeqCst) + 1;
+    let hb = Heartbeat {
+        cluster_id: sh.cfg.cluster_id,
+        node_id: sh.cfg.node_id,
+        incarnation: sh.cfg.incarnation,
+        seq,
+        send_ts_ns: now.unwrap_or_else(clock::now_ns),
+        keepalive_us: sh.cfg.keepalive.as_micros() as u32,
+        deadtime_us: sh.cfg.deadtime.as_micros() as u32,
+        state,
+    };
+    let pkt = hb.encode(sh.cfg.key.0, sh.cfg.key.1);
+    let mut failed = 0;
+    for l in &sh.links {
+        failed += l.send(&pkt);
+    }
+    sh.stats.record_send(failed);
+}

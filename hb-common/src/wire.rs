@@ -1,0 +1,345 @@
+//! The heartbeat packet: a fixed 128-byte layout carried as the UDP payload
+//! (default port 694, as Heartbeat's).
+//!
+//! ```text
+//! off size field
+//!   0    4 magic          "HBT1" (0x31544248 little-endian)
+//!   4    1 version        1
+//!   5    1 flags          reserved, 0
+//!   6    2 reserved       0
+//!   8    4 cluster_id     which cluster this node belongs to
+//!  12    4 node_id        sender
+//!  16    8 incarnation    changes (grows) on every agent start
+//!  24    8 seq            grows by one per heartbeat within an incarnation
+//!  32    8 send_ts_ns     sender's CLOCK_MONOTONIC at send (informational)
+//!  40    4 keepalive_us   sender's keepalive
+//!  44    4 deadtime_us    sender's deadtime
+//!  48   72 state          cluster state (see ClusterState)
+//! 120    8 tag            SipHash-2-4 over bytes 0..120
+//! ```
+//! All integers are little-endian. The tag is a keyed MAC: the XDP program
+//! verifies it with the same [`tag`] function the agent signs with.
+
+use crate::siphash::siphash24;
+
+pub const MAGIC: u32 = u32::from_le_bytes(*b"HBT1");
+pub const VERSION: u8 = 1;
+pub const DEFAULT_PORT: u16 = 694;
+pub const PACKET_LEN: usize = 128;
+/// Bytes covered by the tag.
+pub const SIGNED_LEN: usize = 120;
+pub const MAX_CLAIMS: usize = 8;
+
+pub const OFF_MAGIC: usize = 0;
+pub const OFF_VERSION: usize = 4;
+pub const OFF_CLUSTER: usize = 8;
+pub const OFF_NODE: usize = 12;
+pub const OFF_INCARNATION: usize = 16;
+pub const OFF_SEQ: usize = 24;
+pub const OFF_SEND_TS: usize = 32;
+pub const OFF_KEEPALIVE: usize = 40;
+pub const OFF_DEADTIME: usize = 44;
+pub const OFF_STATE: usize = 48;
+pub const OFF_TAG: usize = SIGNED_LEN;
+
+/// One resource group the sender is configured for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Claim {
+    pub group: u32,
+    pub epoch: u32,
+}
+
+pub const STATE_STANDBY: u8 = 1;
+pub const STATE_SETTLING: u8 = 2;
+
+/// The sender's view for the cluster logic: the groups it is configured
+/// for (`claims[..count]`), which of them it holds and would accept (bit i of
+/// `held`/`eligible` is `claims[i]`), and how many ping targets it reaches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClusterState {
+    pub count: u8,
+    pub held: u8,
+    pub eligible: u8,
+    pub ping_reachable: u8,
+    pub flags: u8,
+    pub _reserved: [u8; 3],
+    pub claims: [Claim; MAX_CLAIMS],
+}
+pub const STATE_LEN: usize = 72;
+const _: () = assert!(core::mem::size_of::<ClusterState>() == STATE_LEN);
+
+/// A decoded heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub cluster_id: u32,
+    pub node_id: u32,
+    pub incarnation: u64,
+    pub seq: u64,
+    pub send_ts_ns: u64,
+    pub keepalive_us: u32,
+    pub deadtime_us: u32,
+    pub state: ClusterState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer than [`PACKET_LEN`] bytes.
+    Truncated,
+    BadMagic,
+    BadVersion,
+    BadTag,
+    /// `state.count` larger than [`MAX_CLAIMS`].
+    BadState,
+}
+
+#[inline(always)]
+fn rd32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+#[inline(always)]
+fn rd64(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes([
+        b[o],
+        b[o + 1],
+        b[o + 2],
+        b[o + 3],
+        b[o + 4],
+        b[o + 5],
+        b[o + 6],
+        b[o + 7],
+    ])
+}
+
+/// The tag over the first [`SIGNED_LEN`] bytes of a packet.
+#[inline(always)]
+pub fn tag(k0: u64, k1: u64, pkt: &[u8; PACKET_LEN]) -> u64 {
+    let signed: &[u8; SIGNED_LEN] = match pkt.first_chunk() {
+        Some(s) => s,
+        None => unreachable_len(),
+    };
+    siphash24(k0, k1, signed)
+}
+
+#[inline(always)]
+fn unreachable_len() -> ! {
+    // PACKET_LEN > SIGNED_LEN is checked at compile time below.
+    loop {}
+}
+const _: () = assert!(PACKET_LEN >= SIGNED_LEN + 8);
+
+/// Whether the packet's tag is right under the key.
+#[inline(always)]
+pub fn verify(k0: u64, k1: u64, pkt: &[u8; PACKET_LEN]) -> bool {
+    tag(k0, k1, pkt) == rd64(pkt, OFF_TAG)
+}
+
+/// Header fields the kernel needs before it verifies the tag.
+#[inline(always)]
+pub fn peek_ids(pkt: &[u8; PACKET_LEN]) -> (u32, u8, u32, u32, u64, u64) {
+    (
+        rd32(pkt, OFF_MAGIC),
+        pkt[OFF_VERSION],
+        rd32(pkt, OFF_CLUSTER),
+        rd32(pkt, OFF_NODE),
+        rd64(pkt, OFF_INCARNATION),
+        rd64(pkt, OFF_SEQ),
+    )
+}
+
+/// The state bytes of a packet, as a struct.
+#[inline(always)]
+pub fn state_of(pkt: &[u8; PACKET_LEN]) -> ClusterState {
+    let mut s = ClusterState {
+        count: pkt[OFF_STATE],
+        held: pkt[OFF_STATE + 1],
+        eligible: pkt[OFF_STATE + 2],
+        ping_reachable: pkt[OFF_STATE + 3],
+        flags: pkt[OFF_STATE + 4],
+        _reserved: [0; 3],
+        claims: [Claim::default(); MAX_CLAIMS],
+    };
+    let mut i = 0;
+    while i < MAX_CLAIMS {
+        let o = OFF_STATE + 8 + i * 8;
+        s.claims[i] = Claim {
+            group: rd32(pkt, o),
+            epoch: rd32(pkt, o + 4),
+        };
+        i += 1;
+    }
+    s
+}
+
+impl Heartbeat {
+    /// Encodes and signs.
+    pub fn encode(&self, k0: u64, k1: u64) -> [u8; PACKET_LEN] {
+        let mut p = [0u8; PACKET_LEN];
+        p[OFF_MAGIC..OFF_MAGIC + 4].copy_from_slice(&MAGIC.to_le_bytes());
+        p[OFF_VERSION] = VERSION;
+        p[OFF_CLUSTER..OFF_CLUSTER + 4].copy_from_slice(&self.cluster_id.to_le_bytes());
+        p[OFF_NODE..OFF_NODE + 4].copy_from_slice(&self.node_id.to_le_bytes());
+        p[OFF_INCARNATION..OFF_INCARNATION + 8].copy_from_slice(&self.incarnation.to_le_bytes());
+        p[OFF_SEQ..OFF_SEQ + 8].copy_from_slice(&self.seq.to_le_bytes());
+        p[OFF_SEND_TS..OFF_SEND_TS + 8].copy_from_slice(&self.send_ts_ns.to_le_bytes());
+        p[OFF_KEEPALIVE..OFF_KEEPALIVE + 4].copy_from_slice(&self.keepalive_us.to_le_bytes());
+        p[OFF_DEADTIME..OFF_DEADTIME + 4].copy_from_slice(&self.deadtime_us.to_le_bytes());
+        let s = &self.state;
+        p[OFF_STATE] = s.count;
+        p[OFF_STATE + 1] = s.held;
+        p[OFF_STATE + 2] = s.eligible;
+        p[OFF_STATE + 3] = s.ping_reachable;
+        p[OFF_STATE + 4] = s.flags;
+        for (i, c) in s.claims.iter().enumerate() {
+            let o = OFF_STATE + 8 + i * 8;
+            p[o..o + 4].copy_from_slice(&c.group.to_le_bytes());
+            p[o + 4..o + 8].copy_from_slice(&c.epoch.to_le_bytes());
+        }
+        let t = tag(k0, k1, &p);
+        p[OFF_TAG..OFF_TAG + 8].copy_from_slice(&t.to_le_bytes());
+        p
+    }
+
+    /// Decodes and verifies a UDP payload. Extra bytes after the packet are
+    /// ignored (a later version may append fields).
+    pub fn decode(k0: u64, k1: u64, payload: &[u8]) -> Result<Heartbeat, DecodeError> {
+        let pkt: &[u8; PACKET_LEN] = payload.first_chunk().ok_or(DecodeError::Truncated)?;
+        let (magic, version, cluster_id, node_id, incarnation, seq) = peek_ids(pkt);
+        if magic != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        if version != VERSION {
+            return Err(DecodeError::BadVersion);
+        }
+        if !verify(k0, k1, pkt) {
+            return Err(DecodeError::BadTag);
+        }
+        let state = state_of(pkt);
+        if state.count as usize > MAX_CLAIMS {
+            return Err(DecodeError::BadState);
+        }
+        Ok(Heartbeat {
+            cluster_id,
+            node_id,
+            incarnation,
+            seq,
+            send_ts_ns: rd64(pkt, OFF_SEND_TS),
+            keepalive_us: rd32(pkt, OFF_KEEPALIVE),
+            deadtime_us: rd32(pkt, OFF_DEADTIME),
+            state,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K0: u64 = 0x0706_0504_0302_0100;
+    const K1: u64 = 0x0f0e_0d0c_0b0a_0908;
+
+    fn sample() -> Heartbeat {
+        let mut state = ClusterState {
+            count: 2,
+            held: 0b01,
+            eligible: 0b11,
+            ping_reachable: 1,
+            flags: STATE_SETTLING,
+            ..Default::default()
+        };
+        state.claims[0] = Claim {
+            group: 0xdead_beef,
+            epoch: 7,
+        };
+        state.claims[1] = Claim {
+            group: 42,
+            epoch: 1,
+        };
+        Heartbeat {
+            cluster_id: 0x1234_5678,
+            node_id: 0x9abc_def0,
+            incarnation: 1_700_000_000_000_000_000,
+            seq: 99,
+            send_ts_ns: 123_456_789,
+            keepalive_us: 1000,
+            deadtime_us: 5000,
+            state,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let hb = sample();
+        let p = hb.encode(K0, K1);
+        assert_eq!(p.len(), PACKET_LEN);
+        assert_eq!(&p[0..4], b"HBT1");
+        assert_eq!(Heartbeat::decode(K0, K1, &p), Ok(hb));
+    }
+
+    #[test]
+    fn layout_offsets_are_as_documented() {
+        let p = sample().encode(K0, K1);
+        assert_eq!(rd32(&p, OFF_NODE), 0x9abc_def0);
+        assert_eq!(rd64(&p, OFF_SEQ), 99);
+        assert_eq!(rd32(&p, OFF_DEADTIME), 5000);
+        assert_eq!(p[OFF_STATE], 2);
+        assert_eq!(rd32(&p, OFF_STATE + 8), 0xdead_beef);
+        assert_eq!(rd64(&p, OFF_TAG), tag(K0, K1, &p));
+    }
+
+    #[test]
+    fn every_truncation_is_rejected() {
+        let p = sample().encode(K0, K1);
+        for n in 0..PACKET_LEN {
+            assert_eq!(
+                Heartbeat::decode(K0, K1, &p[..n]),
+                Err(DecodeError::Truncated),
+                "len {n}"
+            );
+        }
+        let mut longer = [0u8; PACKET_LEN + 10];
+        longer[..PACKET_LEN].copy_from_slice(&p);
+        assert!(Heartbeat::decode(K0, K1, &longer).is_ok());
+    }
+
+    #[test]
+    fn any_flipped_bit_is_rejected() {
+        let p = sample().encode(K0, K1);
+        for byte in 0..PACKET_LEN {
+            for bit in 0..8 {
+                let mut q = p;
+                q[byte] ^= 1 << bit;
+                assert!(
+                    Heartbeat::decode(K0, K1, &q).is_err(),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_rejected() {
+        let p = sample().encode(K0, K1);
+        assert_eq!(Heartbeat::decode(K0, K1 ^ 1, &p), Err(DecodeError::BadTag));
+    }
+
+    #[test]
+    fn magic_and_version_are_checked_first() {
+        let mut p = sample().encode(K0, K1);
+        p[0] = b'X';
+        assert_eq!(Heartbeat::decode(K0, K1, &p), Err(DecodeError::BadMagic));
+        let mut p = sample().encode(K0, K1);
+        p[OFF_VERSION] = 2;
+        assert_eq!(Heartbeat::decode(K0, K1, &p), Err(DecodeError::BadVersion));
+    }
+
+    #[test]
+    fn state_count_is_bounded() {
+        let mut hb = sample();
+        hb.state.count = MAX_CLAIMS as u8 + 1;
+        let p = hb.encode(K0, K1);
+        assert_eq!(Heartbeat::decode(K0, K1, &p), Err(DecodeError::BadState));
+    }
+}

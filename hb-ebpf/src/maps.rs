@@ -1,0 +1,57 @@
+//! The maps the program shares with the agent. Names are the agent's API.
+
+use aya_ebpf::{
+    bindings::bpf_timer,
+    btf_maps::{Array, HashMap, PerCpuArray, RingBuf},
+    macros::btf_map,
+};
+use hb_common::{
+    events::Event,
+    maps::{KernelConfig, MAX_PEER_LINKS, MAX_PEERS, PeerConfig, PeerKey, PeerStats, counter},
+};
+
+/// Written by the agent: cluster id, port, key.
+#[btf_map]
+pub static CONFIG: Array<KernelConfig, 1> = Array::new();
+
+/// Written by the agent: the peers it expects, by node id.
+#[btf_map]
+pub static PEERS: HashMap<u32, PeerConfig, { MAX_PEERS as usize }> = HashMap::new();
+
+/// A `PEER_STATE` value: the timer must be described in BTF, so this type
+/// lives here rather than in hb-common (userspace reads it as `PeerEntry`).
+#[repr(C)]
+pub struct PeerValue {
+    pub timer: bpf_timer,
+    pub stats: PeerStats,
+}
+
+/// Written only by this program (a userspace write would cancel the timer).
+#[btf_map]
+pub static PEER_STATE: HashMap<PeerKey, PeerValue, { MAX_PEER_LINKS as usize }> = HashMap::new();
+
+/// All-zero bytes the size of a PeerValue: the template new PEER_STATE
+/// entries are copied from (a 200-byte value does not fit on the BPF stack
+/// beside the packet). Plain words, not PeerValue: the verifier refuses a
+/// helper argument that points at a map value holding a bpf_timer.
+#[btf_map]
+pub static ZERO_PEER: Array<[u64; PEER_VALUE_WORDS], 1> = Array::new();
+pub const PEER_VALUE_WORDS: usize = core::mem::size_of::<PeerValue>() / 8;
+const _: () = assert!(core::mem::size_of::<PeerValue>() % 8 == 0);
+
+/// Verdict counters, indexed by `hb_common::maps::counter`.
+#[btf_map]
+pub static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray::new();
+
+/// Events to the agent. 256 KiB: thousands of events of slack if the agent
+/// is slow to drain, and events are rare (state changes only).
+#[btf_map]
+pub static EVENTS: RingBuf<Event, { 256 * 1024 }> = RingBuf::new();
+
+#[inline(always)]
+pub fn count(idx: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot, only this CPU writes it.
+        unsafe { *c += 1 };
+    }
+}

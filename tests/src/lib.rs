@@ -1,0 +1,5 @@
+//! Helpers shared by hb's kernel and namespace tests: packet builders and
+//! network-namespace fixtures that clean up after themselves.
+
+pub mod kernel;
+pub mod packets;
