@@ -56,7 +56,8 @@ pub const STATE_SETTLING: u8 = 2;
 /// The sender's view for the cluster logic: the groups it is configured
 /// for (`claims[..count]`), which of them it holds and would accept (bit i of
 /// `held`/`eligible` is `claims[i]`), and how many ping targets it reaches.
-#[repr(C)]
+/// 8-aligned so that the XDP program can compare and copy it in words.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClusterState {
     pub count: u8,
@@ -69,6 +70,8 @@ pub struct ClusterState {
 }
 pub const STATE_LEN: usize = 72;
 const _: () = assert!(core::mem::size_of::<ClusterState>() == STATE_LEN);
+const _: () = assert!(core::mem::align_of::<ClusterState>() == 8);
+const _: () = assert!(OFF_STATE.is_multiple_of(8) && STATE_LEN.is_multiple_of(8));
 
 /// A decoded heartbeat.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -116,17 +119,11 @@ fn rd64(b: &[u8], o: usize) -> u64 {
 /// The tag over the first [`SIGNED_LEN`] bytes of a packet.
 #[inline(always)]
 pub fn tag(k0: u64, k1: u64, pkt: &[u8; PACKET_LEN]) -> u64 {
-    let signed: &[u8; SIGNED_LEN] = match pkt.first_chunk() {
-        Some(s) => s,
-        None => unreachable_len(),
-    };
-    siphash24(k0, k1, signed)
-}
-
-#[inline(always)]
-fn unreachable_len() -> ! {
-    // PACKET_LEN > SIGNED_LEN is checked at compile time below.
-    loop {}
+    match pkt.first_chunk::<SIGNED_LEN>() {
+        Some(signed) => siphash24(k0, k1, signed),
+        // Cannot happen (checked at compile time below); no panic path in BPF.
+        None => 0,
+    }
 }
 const _: () = assert!(PACKET_LEN >= SIGNED_LEN + 8);
 

@@ -29,11 +29,11 @@ fn drop_with(reason: u32) -> u32 {
 
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
-    let mut pkt = [0u8; PACKET_LEN];
+    let mut buf = Packet([0u8; PACKET_LEN]);
     if p.len < PACKET_LEN
         // SAFETY: the helper bounds-checks against the packet itself.
         || unsafe {
-            bpf_xdp_load_bytes(ctx.ctx, p.off as u32, pkt.as_mut_ptr().cast(), PACKET_LEN as u32)
+            bpf_xdp_load_bytes(ctx.ctx, p.off as u32, buf.0.as_mut_ptr().cast(), PACKET_LEN as u32)
         } != 0
     {
         // Short: ours only if it starts with our magic.
@@ -46,7 +46,8 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
         count(counter::FOREIGN);
         return xdp_action::XDP_PASS;
     }
-    let (magic, version, cluster, node, incarnation, seq) = wire::peek_ids(&pkt);
+    let pkt = &buf.0;
+    let (magic, version, cluster, node, incarnation, seq) = wire::peek_ids(pkt);
     if magic != MAGIC {
         count(counter::FOREIGN);
         return xdp_action::XDP_PASS;
@@ -79,7 +80,7 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
             return drop_with(counter::REPLAY);
         }
     }
-    if !wire::verify(cfg.k0, cfg.k1, &pkt) {
+    if !wire::verify(cfg.k0, cfg.k1, pkt) {
         return drop_with(counter::BAD_TAG);
     }
     if v.is_none() {
@@ -131,7 +132,7 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
     s.last_seen_ns = now;
     s.received += 1;
     s.deadtime_ns = peer.deadtime_ns;
-    let state_changed = copy_state(&pkt, &mut s.state);
+    let state_changed = copy_state(&buf, &mut s.state);
     if was != STATUS_ALIVE {
         s.status = STATUS_ALIVE;
         // SAFETY: `e` points at a PEER_STATE value.
@@ -157,19 +158,35 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
     }
 }
 
-/// Copies the packet's state bytes into `dst`; true if they differed.
-/// Byte-wise on purpose: a struct temporary would not fit the BPF stack.
+/// Copies the packet's state into `dst`; true if it differed. Word-wise:
+/// 9 loads and stores instead of 72 byte operations, and no struct
+/// temporary on the 512-byte BPF stack.
 #[inline(always)]
-fn copy_state(pkt: &[u8; PACKET_LEN], dst: &mut ClusterState) -> bool {
-    // SAFETY: ClusterState is repr(C), STATE_LEN bytes, any bit pattern valid.
-    let d = unsafe { &mut *(dst as *mut ClusterState as *mut [u8; STATE_LEN]) };
+fn copy_state(pkt: &Packet, dst: &mut ClusterState) -> bool {
+    const WORDS: usize = STATE_LEN / 8;
+    // SAFETY: ClusterState is repr(C), STATE_LEN bytes, 8-aligned (its
+    // claims are u32 pairs at offset 8), valid for any bit pattern.
+    let d = unsafe { &mut *(dst as *mut ClusterState as *mut [u64; WORDS]) };
     let mut changed = false;
     let mut i = 0;
-    while i < STATE_LEN {
-        let b = pkt[OFF_STATE + i];
-        changed |= d[i] != b;
-        d[i] = b;
+    while i < WORDS {
+        let w = pkt.word(OFF_STATE / 8 + i);
+        changed |= d[i] != w;
+        d[i] = w;
         i += 1;
     }
     changed
+}
+
+/// The packet copied out of the frame, 8-aligned so that the SipHash and
+/// the state copy read whole words.
+#[repr(C, align(8))]
+pub struct Packet(pub [u8; PACKET_LEN]);
+
+impl Packet {
+    #[inline(always)]
+    fn word(&self, i: usize) -> u64 {
+        // SAFETY: i < PACKET_LEN / 8 at every call site; aligned by repr.
+        unsafe { *(self.0.as_ptr() as *const u64).add(i) }
+    }
 }

@@ -29,6 +29,7 @@ pub struct TestKernel {
 impl TestKernel {
     /// Loads the program and configures one known peer. Needs a tokio
     /// runtime (the event stream registers with it).
+    #[allow(clippy::new_without_default)] // loads into the kernel: not a cheap default
     pub fn new() -> TestKernel {
         assert_root();
         let mut k = Kernel::load(None).expect("loading the XDP program");

@@ -2,4 +2,5 @@
 //! network-namespace fixtures that clean up after themselves.
 
 pub mod kernel;
+pub mod netns;
 pub mod packets;

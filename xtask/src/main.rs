@@ -1,1 +1,151 @@
-fn main() {}
+//! `cargo xtask`: the only commands a person needs.
+//!
+//! Every command first runs `setup` (fast when already done), so a fresh
+//! machine needs nothing done by hand.
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run, test and benchmark hb")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need: rust-src for nightly,
+    /// bpf-linker against the nightly's LLVM, Debian packages. Idempotent.
+    Setup,
+    /// Build the XDP object and the agent (release).
+    Build,
+    /// Build and run the agent on this host with ARGS (as root).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: unit, kernel (BPF_PROG_TEST_RUN) and namespace tests.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks that print tables: `datapath`, `failover`.
+    Bench {
+        what: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The seed's three-node cluster in network namespaces, failing and
+    /// recovering, with a timeline and a results table.
+    Lab {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    std::env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Build => {
+            setup::run()?;
+            build()
+        }
+        Cmd::Run { args } => {
+            setup::run()?;
+            build()?;
+            exec(Command::new(root.join("target/release/hb-agent")).args(args))
+        }
+        Cmd::Test { args } => {
+            setup::run()?;
+            require_root("the kernel and namespace tests")?;
+            exec(
+                Command::new("cargo")
+                    .args(["test", "--workspace", "--release"])
+                    .args(args),
+            )
+        }
+        Cmd::Bench { what, args } => {
+            setup::run()?;
+            require_root("the benchmarks")?;
+            let bin = match what.as_str() {
+                "datapath" => "bench-datapath",
+                "failover" => "bench-failover",
+                other => bail!("unknown benchmark {other:?}: expected datapath or failover"),
+            };
+            exec(
+                Command::new("cargo")
+                    .args([
+                        "run",
+                        "--quiet",
+                        "--release",
+                        "-p",
+                        "hb-tests",
+                        "--bin",
+                        bin,
+                        "--",
+                    ])
+                    .args(args),
+            )
+        }
+        Cmd::Lab { args } => {
+            setup::run()?;
+            require_root("the lab")?;
+            exec(
+                Command::new("cargo")
+                    .args([
+                        "run",
+                        "--quiet",
+                        "--release",
+                        "-p",
+                        "hb-tests",
+                        "--bin",
+                        "hb-lab",
+                        "--",
+                    ])
+                    .args(args),
+            )
+        }
+    }
+}
+
+fn build() -> Result<()> {
+    exec(Command::new("cargo").args(["build", "--release", "-p", "hb-agent"]))
+}
+
+fn exec(cmd: &mut Command) -> Result<()> {
+    let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed: {st}");
+    }
+    Ok(())
+}
+
+fn require_root(what: &str) -> Result<()> {
+    // SAFETY: trivial libc-free check via /proc.
+    let uid = std::fs::read_to_string("/proc/self/status")?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_default();
+    if uid != "0" {
+        bail!("{what} load XDP programs and create network namespaces: run as root");
+    }
+    Ok(())
+}
+
+fn workspace_root() -> Result<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    Ok(dir
+        .parent()
+        .context("xtask has no parent dir")?
+        .to_path_buf())
+}

@@ -48,6 +48,8 @@ struct Shared {
     /// once it has released its groups.
     stalled: AtomicBool,
     last_stall_ns: AtomicU64,
+    /// CLOCK_MONOTONIC of the last heartbeat actually sent.
+    last_sent_ns: AtomicU64,
     stats: SendStats,
 }
 
@@ -72,6 +74,7 @@ impl Sender {
             stop: AtomicBool::new(false),
             stalled: AtomicBool::new(false),
             last_stall_ns: AtomicU64::new(0),
+            last_sent_ns: AtomicU64::new(0),
             stats: SendStats::default(),
         });
         let s2 = shared.clone();
@@ -117,6 +120,11 @@ impl Sender {
         self.shared.stats.snapshot()
     }
 
+    /// CLOCK_MONOTONIC ns of the last heartbeat sent.
+    pub fn last_sent_ns(&self) -> u64 {
+        self.shared.last_sent_ns.load(Ordering::SeqCst)
+    }
+
     pub fn seq(&self) -> u64 {
         self.shared.seq.load(Ordering::SeqCst)
     }
@@ -132,6 +140,9 @@ impl Drop for Sender {
 }
 
 fn run(sh: &Shared) {
+    // The default 50 us timer slack would be most of the jitter budget.
+    // SAFETY: prctl on the calling thread.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1, 0, 0, 0) };
     if sh.cfg.realtime {
         match clock::make_realtime(50) {
             Ok(()) => info!("heartbeat sender runs SCHED_FIFO 50"),
@@ -193,5 +204,6 @@ fn send_once(sh: &Shared, now: Option<u64>) {
     for l in &sh.links {
         failed += l.send(&pkt);
     }
+    sh.last_sent_ns.store(clock::now_ns(), Ordering::SeqCst);
     sh.stats.record_send(failed);
 }
