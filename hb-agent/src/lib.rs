@@ -2,6 +2,12 @@
 //!
 //! - `kernel`: load/attach the XDP program, its maps and events.
 //! - `sender`: the heartbeat sender (dedicated timing thread).
+//! - `ping`: ping nodes / ping groups (connectivity, as ipfail).
+//! - `resources`: what takeover and release do (IP, MAC, hostname, ARP, scripts).
+//! - `control`: the control socket and `status` output.
 
+pub mod control;
 pub mod kernel;
+pub mod ping;
+pub mod resources;
 pub mod sender;

@@ -1,0 +1,160 @@
+//! Ping nodes and ping groups, as Heartbeat's ipfail/pingd: ICMP echo to
+//! each target every interval; a target counts as reachable while a reply
+//! came within `deadping`. A ping group is one target, reachable if any of
+//! its members is. The count goes to the cluster logic, which compares it
+//! with what the peers report.
+//!
+//! IPv4 only for now (a raw ICMP socket); IPv6 ping targets are rejected
+//! by `check` with that reason.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::watch;
+use tracing::debug;
+
+/// One thing to reach: a ping node (one address) or a ping group (any of).
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub name: String,
+    pub addrs: Vec<Ipv4Addr>,
+}
+
+pub struct Pinger {
+    targets: Vec<Target>,
+    interval: Duration,
+    deadping: Duration,
+}
+
+impl Pinger {
+    pub fn new(targets: Vec<Target>, interval: Duration, deadping: Duration) -> Pinger {
+        Pinger {
+            targets,
+            interval,
+            deadping,
+        }
+    }
+
+    /// Runs forever, publishing the reachable-target count on `tx` when it
+    /// changes. The first value is published after the first `deadping` or
+    /// as soon as every target answered.
+    pub async fn run(self, tx: watch::Sender<Option<u8>>) -> Result<()> {
+        if self.targets.is_empty() {
+            return Ok(());
+        }
+        let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
+            .context("opening a raw ICMP socket for ping nodes (needs CAP_NET_RAW)")?;
+        sock.set_nonblocking(true)?;
+        // SAFETY: the socket owns its fd for as long as the AsyncFd lives.
+        let sock = unsafe { AsyncFd::register(sock)? };
+        let ident = (std::process::id() & 0xffff) as u16;
+        let addrs: Vec<Ipv4Addr> = self.targets.iter().flat_map(|t| t.addrs.clone()).collect();
+        let mut last_reply: Vec<Option<Instant>> = vec![None; addrs.len()];
+        let started = Instant::now();
+        let mut seq: u16 = 0;
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    seq = seq.wrapping_add(1);
+                    for a in &addrs {
+                        let pkt = echo_request(ident, seq);
+                        let to: SocketAddr = SocketAddrV4::new(*a, 0).into();
+                        if let Err(e) = sock.get_ref().send_to(&pkt, &to.into()) {
+                            debug!(target = %a, error = %e, "ping send failed");
+                        }
+                    }
+                }
+                r = sock.readable() => {
+                    let mut g = r?;
+                    while let Ok((n, from)) = g.get_inner().recv_from(&mut buf) {
+                        // SAFETY: recv_from initialised the first n bytes.
+                        let data: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n) };
+                        if let (Some(id), Some(from)) = (echo_reply_id(data), from.as_socket_ipv4())
+                            && id == ident
+                            && let Some(i) = addrs.iter().position(|a| *a == *from.ip())
+                        {
+                            last_reply[i] = Some(Instant::now());
+                        }
+                    }
+                    g.clear_ready();
+                }
+            }
+            let now = Instant::now();
+            let alive = |a: &Ipv4Addr| {
+                addrs
+                    .iter()
+                    .position(|x| x == a)
+                    .and_then(|i| last_reply[i])
+                    .is_some_and(|t| now - t <= self.deadping)
+            };
+            let count = self
+                .targets
+                .iter()
+                .filter(|t| t.addrs.iter().any(alive))
+                .count() as u8;
+            let settled = now - started >= self.deadping || count as usize == self.targets.len();
+            if settled && *tx.borrow() != Some(count) {
+                let _ = tx.send(Some(count));
+            }
+        }
+    }
+}
+
+fn echo_request(ident: u16, seq: u16) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[0] = 8; // echo request
+    p[4..6].copy_from_slice(&ident.to_be_bytes());
+    p[6..8].copy_from_slice(&seq.to_be_bytes());
+    p[8..16].copy_from_slice(b"hb-ping!");
+    let c = checksum(&p);
+    p[2..4].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// The identifier of an ICMP echo reply in a raw IPv4 datagram.
+fn echo_reply_id(d: &[u8]) -> Option<u16> {
+    let ihl = (*d.first()? & 0x0f) as usize * 4;
+    let icmp = d.get(ihl..)?;
+    if *icmp.first()? != 0 || icmp.len() < 8 {
+        return None;
+    }
+    Some(u16::from_be_bytes([icmp[4], icmp[5]]))
+}
+
+pub fn checksum(d: &[u8]) -> u16 {
+    let mut sum: u32 = d
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_request_checksums_to_zero() {
+        let p = echo_request(0x1234, 7);
+        assert_eq!(checksum(&p), 0);
+    }
+
+    #[test]
+    fn reply_id_parsed_after_ip_header() {
+        let mut d = vec![0x45u8; 20];
+        d.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0, 7]);
+        assert_eq!(echo_reply_id(&d), Some(0x1234));
+        d[20] = 8; // a request, not a reply
+        assert_eq!(echo_reply_id(&d), None);
+        assert_eq!(echo_reply_id(&d[..22]), None);
+    }
+}

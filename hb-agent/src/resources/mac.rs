@@ -1,0 +1,510 @@
+//! MAC takeover, in two modes.
+//!
+//! **Replace** (the seed's Remac scripts, without their copy-paste slips): at
+//! start the interface's *current* real MAC, up/down state, addresses (all but
+//! link-scope) and the main-table routes out of it that the kernel does not
+//! recreate itself (everything but proto kernel / ra, e.g. the default route)
+//! are read and saved, in memory and in the group's state file, *before*
+//! anything is changed. Then: link down, virtual MAC, up; if a VIP is given, the
+//! real addresses are removed and the VIP added (without a VIP the real
+//! addresses stay and only the MAC changes); the default route is set via
+//! `gateway`, or via the previous default gateway when none is given. Stop puts
+//! back exactly what was read. One interface can be replaced by one group at a
+//! time: a second group asking is refused with a Conflict (it could only work by
+//! silently breaking the first one; use Macvlan mode for several VMACs).
+//!
+//! **Macvlan**: a macvlan child (mode bridge) named `child`, or
+//! [`child_name`]`(group)`, is created on the parent with the virtual MAC, set
+//! up, and carries the VIP; stop deletes it. The parent is not touched. Note
+//! that the parent, with Linux's default `arp_ignore=0`, also answers ARP for
+//! the VIP with its own MAC; set `net.ipv4.conf.<parent>.arp_ignore=1` where
+//! that matters (this module leaves the parent's sysctls alone).
+use std::net::IpAddr;
+
+use super::ResourceState;
+use super::announce::AnnounceTarget;
+use super::error::ResourceError;
+use super::ipaddr;
+use super::netlink::{Address, Link, MacvlanMode, Netlink, Route, fmt_mac};
+use super::spec::MacMode;
+use super::state::{MacSaved, StateStore};
+
+const RTPROT_KERNEL: u8 = 2;
+const RTPROT_RA: u8 = 9;
+const RTN_UNICAST: u8 = 1;
+
+/// What a MAC resource start or stop did.
+#[derive(Debug, Default)]
+pub struct MacOutcome {
+    pub changed: bool,
+    /// Addresses to announce (the VIP after start; the restored real addresses
+    /// after a Replace stop).
+    pub targets: Vec<AnnounceTarget>,
+}
+
+/// The default macvlan child name: `hb-<group>` when that fits the kernel's
+/// 15 characters and the group name is made of `[A-Za-z0-9_.-]`; otherwise
+/// `hb-<first 7 usable chars>-<4 hex digits of a hash of the group name>`, so
+/// two long group names with the same beginning still get different children.
+pub fn child_name(group: &str) -> String {
+    let clean: String = group
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if clean == group && group.len() <= 12 && !group.is_empty() {
+        return format!("hb-{group}");
+    }
+    // FNV-1a, stable across builds and platforms.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in group.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    let short: String = clean.chars().take(7).collect();
+    format!("hb-{short}-{:04x}", h & 0xffff)
+}
+
+fn check_ifname(name: &str) -> Result<(), ResourceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(['/', ':'])
+        && !name.chars().any(char::is_whitespace)
+        && name != "."
+        && name != "..";
+    if ok {
+        Ok(())
+    } else {
+        Err(ResourceError::Invalid {
+            resource: format!("macvlan child {name:?}"),
+            why: "an interface name is 1-15 characters without '/', ':' or spaces".into(),
+        })
+    }
+}
+
+fn target(iface: &str, addr: IpAddr) -> AnnounceTarget {
+    AnnounceTarget {
+        iface: iface.to_string(),
+        addr,
+    }
+}
+
+/// One MAC resource of one group.
+#[derive(Debug, Clone, Copy)]
+pub struct MacRequest<'a> {
+    pub group: &'a str,
+    pub iface: &'a str,
+    pub vmac: [u8; 6],
+    pub mode: &'a MacMode,
+    pub addr: Option<(IpAddr, u8)>,
+    pub gateway: Option<IpAddr>,
+}
+
+impl MacRequest<'_> {
+    fn child(&self) -> String {
+        match self.mode {
+            MacMode::Macvlan { child: Some(c) } => c.clone(),
+            _ => child_name(self.group),
+        }
+    }
+}
+
+pub async fn start(
+    nl: &Netlink,
+    store: &StateStore,
+    req: &MacRequest<'_>,
+) -> Result<MacOutcome, ResourceError> {
+    match req.mode {
+        MacMode::Replace => replace_start(nl, store, req).await,
+        MacMode::Macvlan { .. } => {
+            macvlan_start(nl, req.iface, &req.child(), req.vmac, req.addr).await
+        }
+    }
+}
+
+pub async fn stop(
+    nl: &Netlink,
+    store: &StateStore,
+    req: &MacRequest<'_>,
+) -> Result<MacOutcome, ResourceError> {
+    match req.mode {
+        MacMode::Replace => replace_stop(nl, store, req.group, req.iface, req.vmac).await,
+        MacMode::Macvlan { .. } => macvlan_stop(nl, req.iface, &req.child()).await,
+    }
+}
+
+pub async fn status(nl: &Netlink, req: &MacRequest<'_>) -> Result<ResourceState, ResourceError> {
+    let (link_name, check_route) = match req.mode {
+        MacMode::Replace => (req.iface.to_string(), req.gateway),
+        MacMode::Macvlan { .. } => (req.child(), None),
+    };
+    let iface = req.iface;
+    let Some(link) = nl.link_by_name(&link_name).await? else {
+        return Ok(ResourceState::Absent);
+    };
+    if link.mac != Some(req.vmac) {
+        return Ok(ResourceState::Absent);
+    }
+    let mut missing = Vec::new();
+    if let MacMode::Macvlan { .. } = req.mode {
+        let parent = nl.link(iface).await?;
+        if link.kind.as_deref() != Some("macvlan") || link.parent != Some(parent.index) {
+            return Ok(ResourceState::Partial(format!(
+                "{link_name} exists but is not a macvlan child of {iface}"
+            )));
+        }
+    }
+    if !link.up {
+        missing.push(format!("{link_name} is down"));
+    }
+    if let Some((a, p)) = req.addr {
+        let present = nl.addresses(Some(link.index)).await?;
+        if !present.iter().any(|x| x.addr == a && x.prefix == p) {
+            missing.push(format!("{a}/{p} missing on {link_name}"));
+        }
+    }
+    if let Some(gw) = check_route {
+        let routes = nl.default_routes(gw.is_ipv6()).await?;
+        if !routes
+            .iter()
+            .any(|r| r.gateway == Some(gw) && r.oif == Some(link.index))
+        {
+            missing.push(format!("no default route via {gw} dev {link_name}"));
+        }
+    }
+    if missing.is_empty() {
+        Ok(ResourceState::InPlace)
+    } else {
+        Ok(ResourceState::Partial(missing.join("; ")))
+    }
+}
+
+// ----- replace -----
+
+async fn read_identity(
+    nl: &Netlink,
+    link: &Link,
+    vmac: [u8; 6],
+    addr: Option<(IpAddr, u8)>,
+) -> Result<MacSaved, ResourceError> {
+    let real_mac = link.mac.ok_or_else(|| ResourceError::Invalid {
+        resource: format!("MAC takeover on {}", link.name),
+        why: "the interface has no hardware address".into(),
+    })?;
+    let addresses: Vec<Address> = nl
+        .addresses(Some(link.index))
+        .await?
+        .into_iter()
+        .filter(|a| !a.is_link_local_scope())
+        .collect();
+    let mut routes = Vec::new();
+    for v6 in [false, true] {
+        routes.extend(nl.routes(v6).await?.into_iter().filter(|r| {
+            r.oif == Some(link.index)
+                && r.protocol != RTPROT_KERNEL
+                && r.protocol != RTPROT_RA
+                && r.kind == RTN_UNICAST
+        }));
+    }
+    Ok(MacSaved {
+        iface: link.name.clone(),
+        real_mac,
+        virtual_mac: vmac,
+        was_up: link.up,
+        addresses,
+        routes,
+        vip: addr,
+    })
+}
+
+async fn replace_start(
+    nl: &Netlink,
+    store: &StateStore,
+    req: &MacRequest<'_>,
+) -> Result<MacOutcome, ResourceError> {
+    let MacRequest {
+        group,
+        iface,
+        vmac,
+        addr,
+        gateway,
+        ..
+    } = *req;
+    let link = nl.link(iface).await?;
+    let saved = store.get(group).mac.into_iter().find(|m| m.iface == iface);
+    let saved = match saved {
+        Some(s) => s,
+        None => {
+            let other = store
+                .snapshot()
+                .into_iter()
+                .find(|(g, st)| g != group && st.mac.iter().any(|m| m.iface == iface));
+            if let Some((other, _)) = other {
+                return Err(ResourceError::Conflict {
+                    what: format!("MAC of {iface}"),
+                    why: format!(
+                        "group {other} already replaced it; one MAC replace per interface (use macvlan mode)"
+                    ),
+                });
+            }
+            if link.mac == Some(vmac) {
+                return Err(ResourceError::Conflict {
+                    what: format!("MAC of {iface}"),
+                    why: format!(
+                        "it already is the virtual MAC {} but no saved state of its real identity exists ({})",
+                        fmt_mac(&vmac),
+                        store.path(group).display()
+                    ),
+                });
+            }
+            let s = read_identity(nl, &link, vmac, addr).await?;
+            store.update(group, |st| st.mac.push(s.clone()))?;
+            tracing::info!(
+                group,
+                iface,
+                real_mac = %fmt_mac(&s.real_mac),
+                addresses = s.addresses.len(),
+                routes = s.routes.len(),
+                "saved real identity before MAC takeover"
+            );
+            s
+        }
+    };
+
+    let mut out = MacOutcome::default();
+    if link.mac != Some(vmac) {
+        nl.set_up(&link, false).await?;
+        nl.set_mac(&link, vmac).await?;
+        nl.set_up(&link, true).await?;
+        out.changed = true;
+        tracing::info!(iface, mac = %fmt_mac(&vmac), "virtual MAC set");
+    } else if !link.up {
+        nl.set_up(&link, true).await?;
+        out.changed = true;
+    }
+    let link = nl.link(iface).await?;
+
+    match addr {
+        Some((vip, prefix)) => {
+            for a in &saved.addresses {
+                if (a.addr, a.prefix) != (vip, prefix)
+                    && nl.del_address(&link, a.addr, a.prefix).await?
+                {
+                    out.changed = true;
+                }
+            }
+            out.changed |= ipaddr::ensure_on(nl, &link, vip, prefix, None, None).await?;
+            out.targets.push(target(iface, vip));
+            let previous = saved
+                .routes
+                .iter()
+                .find(|r| r.is_default() && r.v6 == vip.is_ipv6())
+                .and_then(|r| r.gateway);
+            if let Some(gw) = gateway.or(previous) {
+                out.changed |= ensure_default_route(nl, &link, gw).await?;
+            }
+        }
+        None => {
+            // MAC only: the real addresses stay (IPv6 ones were flushed by the
+            // link going down) and the routes the down flushed come back.
+            for a in &saved.addresses {
+                let a = Address {
+                    index: link.index,
+                    ..a.clone()
+                };
+                out.changed |= nl.add_address(&link, &a, true).await?;
+                out.targets.push(target(iface, a.addr));
+            }
+            for r in &saved.routes {
+                if r.is_default() && gateway.is_some_and(|g| g.is_ipv6() == r.v6) {
+                    continue;
+                }
+                let r = Route {
+                    oif: Some(link.index),
+                    ..r.clone()
+                };
+                out.changed |= nl.add_route(&r).await?;
+            }
+            if let Some(gw) = gateway {
+                out.changed |= ensure_default_route(nl, &link, gw).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn ensure_default_route(
+    nl: &Netlink,
+    link: &Link,
+    gw: IpAddr,
+) -> Result<bool, ResourceError> {
+    let present = nl.default_routes(gw.is_ipv6()).await?;
+    if present
+        .iter()
+        .any(|r| r.gateway == Some(gw) && r.oif == Some(link.index))
+    {
+        return Ok(false);
+    }
+    nl.replace_default_route(link, gw).await?;
+    Ok(true)
+}
+
+async fn replace_stop(
+    nl: &Netlink,
+    store: &StateStore,
+    group: &str,
+    iface: &str,
+    vmac: [u8; 6],
+) -> Result<MacOutcome, ResourceError> {
+    let saved = store.get(group).mac.into_iter().find(|m| m.iface == iface);
+    let Some(saved) = saved else {
+        return match nl.link_by_name(iface).await? {
+            Some(l) if l.mac == Some(vmac) => Err(ResourceError::Conflict {
+                what: format!("MAC of {iface}"),
+                why: format!(
+                    "it carries the virtual MAC {} but there is no saved state ({}) to restore from",
+                    fmt_mac(&vmac),
+                    store.path(group).display()
+                ),
+            }),
+            _ => Ok(MacOutcome::default()),
+        };
+    };
+    let link = nl.link(iface).await?;
+    let mut out = MacOutcome::default();
+    if link.mac != Some(saved.real_mac) {
+        nl.set_up(&link, false).await?;
+        nl.set_mac(&link, saved.real_mac).await?;
+        out.changed = true;
+        tracing::info!(iface, mac = %fmt_mac(&saved.real_mac), "real MAC restored");
+    }
+    if let Some((vip, prefix)) = saved.vip
+        && !saved
+            .addresses
+            .iter()
+            .any(|a| (a.addr, a.prefix) == (vip, prefix))
+    {
+        out.changed |= nl.del_address(&link, vip, prefix).await?;
+    }
+    let link = nl.link(iface).await?;
+    if saved.was_up != link.up {
+        nl.set_up(&link, saved.was_up).await?;
+        out.changed = true;
+    }
+    for a in &saved.addresses {
+        let a = Address {
+            index: link.index,
+            ..a.clone()
+        };
+        out.changed |= nl.add_address(&link, &a, false).await?;
+    }
+    if saved.was_up {
+        for r in &saved.routes {
+            let r = Route {
+                oif: Some(link.index),
+                ..r.clone()
+            };
+            out.changed |= nl.add_route(&r).await?;
+        }
+        out.targets = saved
+            .addresses
+            .iter()
+            .map(|a| target(iface, a.addr))
+            .collect();
+    }
+    store.update(group, |st| st.mac.retain(|m| m.iface != iface))?;
+    Ok(out)
+}
+
+// ----- macvlan -----
+
+async fn macvlan_start(
+    nl: &Netlink,
+    parent_name: &str,
+    name: &str,
+    vmac: [u8; 6],
+    addr: Option<(IpAddr, u8)>,
+) -> Result<MacOutcome, ResourceError> {
+    check_ifname(name)?;
+    let parent = nl.link(parent_name).await?;
+    let mut out = MacOutcome::default();
+    let child = match nl.link_by_name(name).await? {
+        Some(c) => {
+            if c.kind.as_deref() != Some("macvlan") || c.parent != Some(parent.index) {
+                return Err(ResourceError::Conflict {
+                    what: format!("interface {name}"),
+                    why: format!("it exists and is not a macvlan child of {parent_name}"),
+                });
+            }
+            if c.mac != Some(vmac) {
+                nl.set_mac(&c, vmac).await?;
+                out.changed = true;
+            }
+            c
+        }
+        None => {
+            nl.add_macvlan(&parent, name, vmac, MacvlanMode::Bridge)
+                .await?;
+            out.changed = true;
+            tracing::info!(parent = parent_name, child = name, mac = %fmt_mac(&vmac), "macvlan child created");
+            nl.link(name).await?
+        }
+    };
+    if !child.up {
+        nl.set_up(&child, true).await?;
+        out.changed = true;
+    }
+    if let Some((vip, prefix)) = addr {
+        out.changed |= ipaddr::ensure_on(nl, &child, vip, prefix, None, None).await?;
+        out.targets.push(target(name, vip));
+    }
+    Ok(out)
+}
+
+async fn macvlan_stop(
+    nl: &Netlink,
+    parent_name: &str,
+    name: &str,
+) -> Result<MacOutcome, ResourceError> {
+    let Some(child) = nl.link_by_name(name).await? else {
+        return Ok(MacOutcome::default());
+    };
+    let parent = nl.link_by_name(parent_name).await?;
+    let ours = child.kind.as_deref() == Some("macvlan")
+        && parent.is_none_or(|p| child.parent == Some(p.index));
+    if !ours {
+        return Err(ResourceError::Conflict {
+            what: format!("interface {name}"),
+            why: format!("not deleting it: it is not a macvlan child of {parent_name}"),
+        });
+    }
+    nl.del_link(&child).await?;
+    tracing::info!(child = name, "macvlan child deleted");
+    Ok(MacOutcome {
+        changed: true,
+        targets: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::child_name;
+
+    #[test]
+    fn child_names_fit() {
+        assert_eq!(child_name("web"), "hb-web");
+        assert_eq!(child_name("group1"), "hb-group1");
+        let a = child_name("averyverylonggroupname-1");
+        let b = child_name("averyverylonggroupname-2");
+        assert!(a.len() <= 15 && b.len() <= 15, "{a} {b}");
+        assert!(a.starts_with("hb-averyve"));
+        assert_ne!(a, b);
+        let odd = child_name("a b/c");
+        assert!(odd.len() <= 15 && !odd.contains(['/', ' ']), "{odd}");
+    }
+}

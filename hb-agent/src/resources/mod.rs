@@ -1,0 +1,620 @@
+//! The imperative shell that performs takeover and release of resource groups.
+//!
+//! A group is a list of [`ResourceSpec`]s. [`Resources::start_group`] starts them
+//! left to right; if one fails, that one and the ones already started are
+//! stopped right to left, and the error is returned. [`Resources::stop_group`]
+//! stops right to left and carries on past failures, reporting all of them.
+//! [`Resources::status_group`] says whether everything is in place (to adopt a
+//! group at agent restart without an outage). Starting what is already in place
+//! changes nothing; stopping what is absent is Ok.
+//!
+//! After a successful start, every address the group put up (VIPs of IpAddr
+//! and Mac resources) is announced in the background (`announce.rs`), and, if
+//! `ArpSettings::refresh` is set, re-announced periodically while held. After
+//! a MAC replace is undone, the restored real addresses are announced too.
+//!
+//! State that must survive an agent restart (real MAC/addresses/routes, the
+//! hostname stack) is kept in `<state_dir>/<group>.json` (`state.rs`).
+//!
+//! Network changes happen in the network namespace of the thread that called
+//! [`Resources::new`] (rtnetlink and AF_PACKET sockets are opened there).
+pub mod announce;
+pub mod error;
+pub mod hostname;
+pub mod ipaddr;
+pub mod mac;
+pub mod netlink;
+pub mod script;
+pub mod spec;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub use announce::{AnnounceOutcome, AnnounceTarget, Announcer, ArpSettings, NeighbourRefresh};
+pub use error::ResourceError;
+pub use netlink::Netlink;
+pub use script::{ScriptCall, ScriptRunner};
+pub use spec::{MacMode, ResourceSpec, ScriptKind};
+use state::StateStore;
+
+/// Where things are, and how to announce.
+#[derive(Debug, Clone)]
+pub struct ResourcesConfig {
+    /// The groups this node may hold (kept for reference: `start_group` takes
+    /// the specs explicitly).
+    pub groups: BTreeMap<String, Vec<ResourceSpec>>,
+    pub arp: ArpSettings,
+    /// Heartbeat/LSB script lookup order.
+    pub script_dirs: Vec<PathBuf>,
+    pub ocf_root: PathBuf,
+    /// Where `<group>.json` state files live.
+    pub state_dir: PathBuf,
+}
+
+impl Default for ResourcesConfig {
+    fn default() -> Self {
+        ResourcesConfig {
+            groups: BTreeMap::new(),
+            arp: ArpSettings::default(),
+            script_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
+            ocf_root: script::DEFAULT_OCF_ROOT.into(),
+            state_dir: "/run/hb".into(),
+        }
+    }
+}
+
+/// Whether one resource is in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceState {
+    InPlace,
+    Absent,
+    /// Some of it is there; what is missing.
+    Partial(String),
+    /// Could not tell (e.g. a script without a status action, or an error).
+    Unknown(String),
+}
+
+/// What happened to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Start or stop changed something.
+    Changed,
+    /// Already in the wanted state: nothing changed.
+    Unchanged,
+}
+
+#[derive(Debug, Clone)]
+pub struct ResourceOutcome {
+    pub resource: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartReport {
+    pub group: String,
+    pub resources: Vec<ResourceOutcome>,
+    /// Addresses being announced in the background.
+    pub announced: Vec<AnnounceTarget>,
+}
+
+#[derive(Debug)]
+#[must_use = "a stop report lists failures"]
+pub struct StopReport {
+    pub group: String,
+    pub resources: Vec<ResourceOutcome>,
+    /// Resources that could not be stopped (described), with why.
+    pub failures: Vec<(String, ResourceError)>,
+    /// Restored real addresses being announced in the background.
+    pub announced: Vec<AnnounceTarget>,
+}
+
+impl StopReport {
+    pub fn is_clean(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupStatus {
+    pub group: String,
+    pub resources: Vec<(String, ResourceState)>,
+}
+
+impl GroupStatus {
+    /// Every resource in place: the group can be adopted as it is.
+    pub fn all_in_place(&self) -> bool {
+        self.resources
+            .iter()
+            .all(|(_, s)| *s == ResourceState::InPlace)
+    }
+
+    pub fn none_in_place(&self) -> bool {
+        self.resources
+            .iter()
+            .all(|(_, s)| *s == ResourceState::Absent)
+    }
+}
+
+/// A one-line description of a resource for reports and logs.
+pub struct Describe<'a>(pub &'a ResourceSpec);
+
+impl fmt::Display for Describe<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ResourceSpec::IpAddr {
+                addr,
+                prefix,
+                iface,
+                ..
+            } => write!(
+                f,
+                "IpAddr {addr}/{prefix} on {}",
+                iface.as_deref().unwrap_or("(auto)")
+            ),
+            ResourceSpec::Mac {
+                iface, mac, mode, ..
+            } => {
+                let mode = match mode {
+                    MacMode::Replace => "replace".to_string(),
+                    MacMode::Macvlan { child } => {
+                        format!("macvlan {}", child.as_deref().unwrap_or("(default)"))
+                    }
+                };
+                write!(f, "Mac {} on {iface} ({mode})", netlink::fmt_mac(mac))
+            }
+            ResourceSpec::Hostname { name } => write!(f, "Hostname {name}"),
+            ResourceSpec::Script { name, kind, .. } => match kind {
+                ScriptKind::Heartbeat => write!(f, "Script {name}"),
+                ScriptKind::Lsb => write!(f, "LSB {name}"),
+                ScriptKind::Ocf { provider } => write!(f, "OCF {provider}:{name}"),
+            },
+        }
+    }
+}
+
+struct Inner {
+    config: ResourcesConfig,
+    nl: Netlink,
+    announcer: Announcer,
+    scripts: ScriptRunner,
+    state: StateStore,
+    /// Background announcement / refresh tasks per held group.
+    tasks: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// Performs takeover and release. Cheap to clone.
+#[derive(Clone)]
+pub struct Resources {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resources")
+            .field("state_dir", &self.inner.state.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Resources {
+    /// Opens netlink (in the calling thread's network namespace) and loads the
+    /// state files. Must be called inside a tokio runtime.
+    pub fn new(config: ResourcesConfig) -> Result<Self, ResourceError> {
+        let nl = Netlink::connect()?;
+        let state = StateStore::open(&config.state_dir)?;
+        let announcer = Announcer::new(config.arp.clone(), nl.clone())?;
+        let scripts = ScriptRunner::new(config.script_dirs.clone(), config.ocf_root.clone());
+        Ok(Resources {
+            inner: Arc::new(Inner {
+                config,
+                nl,
+                announcer,
+                scripts,
+                state,
+                tasks: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Replaces the script runner (e.g. a shorter kill grace).
+    pub fn with_script_runner(self, scripts: ScriptRunner) -> Self {
+        let inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("with_script_runner must be called before cloning"));
+        Resources {
+            inner: Arc::new(Inner { scripts, ..inner }),
+        }
+    }
+
+    pub fn config(&self) -> &ResourcesConfig {
+        &self.inner.config
+    }
+
+    /// The specs of a configured group.
+    pub fn group(&self, name: &str) -> Option<&[ResourceSpec]> {
+        self.inner.config.groups.get(name).map(Vec::as_slice)
+    }
+
+    pub fn netlink(&self) -> &Netlink {
+        &self.inner.nl
+    }
+
+    pub fn announcer(&self) -> &Announcer {
+        &self.inner.announcer
+    }
+
+    pub fn scripts(&self) -> &ScriptRunner {
+        &self.inner.scripts
+    }
+
+    /// Gateway / ping-node neighbour refresh (see [`Announcer::refresh_neighbours`]).
+    pub async fn refresh_neighbours(
+        &self,
+        iface: &str,
+        ips: &[IpAddr],
+    ) -> Result<Vec<NeighbourRefresh>, ResourceError> {
+        self.inner.announcer.refresh_neighbours(iface, ips).await
+    }
+
+    /// Starts `specs` left to right. On failure the failing resource and the
+    /// ones before it are stopped right to left, then the error is returned.
+    pub async fn start_group(
+        &self,
+        group: &str,
+        specs: &[ResourceSpec],
+    ) -> Result<StartReport, ResourceError> {
+        tracing::info!(group, resources = specs.len(), "starting group");
+        let mut resources = Vec::new();
+        let mut targets: Vec<AnnounceTarget> = Vec::new();
+        for (i, spec) in specs.iter().enumerate() {
+            match self.start_one(group, spec).await {
+                Ok((outcome, t)) => {
+                    resources.push(ResourceOutcome {
+                        resource: Describe(spec).to_string(),
+                        outcome,
+                    });
+                    for t in t {
+                        if !targets.contains(&t) {
+                            targets.push(t);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(group, resource = %Describe(spec), "start failed: {e}; rolling back");
+                    let mut rollback_failures = Vec::new();
+                    for j in (0..=i).rev() {
+                        if let Err(re) = self.stop_one(group, &specs[j]).await {
+                            rollback_failures.push((Describe(&specs[j]).to_string(), re));
+                        }
+                    }
+                    return Err(ResourceError::Start {
+                        group: group.to_string(),
+                        index: i,
+                        resource: Describe(spec).to_string(),
+                        source: Box::new(e),
+                        rollback_failures,
+                    });
+                }
+            }
+        }
+        self.spawn_announcements(group, targets.clone());
+        tracing::info!(group, "group started");
+        Ok(StartReport {
+            group: group.to_string(),
+            resources,
+            announced: targets,
+        })
+    }
+
+    /// Stops `specs` right to left, past failures.
+    pub async fn stop_group(&self, group: &str, specs: &[ResourceSpec]) -> StopReport {
+        tracing::info!(group, resources = specs.len(), "stopping group");
+        if let Some(handles) = self.tasks().remove(group) {
+            for h in handles {
+                h.abort();
+            }
+        }
+        let mut report = StopReport {
+            group: group.to_string(),
+            resources: Vec::new(),
+            failures: Vec::new(),
+            announced: Vec::new(),
+        };
+        for spec in specs.iter().rev() {
+            match self.stop_one(group, spec).await {
+                Ok((outcome, targets)) => {
+                    report.resources.push(ResourceOutcome {
+                        resource: Describe(spec).to_string(),
+                        outcome,
+                    });
+                    report.announced.extend(targets);
+                }
+                Err(e) => {
+                    tracing::error!(group, resource = %Describe(spec), "stop failed: {e}");
+                    report.failures.push((Describe(spec).to_string(), e));
+                }
+            }
+        }
+        if !report.announced.is_empty() {
+            let inner = self.inner.clone();
+            let targets = report.announced.clone();
+            tokio::spawn(async move {
+                inner.announcer.announce(&targets).await;
+            });
+        }
+        report
+    }
+
+    /// Whether each resource of the group is in place.
+    pub async fn status_group(&self, group: &str, specs: &[ResourceSpec]) -> GroupStatus {
+        let mut resources = Vec::new();
+        for spec in specs {
+            let st = match self.status_one(group, spec).await {
+                Ok(s) => s,
+                Err(e) => ResourceState::Unknown(e.to_string()),
+            };
+            resources.push((Describe(spec).to_string(), st));
+        }
+        GroupStatus {
+            group: group.to_string(),
+            resources,
+        }
+    }
+
+    /// Announces `targets` now, within the rate limit (e.g. on an operator's request).
+    pub async fn announce_now(&self, targets: &[AnnounceTarget]) -> AnnounceOutcome {
+        self.inner.announcer.announce(targets).await
+    }
+
+    fn tasks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<tokio::task::JoinHandle<()>>>> {
+        self.inner.tasks.lock().expect("task table poisoned")
+    }
+
+    fn spawn_announcements(&self, group: &str, targets: Vec<AnnounceTarget>) {
+        let mut tasks = self.tasks();
+        let handles = tasks.entry(group.to_string()).or_default();
+        for h in handles.drain(..) {
+            h.abort();
+        }
+        if targets.is_empty() {
+            return;
+        }
+        let inner = self.inner.clone();
+        let first = targets.clone();
+        let g = group.to_string();
+        handles.push(tokio::spawn(async move {
+            let out = inner.announcer.announce(&first).await;
+            for e in &out.errors {
+                tracing::warn!(group = %g, "announcement: {e}");
+            }
+        }));
+        if let Some(every) = self.inner.config.arp.refresh.filter(|d| !d.is_zero()) {
+            let inner = self.inner.clone();
+            handles.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    inner.announcer.announce(&targets).await;
+                }
+            }));
+        }
+    }
+
+    async fn start_one(
+        &self,
+        group: &str,
+        spec: &ResourceSpec,
+    ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
+        let nl = &self.inner.nl;
+        let changed = |c: bool| {
+            if c {
+                Outcome::Changed
+            } else {
+                Outcome::Unchanged
+            }
+        };
+        match spec {
+            ResourceSpec::IpAddr {
+                addr,
+                prefix,
+                iface,
+                broadcast,
+                label,
+            } => {
+                let (c, t) = ipaddr::start(
+                    nl,
+                    *addr,
+                    *prefix,
+                    iface.as_deref(),
+                    *broadcast,
+                    label.as_deref(),
+                )
+                .await?;
+                Ok((changed(c), vec![t]))
+            }
+            ResourceSpec::Mac {
+                iface,
+                mac,
+                mode,
+                addr,
+                gateway,
+            } => {
+                let req = mac::MacRequest {
+                    group,
+                    iface,
+                    vmac: *mac,
+                    mode,
+                    addr: *addr,
+                    gateway: *gateway,
+                };
+                let out = mac::start(nl, &self.inner.state, &req).await?;
+                Ok((changed(out.changed), out.targets))
+            }
+            ResourceSpec::Hostname { name } => {
+                let c = self
+                    .inner
+                    .state
+                    .update_all(|all| hostname::start(all, group, name))?;
+                Ok((changed(c), Vec::new()))
+            }
+            ResourceSpec::Script {
+                name,
+                args,
+                kind,
+                params,
+                timeout,
+            } => {
+                let call = ScriptCall {
+                    group,
+                    name,
+                    args,
+                    kind,
+                    params,
+                    timeout: *timeout,
+                };
+                let c = self.inner.scripts.start(&call).await?;
+                Ok((changed(c), Vec::new()))
+            }
+        }
+    }
+
+    async fn stop_one(
+        &self,
+        group: &str,
+        spec: &ResourceSpec,
+    ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
+        let nl = &self.inner.nl;
+        let changed = |c: bool| {
+            if c {
+                Outcome::Changed
+            } else {
+                Outcome::Unchanged
+            }
+        };
+        match spec {
+            ResourceSpec::IpAddr {
+                addr,
+                prefix,
+                iface,
+                ..
+            } => Ok((
+                changed(ipaddr::stop(nl, *addr, *prefix, iface.as_deref()).await?),
+                Vec::new(),
+            )),
+            ResourceSpec::Mac {
+                iface,
+                mac,
+                mode,
+                addr,
+                gateway,
+            } => {
+                let req = mac::MacRequest {
+                    group,
+                    iface,
+                    vmac: *mac,
+                    mode,
+                    addr: *addr,
+                    gateway: *gateway,
+                };
+                let out = mac::stop(nl, &self.inner.state, &req).await?;
+                Ok((changed(out.changed), out.targets))
+            }
+            ResourceSpec::Hostname { .. } => {
+                let c = self
+                    .inner
+                    .state
+                    .update_all(|all| hostname::stop(all, group))?;
+                Ok((changed(c), Vec::new()))
+            }
+            ResourceSpec::Script {
+                name,
+                args,
+                kind,
+                params,
+                timeout,
+            } => {
+                let call = ScriptCall {
+                    group,
+                    name,
+                    args,
+                    kind,
+                    params,
+                    timeout: *timeout,
+                };
+                Ok((changed(self.inner.scripts.stop(&call).await?), Vec::new()))
+            }
+        }
+    }
+
+    async fn status_one(
+        &self,
+        group: &str,
+        spec: &ResourceSpec,
+    ) -> Result<ResourceState, ResourceError> {
+        let nl = &self.inner.nl;
+        match spec {
+            ResourceSpec::IpAddr {
+                addr,
+                prefix,
+                iface,
+                ..
+            } => Ok(
+                match ipaddr::status(nl, *addr, *prefix, iface.as_deref()).await? {
+                    Some(_) => ResourceState::InPlace,
+                    None => ResourceState::Absent,
+                },
+            ),
+            ResourceSpec::Mac {
+                iface,
+                mac,
+                mode,
+                addr,
+                gateway,
+            } => {
+                let req = mac::MacRequest {
+                    group,
+                    iface,
+                    vmac: *mac,
+                    mode,
+                    addr: *addr,
+                    gateway: *gateway,
+                };
+                mac::status(nl, &req).await
+            }
+            ResourceSpec::Hostname { name } => {
+                let all = self.inner.state.snapshot();
+                Ok(if hostname::status(&all, group, name)? {
+                    ResourceState::InPlace
+                } else {
+                    ResourceState::Absent
+                })
+            }
+            ResourceSpec::Script {
+                name,
+                args,
+                kind,
+                params,
+                timeout,
+            } => {
+                let call = ScriptCall {
+                    group,
+                    name,
+                    args,
+                    kind,
+                    params,
+                    timeout: *timeout,
+                };
+                self.inner.scripts.status(&call).await
+            }
+        }
+    }
+}

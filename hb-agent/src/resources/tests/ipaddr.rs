@@ -1,0 +1,148 @@
+//! IpAddr: prefix, broadcast, label; auto interface; idempotence; absent stop.
+use super::*;
+use crate::resources::{Outcome, ResourceError, ResourceState};
+
+#[test]
+fn ip_add_remove_with_prefix_broadcast_label() {
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let v4 = ResourceSpec::IpAddr {
+        addr: ip("192.168.32.21"),
+        prefix: 24,
+        iface: Some("eth0".into()),
+        broadcast: Some("192.168.32.255".parse().unwrap()),
+        label: Some("vip".into()),
+    };
+    // No interface given: eth0 carries 192.168.32.0/24. Custom broadcast.
+    let auto = ResourceSpec::IpAddr {
+        addr: ip("192.168.32.22"),
+        prefix: 25,
+        iface: None,
+        broadcast: Some("192.168.32.100".parse().unwrap()),
+        label: Some("eth0:web".into()),
+    };
+    let v6 = ip_spec("fd00::21", 64, Some("eth0"));
+    let specs = vec![v4, auto, v6];
+    let s2 = specs.clone();
+    let cfg2 = cfg.clone();
+    let report = lan.node.run(false, move || async move {
+        let r = resources(cfg);
+        let first = r.start_group("g", &s2).await.expect("start");
+        let again = r.start_group("g", &s2).await.expect("start again");
+        let status = r.status_group("g", &s2).await;
+        (first, again, status)
+    });
+    let (first, again, status) = report;
+    assert!(
+        first
+            .resources
+            .iter()
+            .all(|o| o.outcome == Outcome::Changed),
+        "{first:?}"
+    );
+    assert!(
+        again
+            .resources
+            .iter()
+            .all(|o| o.outcome == Outcome::Unchanged),
+        "idempotent: {again:?}"
+    );
+    assert!(status.all_in_place(), "{status:?}");
+
+    let v4_lines = lines(&lan.node, "-4 -o addr show dev eth0");
+    assert!(
+        v4_lines.iter().any(|l| l
+            .contains("inet 192.168.32.21/24 brd 192.168.32.255 scope global secondary eth0:vip")),
+        "{v4_lines:#?}"
+    );
+    assert!(
+        v4_lines.iter().any(|l| l
+            .contains("inet 192.168.32.22/25 brd 192.168.32.100 scope global")
+            && l.contains("eth0:web")),
+        "{v4_lines:#?}"
+    );
+    let v6_lines = lines(&lan.node, "-6 -o addr show dev eth0 scope global");
+    assert!(
+        v6_lines
+            .iter()
+            .any(|l| l.contains("inet6 fd00::21/64") && l.contains("nodad")),
+        "{v6_lines:#?}"
+    );
+    // Exactly one copy of each address.
+    assert_eq!(
+        v4_lines
+            .iter()
+            .filter(|l| l.contains("192.168.32.21/"))
+            .count(),
+        1
+    );
+
+    let s3 = specs.clone();
+    let (stop1, stop2, status) = lan.node.run(false, move || async move {
+        let r = resources(cfg2);
+        let a = r.stop_group("g", &s3).await;
+        let b = r.stop_group("g", &s3).await;
+        let s = r.status_group("g", &s3).await;
+        (a, b, s)
+    });
+    assert!(stop1.is_clean(), "{stop1:?}");
+    assert!(
+        stop1
+            .resources
+            .iter()
+            .all(|o| o.outcome == Outcome::Changed),
+        "{stop1:?}"
+    );
+    assert!(stop2.is_clean(), "stopping what is absent is Ok: {stop2:?}");
+    assert!(
+        stop2
+            .resources
+            .iter()
+            .all(|o| o.outcome == Outcome::Unchanged),
+        "{stop2:?}"
+    );
+    assert!(status.none_in_place(), "{status:?}");
+    let v4_lines = lines(&lan.node, "-4 -o addr show dev eth0");
+    assert_eq!(
+        v4_lines.len(),
+        1,
+        "only the node's own address is left: {v4_lines:#?}"
+    );
+    assert!(v4_lines[0].contains("inet 192.168.32.31/24"));
+    assert!(lines(&lan.node, "-6 -o addr show dev eth0 scope global").is_empty());
+    assert_eq!(status.resources[0].1, ResourceState::Absent);
+}
+
+#[test]
+fn ip_without_matching_subnet_fails_clearly() {
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let cfg2 = cfg.clone();
+    let err = lan.node.run(false, move || async move {
+        let r = resources(cfg);
+        r.start_group("g", &[ip_spec("10.99.0.1", 24, None)])
+            .await
+            .unwrap_err()
+    });
+    match &err {
+        ResourceError::Start {
+            source, index: 0, ..
+        } => {
+            assert!(
+                matches!(**source, ResourceError::NoInterfaceFor(_)),
+                "{err}"
+            )
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(err.to_string().contains("10.99.0.1"), "{err}");
+    let err = lan.node.run(false, move || async move {
+        let r = resources(cfg2);
+        r.start_group("g", &[ip_spec("10.99.0.1", 24, Some("nope0"))])
+            .await
+            .unwrap_err()
+    });
+    assert!(err.to_string().contains("nope0"), "{err}");
+}
