@@ -1,11 +1,13 @@
 //! hb-agent: the daemon and CLI around the XDP heartbeat program.
 //!
+//! - `config`: native TOML and Heartbeat ha.d parsers, validation.
 //! - `kernel`: load/attach the XDP program, its maps and events.
 //! - `sender`: the heartbeat sender (dedicated timing thread).
 //! - `ping`: ping nodes / ping groups (connectivity, as ipfail).
 //! - `resources`: what takeover and release do (IP, MAC, hostname, ARP, scripts).
 //! - `control`: the control socket and `status` output.
 
+pub mod config;
 pub mod control;
 pub mod kernel;
 pub mod ping;

@@ -1,0 +1,511 @@
+//! Heartbeat's haresources: one resource group per line,
+//! `preferred-node resource resource::arg::arg ...`, backslash continuation.
+//!
+//! Naming and mapping rules (the README should state them):
+//! - the group is named after its first resource token as written
+//!   (`Remac1`, `IPaddr::192.168.60.200/24/eth0/`);
+//! - candidates are the preferred node, then every other ha.cf node in
+//!   `node` order (Heartbeat lets any node take over);
+//! - `IPaddr`/`IPaddr2::ip[/prefix-or-netmask[/iface[/broadcast]]]`, or a bare
+//!   address as Heartbeat allows, map to `ResourceSpec::IpAddr`;
+//!   an interface written `eth0:1` becomes iface `eth0` with label `eth0:1`;
+//! - `MacTakeover::IFACE::MAC::replace|macvlan[=CHILD][::IP/PREFIX[::GATEWAY]]`
+//!   maps to `ResourceSpec::Mac`;
+//! - `Hostname::NAME` maps to `ResourceSpec::Hostname`;
+//! - `ocf:PROVIDER:AGENT::name=value::name=value` maps to an OCF agent
+//!   (single colons inside the agent id, `::` between parameters, like the
+//!   other resources);
+//! - anything else is a Heartbeat resource.d script, `name::arg::arg`.
+//!
+//! Whether a script exists is left to `check`, so parsing needs no /etc.
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::diag::Diag;
+use super::model::{Group, Origin, fnv1a32};
+use super::text::{shorten, strip_comment, warn_odd_spaces, words};
+use super::values;
+use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+
+pub(crate) fn parse(
+    text: &str,
+    file: &Path,
+    nodes: &[String],
+    script_timeout: Duration,
+    diags: &mut Vec<Diag>,
+) -> Vec<Group> {
+    warn_odd_spaces(text, file, diags);
+    let mut groups: Vec<Group> = Vec::new();
+    for (line, logical) in logical_lines(text) {
+        let tokens: Vec<&str> = words(&logical).collect();
+        let Some((first, resources)) = tokens.split_first() else {
+            continue;
+        };
+        let node = first.to_ascii_lowercase();
+        if !nodes.contains(&node) {
+            let known = nodes.join(", ");
+            diags.push(
+                Diag::error(
+                    file,
+                    format!(
+                        "`{}` is not a node declared in ha.cf (nodes: {known})",
+                        shorten(first, 40)
+                    ),
+                )
+                .at(line)
+                .field("node"),
+            );
+            continue;
+        }
+        if resources.is_empty() {
+            diags.push(
+                Diag::error(
+                    file,
+                    format!("the group for node `{node}` lists no resources"),
+                )
+                .at(line)
+                .field("resources"),
+            );
+            continue;
+        }
+        let mut specs = Vec::new();
+        for token in resources {
+            match resource(token, script_timeout) {
+                Ok(spec) => specs.push(spec),
+                Err((field, msg)) => {
+                    diags.push(Diag::error(file, msg).at(line).field(field));
+                }
+            }
+        }
+        if specs.len() != resources.len() {
+            continue;
+        }
+        let name = resources[0].to_string();
+        if let Some(other) = groups.iter().find(|g| g.name == name) {
+            let at = other.origin.as_ref().map_or(0, |o| o.line);
+            diags.push(
+                Diag::error(
+                    file,
+                    format!(
+                        "group `{name}` is already defined at line {at} (a group is named after its first resource)"
+                    ),
+                )
+                .at(line)
+                .field("group"),
+            );
+            continue;
+        }
+        let mut candidates = vec![node.clone()];
+        candidates.extend(nodes.iter().filter(|n| **n != node).cloned());
+        groups.push(Group {
+            id: fnv1a32(&name),
+            name,
+            nodes: candidates,
+            resources: specs,
+            origin: Some(Origin {
+                file: file.to_path_buf(),
+                line,
+            }),
+        });
+    }
+    groups
+}
+
+/// Joins backslash-continued lines; yields (first line number, text).
+fn logical_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut pending: Option<(usize, String)> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let content = strip_comment(raw).trim_end();
+        let (content, continued) = match content.strip_suffix('\\') {
+            Some(head) => (head, true),
+            None => (content, false),
+        };
+        let (start, mut acc) = pending.take().unwrap_or((index + 1, String::new()));
+        acc.push(' ');
+        acc.push_str(content);
+        if continued {
+            pending = Some((start, acc));
+        } else {
+            out.push((start, acc));
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+type ResErr = (&'static str, String);
+
+/// One haresources token -> ResourceSpec. The error names the resource kind.
+pub(crate) fn resource(token: &str, script_timeout: Duration) -> Result<ResourceSpec, ResErr> {
+    // A bare address is IPaddr in Heartbeat (`node1 10.0.0.170 httpd`).
+    if token
+        .split('/')
+        .next()
+        .is_some_and(|a| values::ip(a).is_ok())
+    {
+        return ipaddr(token).map_err(|m| ("IPaddr", m));
+    }
+    let parts: Vec<&str> = token.split("::").collect();
+    let (name, args) = (parts[0], &parts[1..]);
+    match name {
+        "IPaddr" | "IPaddr2" => match args {
+            [spec] => ipaddr(spec).map_err(|m| ("IPaddr", m)),
+            _ => Err((
+                "IPaddr",
+                format!("expected `{name}::IP[/PREFIX[/IFACE[/BROADCAST]]]`, found {token:?}"),
+            )),
+        },
+        "MacTakeover" => mac_takeover(args).map_err(|m| ("MacTakeover", m)),
+        "Hostname" => match args {
+            [host] => values::hostname(host)
+                .map(|()| ResourceSpec::Hostname {
+                    name: host.to_string(),
+                })
+                .map_err(|m| ("Hostname", m)),
+            _ => Err((
+                "Hostname",
+                format!("expected `Hostname::NAME`, found {token:?}"),
+            )),
+        },
+        _ if name.starts_with("ocf:") => ocf(name, args, script_timeout).map_err(|m| ("ocf", m)),
+        _ => {
+            values::script_name(name).map_err(|m| ("resource", m))?;
+            Ok(ResourceSpec::Script {
+                name: name.to_string(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+                kind: ScriptKind::Heartbeat,
+                params: BTreeMap::new(),
+                timeout: script_timeout,
+            })
+        }
+    }
+}
+
+/// `ip[/prefix[/iface[/broadcast]]]`, any field after the address may be empty.
+fn ipaddr(spec: &str) -> Result<ResourceSpec, String> {
+    let fields: Vec<&str> = spec.split('/').collect();
+    if fields.len() > 4 {
+        return Err(format!(
+            "expected IP[/PREFIX[/IFACE[/BROADCAST]]], found {spec:?}"
+        ));
+    }
+    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
+    let addr = values::ip(fields[0])?;
+    let prefix = match field(1) {
+        Some(p) => values::prefix_for(addr, p)?,
+        None => values::default_prefix(addr),
+    };
+    let (iface, label) = match field(2) {
+        Some(nic) => {
+            let base = nic.split_once(':').map_or(nic, |(base, _)| base);
+            values::iface(base)?;
+            (
+                Some(base.to_string()),
+                (base != nic).then(|| nic.to_string()),
+            )
+        }
+        None => (None, None),
+    };
+    let broadcast = match field(3) {
+        Some(b) if addr.is_ipv4() => Some(
+            b.parse::<Ipv4Addr>()
+                .map_err(|_| format!("expected an IPv4 broadcast address, found {b:?}"))?,
+        ),
+        Some(_) => return Err("an IPv6 address has no broadcast address".to_string()),
+        None => None,
+    };
+    Ok(ResourceSpec::IpAddr {
+        addr,
+        prefix,
+        iface,
+        broadcast,
+        label,
+    })
+}
+
+/// `IFACE::MAC::replace|macvlan[=CHILD][::IP/PREFIX[::GATEWAY]]`.
+fn mac_takeover(args: &[&str]) -> Result<ResourceSpec, String> {
+    let usage = "expected `MacTakeover::IFACE::MAC::replace|macvlan[::IP/PREFIX[::GATEWAY]]`";
+    if !(3..=5).contains(&args.len()) {
+        return Err(format!("{usage}, found {} argument(s)", args.len()));
+    }
+    values::iface(args[0])?;
+    let mac = values::mac(args[1])?;
+    let mode = mac_mode(args[2])?;
+    let addr = match args.get(3).filter(|a| !a.is_empty()) {
+        Some(a) => Some(values::ip_prefix(a)?),
+        None => None,
+    };
+    let gateway = match args.get(4).filter(|a| !a.is_empty()) {
+        Some(g) => Some(values::ip(g)?),
+        None => None,
+    };
+    Ok(ResourceSpec::Mac {
+        iface: args[0].to_string(),
+        mac,
+        mode,
+        addr,
+        gateway,
+    })
+}
+
+fn mac_mode(s: &str) -> Result<MacMode, String> {
+    match s.split_once('=') {
+        None if s == "replace" => Ok(MacMode::Replace),
+        None if s == "macvlan" => Ok(MacMode::Macvlan { child: None }),
+        Some(("macvlan", child)) => {
+            values::iface(child)?;
+            Ok(MacMode::Macvlan {
+                child: Some(child.to_string()),
+            })
+        }
+        _ => Err(format!(
+            "expected mode replace, macvlan or macvlan=CHILD, found {s:?}"
+        )),
+    }
+}
+
+/// `ocf:PROVIDER:AGENT` plus `name=value` parameters.
+fn ocf(head: &str, args: &[&str], timeout: Duration) -> Result<ResourceSpec, String> {
+    let ids: Vec<&str> = head.split(':').collect();
+    let [_, provider, agent] = ids.as_slice() else {
+        return Err(format!(
+            "expected `ocf:PROVIDER:AGENT::name=value...`, found {head:?}"
+        ));
+    };
+    values::script_name(provider)?;
+    values::script_name(agent)?;
+    let mut params = BTreeMap::new();
+    for arg in args {
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(format!(
+                "expected an OCF parameter `name=value`, found {arg:?}"
+            ));
+        };
+        values::env_name(key)?;
+        if params.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("OCF parameter `{key}` is given twice"));
+        }
+    }
+    Ok(ResourceSpec::Script {
+        name: agent.to_string(),
+        args: Vec::new(),
+        kind: ScriptKind::Ocf {
+            provider: provider.to_string(),
+        },
+        params,
+        timeout,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    const T: Duration = Duration::from_secs(20);
+
+    fn nodes(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(text: &str) -> (Vec<Group>, Vec<Diag>) {
+        let mut d = Vec::new();
+        let g = parse(
+            text,
+            Path::new("haresources"),
+            &nodes(&["node0", "node2", "node1"]),
+            T,
+            &mut d,
+        );
+        (g, d)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn groups_and_candidates() {
+        let (g, d) = run("node0 Remac1\n# comment\nnode2 Remac2 # trailing\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(g[0].name, "Remac1");
+        assert_eq!(g[0].nodes, ["node0", "node2", "node1"]);
+        assert_eq!(g[1].nodes, ["node2", "node0", "node1"]);
+        assert_eq!(g[1].id, fnv1a32("Remac2"));
+        assert_eq!(g[1].origin.as_ref().unwrap().line, 3);
+        assert_eq!(
+            g[0].resources,
+            [ResourceSpec::Script {
+                name: "Remac1".into(),
+                args: vec![],
+                kind: ScriptKind::Heartbeat,
+                params: BTreeMap::new(),
+                timeout: T
+            }]
+        );
+    }
+
+    #[test]
+    fn tutorial_general_form() {
+        let (g, d) = run(
+            "node1 IPaddr::192.168.60.200/24/eth0/  Filesystem::/dev/sdb5::/webdata::ext3  httpd tomcat\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(g[0].name, "IPaddr::192.168.60.200/24/eth0/");
+        assert_eq!(g[0].nodes, ["node1", "node0", "node2"]);
+        assert_eq!(
+            g[0].resources[0],
+            ResourceSpec::IpAddr {
+                addr: ip("192.168.60.200"),
+                prefix: 24,
+                iface: Some("eth0".into()),
+                broadcast: None,
+                label: None
+            }
+        );
+        let ResourceSpec::Script { name, args, .. } = &g[0].resources[1] else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), args.as_slice()),
+            (
+                "Filesystem",
+                &["/dev/sdb5".to_string(), "/webdata".into(), "ext3".into()][..]
+            )
+        );
+        assert_eq!(g[0].resources.len(), 4);
+    }
+
+    #[test]
+    fn continuation_lines() {
+        let (g, d) = run("node0 IPaddr::10.0.0.5 \\\n   httpd\nnode2 x\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(g[0].resources.len(), 2);
+        assert_eq!(g[1].origin.as_ref().unwrap().line, 3);
+    }
+
+    #[test]
+    fn ipaddr_forms() {
+        let r = |t| resource(t, T);
+        assert_eq!(
+            r("IPaddr::1.2.3.4"),
+            Ok(ResourceSpec::IpAddr {
+                addr: ip("1.2.3.4"),
+                prefix: 24,
+                iface: None,
+                broadcast: None,
+                label: None
+            })
+        );
+        assert_eq!(
+            r("IPaddr2::10.1.1.1/255.255.0.0/eth0:1/10.1.255.255"),
+            Ok(ResourceSpec::IpAddr {
+                addr: ip("10.1.1.1"),
+                prefix: 16,
+                iface: Some("eth0".into()),
+                broadcast: Some("10.1.255.255".parse().unwrap()),
+                label: Some("eth0:1".into())
+            })
+        );
+        assert_eq!(
+            r("10.0.0.170"),
+            Ok(ResourceSpec::IpAddr {
+                addr: ip("10.0.0.170"),
+                prefix: 24,
+                iface: None,
+                broadcast: None,
+                label: None
+            })
+        );
+        assert!(r("IPaddr::1.2.3.4/33").is_err());
+        assert!(r("IPaddr::1.2.3.4/24/eth0/x").is_err());
+        assert!(r("IPaddr::1.2.3.4::extra").is_err());
+        assert!(r("IPaddr::nohost/24").is_err());
+    }
+
+    #[test]
+    fn mac_takeover_forms() {
+        let r = |t| resource(t, T);
+        assert_eq!(
+            r("MacTakeover::eth0::00:1E:68:1E:99:5E::replace::192.168.32.21/24::192.168.32.254"),
+            Ok(ResourceSpec::Mac {
+                iface: "eth0".into(),
+                mac: [0x00, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
+                mode: MacMode::Replace,
+                addr: Some((ip("192.168.32.21"), 24)),
+                gateway: Some(ip("192.168.32.254")),
+            })
+        );
+        assert_eq!(
+            r("MacTakeover::eth0::00:1E:68:1E:88:5E::macvlan=hbv2"),
+            Ok(ResourceSpec::Mac {
+                iface: "eth0".into(),
+                mac: [0x00, 0x1e, 0x68, 0x1e, 0x88, 0x5e],
+                mode: MacMode::Macvlan {
+                    child: Some("hbv2".into())
+                },
+                addr: None,
+                gateway: None,
+            })
+        );
+        assert!(r("MacTakeover::eth0::00:1E:68:1E:99:5E").is_err());
+        assert!(r("MacTakeover::eth0::00:1E:68:1E:99:5E::swap").is_err());
+        assert_eq!(
+            r("MacTakeover::eth0::01:1E:68:1E:99:5E::replace")
+                .unwrap_err()
+                .0,
+            "MacTakeover"
+        );
+    }
+
+    #[test]
+    fn hostname_and_ocf() {
+        assert_eq!(
+            resource("Hostname::nodevir", T),
+            Ok(ResourceSpec::Hostname {
+                name: "nodevir".into()
+            })
+        );
+        assert!(resource("Hostname::a::b", T).is_err());
+        let ocf = resource("ocf:heartbeat:IPaddr2::ip=10.0.0.9::cidr_netmask=24", T).unwrap();
+        let ResourceSpec::Script {
+            name, kind, params, ..
+        } = ocf
+        else {
+            panic!()
+        };
+        assert_eq!(name, "IPaddr2");
+        assert_eq!(
+            kind,
+            ScriptKind::Ocf {
+                provider: "heartbeat".into()
+            }
+        );
+        assert_eq!(params["ip"], "10.0.0.9");
+        assert_eq!(params["cidr_netmask"], "24");
+        assert!(resource("ocf:heartbeat::ip=1", T).is_err());
+        assert!(resource("ocf:heartbeat:IPaddr2::novalue", T).is_err());
+        assert!(resource("../evil", T).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let (g, d) =
+            run("node9 Remac1\nnode0\nnode0 Hostname::bad_name\nnode0 Remac1\nnode1 Remac1\n");
+        assert_eq!(g.len(), 1);
+        let shown: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "haresources:1: node: `node9` is not a node declared in ha.cf (nodes: node0, node2, node1)",
+                "haresources:2: resources: the group for node `node0` lists no resources",
+                "haresources:3: Hostname: expected a host name (letters, digits, '-', dots; at most 64 characters), found \"bad_name\"",
+                "haresources:5: group: group `Remac1` is already defined at line 4 (a group is named after its first resource)",
+            ]
+        );
+    }
+}

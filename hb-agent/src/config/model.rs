@@ -1,0 +1,295 @@
+//! The typed configuration. Both front ends (a Heartbeat ha.d directory and the
+//! native TOML file) produce exactly this, already validated; the rest of the
+//! agent never sees where it came from except through `source` and `warnings`.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use super::diag::Diag;
+use crate::resources::spec::ResourceSpec;
+
+/// Heartbeat's well-known port (IANA "ha-cluster").
+pub const DEFAULT_UDP_PORT: u16 = 694;
+/// How long a resource script may run before it is treated as failed.
+pub const DEFAULT_SCRIPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Fencing commands (power switches) can be slow; a minute is generous.
+pub const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(60);
+/// Cluster name used for an ha.d directory without an hb `cluster` line.
+pub const HA_DIR_CLUSTER: &str = "heartbeat";
+/// HKDF salt: versioned so a future wire format can change keys cleanly.
+pub const KEY_SALT: &[u8] = b"hb heartbeat v1";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub cluster: String,
+    pub cluster_id: u32,
+    pub udp_port: u16,
+    pub auth: Auth,
+    /// In priority order (the order of ha.cf `node` lines).
+    pub nodes: Vec<Node>,
+    pub links: Vec<Link>,
+    pub timing: Timing,
+    pub auto_failback: bool,
+    pub groups: Vec<Group>,
+    pub ping_nodes: Vec<IpAddr>,
+    pub ping_groups: Vec<PingGroup>,
+    pub fencing: Option<Fencing>,
+    pub arp: ArpSettings,
+    pub control_socket: PathBuf,
+    pub metrics_addr: Option<SocketAddr>,
+    pub script_dirs: Vec<PathBuf>,
+    pub script_timeout: Duration,
+    /// The heartbeat sender runs SCHED_FIFO.
+    pub realtime: bool,
+    /// Ignored directives and other non-fatal findings, with file:line.
+    pub warnings: Vec<Diag>,
+    /// The files the configuration was read from.
+    pub source: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    /// fnv1a32(name) unless given in TOML. Carried in every heartbeat.
+    pub id: u32,
+    /// Link name -> this node's address on that link (may be empty for bcast).
+    pub addrs: BTreeMap<String, IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkKind {
+    Bcast,
+    Mcast {
+        group: IpAddr,
+        ttl: u8,
+        loopback: bool,
+    },
+    Ucast {
+        peers: Vec<IpAddr>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub name: String,
+    pub iface: String,
+    pub kind: LinkKind,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Interval between heartbeats.
+    pub keepalive: Duration,
+    /// Silence after which a peer is declared dead.
+    pub deadtime: Duration,
+    /// Silence after which a late heartbeat is logged.
+    pub warntime: Duration,
+    /// Deadtime used right after start-up, while networks come up.
+    pub initdead: Duration,
+}
+
+impl Timing {
+    /// Heartbeat's defaults (config.c): keepalive 1s, deadtime 30s, warntime
+    /// deadtime/2. initdead defaults to 2 x deadtime, the minimum Heartbeat's
+    /// documentation asks for (its code used a smaller value).
+    pub fn with_defaults(
+        keepalive: Option<Duration>,
+        deadtime: Option<Duration>,
+        warntime: Option<Duration>,
+        initdead: Option<Duration>,
+    ) -> Timing {
+        let keepalive = keepalive.unwrap_or(Duration::from_secs(1));
+        let deadtime = deadtime.unwrap_or(Duration::from_secs(30));
+        Timing {
+            keepalive,
+            deadtime,
+            warntime: warntime.unwrap_or(deadtime / 2),
+            initdead: initdead.unwrap_or(deadtime * 2),
+        }
+    }
+}
+
+/// Where a group was defined, so `check` can point at the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    /// fnv1a32(name).
+    pub id: u32,
+    /// Candidate nodes, most preferred first.
+    pub nodes: Vec<String>,
+    /// Started left to right, stopped right to left.
+    pub resources: Vec<ResourceSpec>,
+    pub origin: Option<Origin>,
+}
+
+/// A set of addresses that counts as reachable if any member answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingGroup {
+    pub name: String,
+    pub addrs: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fencing {
+    /// Run via `sh -c`; `%n` is replaced by the name of the node to fence.
+    pub command: String,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArpSettings {
+    /// Gratuitous ARPs / unsolicited NAs sent on takeover.
+    pub count: u32,
+    pub interval: Duration,
+    /// Send ARP replies instead of requests (some switches only learn from replies).
+    pub reply_form: bool,
+    /// Re-announce held addresses this often; None = only at takeover.
+    pub refresh: Option<Duration>,
+    /// Set the Router flag in IPv6 unsolicited neighbour advertisements.
+    pub na_router_flag: bool,
+}
+
+impl Default for ArpSettings {
+    fn default() -> Self {
+        ArpSettings {
+            count: 5,
+            interval: Duration::from_millis(200),
+            reply_form: false,
+            refresh: Some(Duration::from_secs(10)),
+            na_router_flag: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// Heartbeat's crc: a checksum, authenticates nothing.
+    Crc,
+    /// Heartbeat's sha1 secret, kept for compatibility of configuration only:
+    /// the key is derived with HKDF-SHA256 (info "sha1").
+    Sha1,
+    /// As Sha1, info "md5".
+    Md5,
+    /// Native: a raw key or a secret (info "secret").
+    Key,
+}
+
+impl AuthMethod {
+    /// The HKDF info string for this method, as bytes.
+    pub fn info(self) -> &'static [u8] {
+        match self {
+            AuthMethod::Crc => b"crc",
+            AuthMethod::Sha1 => b"sha1",
+            AuthMethod::Md5 => b"md5",
+            AuthMethod::Key => b"secret",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub method: AuthMethod,
+    /// Heartbeat MAC key; all zero for crc.
+    pub key: [u8; 16],
+    /// False for crc: anyone on the link can forge heartbeats.
+    pub authenticated: bool,
+}
+
+impl Auth {
+    pub fn crc() -> Auth {
+        Auth {
+            method: AuthMethod::Crc,
+            key: [0; 16],
+            authenticated: false,
+        }
+    }
+
+    /// Key from a shared secret: HKDF-SHA256, salt `KEY_SALT`, info = the
+    /// method name (`sha1`, `md5`, or `secret` for TOML `secret = ...`).
+    pub fn from_secret(method: AuthMethod, secret: &[u8]) -> Auth {
+        Auth {
+            method,
+            key: derive_key(method.info(), secret),
+            authenticated: true,
+        }
+    }
+}
+
+/// Never print the key: configurations end up in logs and bug reports.
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("method", &self.method)
+            .field("key", &"<redacted>")
+            .field("authenticated", &self.authenticated)
+            .finish()
+    }
+}
+
+/// HKDF-SHA256(salt = `KEY_SALT`, ikm = secret, info) -> 16 bytes.
+pub fn derive_key(info: &[u8], secret: &[u8]) -> [u8; 16] {
+    let hk = Hkdf::<Sha256>::new(Some(KEY_SALT), secret);
+    let mut out = [0u8; 16];
+    hk.expand(info, &mut out)
+        .expect("16 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
+/// FNV-1a, 32 bits: stable ids from names, so every node computes the same
+/// ids without coordination.
+pub fn fnv1a32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a32_known_vectors() {
+        // Reference values of the FNV-1a 32-bit test suite.
+        assert_eq!(fnv1a32(""), 0x811c_9dc5);
+        assert_eq!(fnv1a32("a"), 0xe40c_292c);
+        assert_eq!(fnv1a32("foobar"), 0xbf9c_f968);
+    }
+
+    #[test]
+    fn derived_keys_depend_on_method_and_secret() {
+        let a = derive_key(b"sha1", b"HI!");
+        assert_eq!(a, derive_key(b"sha1", b"HI!"));
+        assert_ne!(a, derive_key(b"md5", b"HI!"));
+        assert_ne!(a, derive_key(b"sha1", b"HI?"));
+        assert_ne!(a, [0; 16]);
+    }
+
+    #[test]
+    fn auth_debug_redacts_the_key() {
+        let auth = Auth::from_secret(AuthMethod::Key, b"s3cret");
+        let shown = format!("{auth:?}");
+        assert!(shown.contains("redacted"), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", auth.key)), "{shown}");
+    }
+
+    #[test]
+    fn heartbeat_default_timing() {
+        let t = Timing::with_defaults(None, None, None, None);
+        assert_eq!(t.keepalive, Duration::from_secs(1));
+        assert_eq!(t.deadtime, Duration::from_secs(30));
+        assert_eq!(t.warntime, Duration::from_secs(15));
+        assert_eq!(t.initdead, Duration::from_secs(60));
+    }
+}

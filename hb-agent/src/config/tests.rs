@@ -1,0 +1,1145 @@
+//! Tests over the fixtures (`fixtures/` beside Cargo.toml): the tutorial's
+//! files as printed, their smallest loadable repair, and example.toml.
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use super::*;
+use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A private copy of fixtures/<set>/<node> with authkeys at mode 600 and the
+/// scripts executable (git checkouts may carry 644 for both).
+fn ha_dir(set: &str, node: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().join(node);
+    copy_dir(&fixtures().join(set).join(node), &dir);
+    chmod(&dir.join("authkeys"), 0o600);
+    for script in fs::read_dir(dir.join("resource.d")).unwrap() {
+        chmod(&script.unwrap().path(), 0o755);
+    }
+    (tmp, dir)
+}
+
+fn load_seed(node: &str) -> Config {
+    let (_tmp, dir) = ha_dir("seed-fixed", node);
+    load_ha_dir(&dir).unwrap_or_else(|d| panic!("{node}: {d:#?}"))
+}
+
+fn names(cfg: &Config) -> Vec<&str> {
+    cfg.nodes.iter().map(|n| n.name.as_str()).collect()
+}
+
+fn script(name: &str) -> ResourceSpec {
+    ResourceSpec::Script {
+        name: name.into(),
+        args: vec![],
+        kind: ScriptKind::Heartbeat,
+        params: BTreeMap::new(),
+        timeout: secs(20),
+    }
+}
+
+fn group_summary(cfg: &Config) -> Vec<(&str, Vec<&str>, &[ResourceSpec])> {
+    cfg.groups
+        .iter()
+        .map(|g| {
+            let nodes = g.nodes.iter().map(String::as_str).collect();
+            (g.name.as_str(), nodes, g.resources.as_slice())
+        })
+        .collect()
+}
+
+fn errors(diags: &[Diag]) -> Vec<String> {
+    diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.to_string())
+        .collect()
+}
+
+fn file_name(d: &Diag) -> &str {
+    d.file.file_name().unwrap().to_str().unwrap()
+}
+
+// ------------------------------------------------------------ the seed
+
+#[test]
+fn seed_common_settings() {
+    for node in ["node0", "node1", "node2"] {
+        let cfg = load_seed(node);
+        assert_eq!(cfg.cluster, "heartbeat", "{node}");
+        assert_eq!(cfg.cluster_id, fnv1a32("heartbeat"));
+        assert_eq!(cfg.udp_port, 694);
+        assert_eq!(
+            cfg.timing,
+            Timing {
+                keepalive: secs(2),
+                deadtime: secs(60),
+                warntime: secs(20),
+                initdead: secs(240)
+            }
+        );
+        assert_eq!(
+            cfg.links,
+            [Link {
+                name: "eth2".into(),
+                iface: "eth2".into(),
+                kind: LinkKind::Bcast,
+                port: 694
+            }]
+        );
+        assert!(cfg.auto_failback);
+        assert_eq!(cfg.ping_nodes, [ip("192.168.32.254")]);
+        assert_eq!(cfg.auth, Auth::crc());
+        assert!(!cfg.auth.authenticated);
+        assert!(cfg.fencing.is_none());
+        assert!(!cfg.realtime);
+        assert_eq!(cfg.arp, ArpSettings::default());
+        assert_eq!(cfg.control_socket, PathBuf::from("/run/hb/heartbeat.sock"));
+        assert_eq!(cfg.script_dirs[1], PathBuf::from("/etc/init.d"));
+        assert!(cfg.script_dirs[0].ends_with(format!("{node}/resource.d")));
+        assert_eq!(cfg.source.len(), 3);
+        for n in &cfg.nodes {
+            assert_eq!(n.id, fnv1a32(&n.name));
+            assert!(n.addrs.is_empty());
+        }
+        let crc = cfg
+            .warnings
+            .iter()
+            .find(|w| w.message == "heartbeats are NOT authenticated (authkeys uses crc)")
+            .unwrap_or_else(|| panic!("{node}: no crc warning"));
+        assert_eq!((file_name(crc), crc.line), ("authkeys", Some(2)));
+    }
+}
+
+#[test]
+fn seed_node_order_and_groups() {
+    let cfg = load_seed("node1");
+    assert_eq!(names(&cfg), ["node0", "node2", "node1"]);
+    assert_eq!(
+        group_summary(&cfg),
+        [
+            (
+                "Remac1",
+                vec!["node0", "node2", "node1"],
+                &[script("Remac1")][..]
+            ),
+            (
+                "Remac2",
+                vec!["node2", "node0", "node1"],
+                &[script("Remac2")][..]
+            ),
+        ]
+    );
+    assert_eq!(cfg.groups[0].id, fnv1a32("Remac1"));
+
+    let cfg = load_seed("node0");
+    assert_eq!(names(&cfg), ["node0", "node1"]);
+    assert_eq!(
+        group_summary(&cfg),
+        [("Remac1", vec!["node0", "node1"], &[script("Remac1")][..])]
+    );
+    // ping_group only appears in node0's (template) ha.cf.
+    assert_eq!(
+        cfg.ping_groups,
+        [PingGroup {
+            name: "group1".into(),
+            addrs: vec![ip("192.168.12.251"), ip("192.168.12.239")]
+        }]
+    );
+
+    let cfg = load_seed("node2");
+    assert_eq!(names(&cfg), ["node2", "node1"]);
+    assert_eq!(
+        group_summary(&cfg),
+        [("Remac2", vec!["node2", "node1"], &[script("Remac2")][..])]
+    );
+}
+
+/// Every non-comment line of every seed ha.cf (as printed) is either honoured
+/// or reported with its line; the expectations are written out by hand.
+#[test]
+fn every_seed_hacf_line_is_honoured_or_warned() {
+    let honoured: [(&str, &[usize]); 3] = [
+        ("node0", &[6, 8, 10, 12, 14, 16, 21, 28, 29, 30, 32]),
+        ("node1", &[4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
+        ("node2", &[4, 5, 6, 7, 8, 9, 10, 11, 12]),
+    ];
+    let warned: [(&str, &[usize]); 3] = [
+        ("node0", &[2, 27, 35, 36, 39, 43, 44]),
+        ("node1", &[1, 2, 3, 14, 15, 16]),
+        ("node2", &[1, 2, 3, 13, 14, 15]),
+    ];
+    for ((node, honoured), (_, warned)) in honoured.iter().zip(&warned) {
+        let path = fixtures().join("seed").join(node).join("ha.cf");
+        let text = fs::read_to_string(&path).unwrap();
+        let mut diags = Vec::new();
+        hacf::parse(&text, &path, &mut diags);
+        assert!(!has_errors(&diags), "{node}: {diags:#?}");
+
+        let mut seen_honoured = Vec::new();
+        let mut seen_warned = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let n = index + 1;
+            let Some(directive) = text::strip_comment(line).split_whitespace().next() else {
+                continue;
+            };
+            let shown = text::shorten(directive, 40);
+            let about_it = diags
+                .iter()
+                .find(|d| d.line == Some(n) && d.field.as_deref() == Some(shown.as_str()));
+            match about_it {
+                Some(d) => {
+                    assert!(
+                        d.message.starts_with("ignored")
+                            || d.message.starts_with("unknown directive"),
+                        "{node}:{n}: {d}"
+                    );
+                    seen_warned.push(n);
+                }
+                None => seen_honoured.push(n),
+            }
+        }
+        assert_eq!(&seen_honoured, honoured, "{node} honoured");
+        assert_eq!(&seen_warned, warned, "{node} warned");
+    }
+}
+
+#[test]
+fn seed_warnings_name_file_and_line() {
+    let cfg = load_seed("node1");
+    let shown: Vec<String> = cfg
+        .warnings
+        .iter()
+        .filter(|w| file_name(w) == "ha.cf" && w.line.is_some_and(|l| l >= 14))
+        .map(|w| {
+            format!(
+                "{}: {}: {}",
+                w.line.unwrap(),
+                w.field.as_deref().unwrap_or(""),
+                w.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "14: respawn: ignored: built in: connectivity via ping nodes",
+            "15: apiauth: ignored: hb has no Heartbeat client API (status and commands go through the control socket)",
+            "16: deadping: ignored; ping nodes are judged by the agent",
+        ]
+    );
+    assert!(cfg.warnings.iter().any(|w| w.message.contains("U+00A0")));
+}
+
+/// The files as printed do not load, for the reasons Heartbeat also refused.
+#[test]
+fn seed_as_printed_is_refused_with_reasons() {
+    let (_tmp, dir) = ha_dir("seed", "node0");
+    let diags = load_ha_dir(&dir).unwrap_err();
+    let errs: Vec<(&str, Option<usize>, Option<&str>)> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (file_name(d), d.line, d.field.as_deref()))
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            ("haresources", Some(3), Some("node")),
+            ("haresources", Some(6), Some("node")),
+            ("haresources", Some(8), Some("node")),
+            ("haresources", Some(9), Some("node")),
+        ],
+        "{diags:#?}"
+    );
+    assert!(
+        diags[diags.iter().position(|d| d.is_error()).unwrap()]
+            .message
+            .starts_with("`node-name` is not a node declared in ha.cf (nodes: node0, node1)")
+    );
+
+    for node in ["node1", "node2"] {
+        let (_tmp, dir) = ha_dir("seed", node);
+        let diags = load_ha_dir(&dir).unwrap_err();
+        let errs = errors(&diags);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert!(
+            errs[0].contains("ha.cf: bcast: no heartbeat medium"),
+            "{}",
+            errs[0]
+        );
+    }
+}
+
+/// seed-fixed differs from seed exactly by the repairs fixtures/README.md lists.
+#[test]
+fn seed_fixed_is_the_documented_repair() {
+    let commented: [(&str, &str, &[usize]); 2] = [
+        ("node0", "ha.cf", &[27]),
+        ("node0", "haresources", &[3, 6, 8, 9, 11]),
+    ];
+    for node in ["node0", "node1", "node2"] {
+        let printed = fixtures().join("seed").join(node);
+        let fixed = fixtures().join("seed-fixed").join(node);
+        for file in [
+            "ha.cf",
+            "haresources",
+            "authkeys",
+            "resource.d/Remac1",
+            "resource.d/Remac2",
+        ] {
+            let (a, b) = (printed.join(file), fixed.join(file));
+            assert_eq!(a.exists(), b.exists(), "{node}/{file}");
+            if !a.exists() {
+                continue;
+            }
+            let (a, b) = (
+                fs::read_to_string(a).unwrap(),
+                fs::read_to_string(b).unwrap(),
+            );
+            let lines_a: Vec<&str> = a.lines().collect();
+            let mut lines_b: Vec<&str> = b.lines().collect();
+            if file == "ha.cf" && node != "node0" {
+                let added = lines_b.pop().unwrap();
+                assert!(added.starts_with("bcast eth2 "), "{added}");
+            }
+            let marks = commented
+                .iter()
+                .find(|(n, f, _)| *n == node && *f == file)
+                .map_or(&[][..], |(_, _, l)| *l);
+            assert_eq!(lines_a.len(), lines_b.len(), "{node}/{file}");
+            for (i, (x, y)) in lines_a.iter().zip(&lines_b).enumerate() {
+                if marks.contains(&(i + 1)) {
+                    assert_eq!(format!("#{x}"), *y, "{node}/{file}:{}", i + 1);
+                } else {
+                    assert_eq!(x, y, "{node}/{file}:{}", i + 1);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------ authkeys
+
+#[test]
+fn authkeys_mode_644_is_refused() {
+    let (_tmp, dir) = ha_dir("seed-fixed", "node1");
+    chmod(&dir.join("authkeys"), 0o644);
+    let diags = load_ha_dir(&dir).unwrap_err();
+    let errs = errors(&diags);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(
+        errs[0],
+        format!(
+            "{}: authkeys must be mode 600 (is 644)",
+            dir.join("authkeys").display()
+        )
+    );
+}
+
+#[test]
+fn authkeys_sha1_gives_an_authenticated_key() {
+    let (_tmp, dir) = ha_dir("seed-fixed", "node1");
+    fs::write(dir.join("authkeys"), "auth 2\n2 sha1 HI!\n").unwrap();
+    let cfg = load_ha_dir(&dir).unwrap();
+    assert_eq!(cfg.auth, Auth::from_secret(AuthMethod::Sha1, b"HI!"));
+    assert!(cfg.auth.authenticated);
+    assert!(
+        !cfg.warnings
+            .iter()
+            .any(|w| w.message.contains("NOT authenticated"))
+    );
+}
+
+// ------------------------------------------------------------ ha.d errors
+
+/// An ha.d directory in a temp dir from the given texts.
+fn write_dir(hacf: &str, haresources: &str, authkeys: &str) -> (TempDir, PathBuf) {
+    let tmp = TempDir::new().unwrap();
+    let dir = tmp.path().to_path_buf();
+    fs::write(dir.join("ha.cf"), hacf).unwrap();
+    fs::write(dir.join("haresources"), haresources).unwrap();
+    fs::write(dir.join("authkeys"), authkeys).unwrap();
+    chmod(&dir.join("authkeys"), 0o600);
+    (tmp, dir)
+}
+
+#[test]
+fn haresource_spelling_is_accepted() {
+    let (_tmp, dir) = ha_dir("seed-fixed", "node1");
+    fs::rename(dir.join("haresources"), dir.join("haresource")).unwrap();
+    let cfg = load_ha_dir(&dir).unwrap();
+    assert_eq!(cfg.groups.len(), 2);
+    assert!(cfg.source.contains(&dir.join("haresource")));
+}
+
+#[test]
+fn all_errors_are_collected_with_file_line_field() {
+    let (_tmp, dir) = write_dir(
+        "keepalive abc\ndeadtime 1\nudpport 99999\nwarntime 5\nnode a\nbcast eth0\n",
+        "a Remac1\nb Remac2\na MacTakeover::eth0::zz::replace\n",
+        "auth 1\n1 crc\n",
+    );
+    let diags = load_ha_dir(&dir).unwrap_err();
+    let shown: Vec<String> = diags
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| {
+            format!(
+                "{}:{}: {}: {}",
+                file_name(d),
+                d.line.unwrap_or(0),
+                d.field.as_deref().unwrap_or("-"),
+                d.message
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "ha.cf:1: keepalive: expected a duration such as 2, 0.5 or 500ms, found \"abc\"",
+            "ha.cf:2: deadtime: deadtime (1s) must be more than twice keepalive (1s)",
+            "ha.cf:3: udpport: expected a UDP port 1-65535, found \"99999\"",
+            "ha.cf:4: warntime: warntime (5s) must be less than deadtime (1s)",
+            "haresources:2: node: `b` is not a node declared in ha.cf (nodes: a)",
+            "haresources:3: MacTakeover: expected a MAC address such as 00:1E:68:1E:99:5E, found \"zz\"",
+        ]
+    );
+}
+
+#[test]
+fn no_node_lines_is_an_error() {
+    let (_tmp, dir) = write_dir("bcast eth0\n", "", "auth 1\n1 crc\n");
+    let errs = errors(&load_ha_dir(&dir).unwrap_err());
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].ends_with("ha.cf: node: no `node` lines: list every cluster node (`node NAME...`)"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn missing_files_are_errors() {
+    let tmp = TempDir::new().unwrap();
+    let errs = errors(&load_ha_dir(tmp.path()).unwrap_err());
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs.iter().all(|e| e.contains("cannot read")));
+}
+
+#[test]
+fn milliseconds_and_fractional_seconds() {
+    let (_tmp, dir) = write_dir(
+        "keepalive 200ms\ndeadtime 1.5\nwarntime 0.6\ninitdead 3\nnode a b\nmcast eth1 239.0.0.7 7000 2 1\nauto_failback off\nrealtime yes\n",
+        "a 10.0.0.50/24/eth1/10.0.0.255 httpd\n",
+        "auth 1\n1 md5 Hello!\n",
+    );
+    let cfg = load_ha_dir(&dir).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(
+        cfg.timing,
+        Timing {
+            keepalive: Duration::from_millis(200),
+            deadtime: Duration::from_millis(1500),
+            warntime: Duration::from_millis(600),
+            initdead: secs(3)
+        }
+    );
+    assert_eq!(
+        cfg.links,
+        [Link {
+            name: "eth1".into(),
+            iface: "eth1".into(),
+            kind: LinkKind::Mcast {
+                group: ip("239.0.0.7"),
+                ttl: 2,
+                loopback: true
+            },
+            port: 7000
+        }]
+    );
+    assert!(!cfg.auto_failback);
+    assert!(cfg.realtime);
+    assert_eq!(cfg.groups[0].name, "10.0.0.50/24/eth1/10.0.0.255");
+    assert_eq!(cfg.groups[0].nodes, ["a", "b"]);
+    assert_eq!(cfg.auth, Auth::from_secret(AuthMethod::Md5, b"Hello!"));
+}
+
+#[test]
+fn ucast_lines_merge_and_take_udpport() {
+    let (_tmp, dir) = write_dir(
+        "node a b\nucast eth0 10.0.0.1\nucast eth0 10.0.0.2\nudpport 6940\n",
+        "a x\n",
+        "auth 1\n1 crc\n",
+    );
+    let cfg = load_ha_dir(&dir).unwrap();
+    assert_eq!(
+        cfg.links,
+        [Link {
+            name: "eth0".into(),
+            iface: "eth0".into(),
+            kind: LinkKind::Ucast {
+                peers: vec![ip("10.0.0.1"), ip("10.0.0.2")]
+            },
+            port: 6940
+        }]
+    );
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.field.as_deref() == Some("auto_failback"))
+    );
+}
+
+#[test]
+fn node_id_collision_is_an_error() {
+    // FNV-1a 32 collides by the birthday bound after ~2^16 names.
+    let mut seen = std::collections::HashMap::new();
+    let (a, b) = (0..)
+        .map(|i| format!("n{i}"))
+        .find_map(|name| {
+            seen.insert(fnv1a32(&name), name.clone())
+                .map(|other| (other, name))
+        })
+        .unwrap();
+    let (_tmp, dir) = write_dir(
+        &format!("node {a} {b}\nbcast eth0\n"),
+        &format!("{a} x\n"),
+        "auth 1\n1 crc\n",
+    );
+    let errs = errors(&load_ha_dir(&dir).unwrap_err());
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(
+        errs[0].contains(&format!("node `{b}` has the same id")),
+        "{}",
+        errs[0]
+    );
+}
+
+// ------------------------------------------------------------ check
+
+#[test]
+fn check_finds_scripts_and_interfaces() {
+    let (tmp, dir) = ha_dir("seed-fixed", "node1");
+    let mut cfg = load_ha_dir(&dir).unwrap();
+    // Keep the test independent of this host's /etc/init.d.
+    cfg.script_dirs = vec![dir.join("resource.d"), tmp.path().join("init.d")];
+    let net = tmp.path().join("net");
+    fs::create_dir_all(net.join("eth2")).unwrap();
+    let ocf = tmp.path().join("ocf");
+    assert_eq!(check::check_in(&cfg, &net, &ocf), []);
+
+    chmod(&dir.join("resource.d/Remac1"), 0o644);
+    fs::remove_file(dir.join("resource.d/Remac2")).unwrap();
+    fs::remove_dir(net.join("eth2")).unwrap();
+    let shown: Vec<String> = check::check_in(&cfg, &net, &ocf)
+        .iter()
+        .map(|d| {
+            let kind = if d.is_error() { "E" } else { "W" };
+            format!(
+                "{kind} {}:{}: {}: {}",
+                file_name(d),
+                d.line.unwrap_or(0),
+                d.field.as_deref().unwrap_or("-"),
+                d.message
+            )
+        })
+        .collect();
+    let rd = dir.join("resource.d");
+    assert_eq!(
+        shown,
+        [
+            format!(
+                "E haresources:1: Remac1: {}/Remac1 (group `Remac1`) is not an executable file",
+                rd.display()
+            ),
+            format!(
+                "E haresources:2: Remac2: script `Remac2` (group `Remac2`) not found in {}, {}",
+                rd.display(),
+                tmp.path().join("init.d").display()
+            ),
+            "W ha.cf:0: iface: interface `eth2` (link `eth2`) does not exist on this host"
+                .to_string(),
+        ]
+    );
+}
+
+// ------------------------------------------------------------ TOML
+
+fn example() -> Config {
+    load_toml(&fixtures().join("example.toml")).unwrap_or_else(|d| panic!("{d:#?}"))
+}
+
+fn mac_group(
+    name: &str,
+    nodes: [&str; 2],
+    mac: [u8; 6],
+    vip: &str,
+    host: &str,
+    line: usize,
+) -> Group {
+    Group {
+        name: name.into(),
+        id: fnv1a32(name),
+        nodes: nodes.iter().map(|n| n.to_string()).collect(),
+        resources: vec![
+            ResourceSpec::Mac {
+                iface: "eth0".into(),
+                mac,
+                mode: MacMode::Replace,
+                addr: Some((ip(vip), 24)),
+                gateway: Some(ip("192.168.32.254")),
+            },
+            ResourceSpec::Hostname { name: host.into() },
+        ],
+        origin: Some(Origin {
+            file: fixtures().join("example.toml"),
+            line,
+        }),
+    }
+}
+
+fn node(name: &str, hb: &str) -> Node {
+    Node {
+        name: name.into(),
+        id: fnv1a32(name),
+        addrs: BTreeMap::from([("hb".to_string(), ip(hb))]),
+    }
+}
+
+#[test]
+fn example_toml_is_the_seed_cluster() {
+    let cfg = example();
+    let line_of = |needle: &str| {
+        let text = fs::read_to_string(fixtures().join("example.toml")).unwrap();
+        text.lines().position(|l| l == needle).unwrap() + 1
+    };
+    let expected = Config {
+        cluster: "seed-lab".into(),
+        cluster_id: fnv1a32("seed-lab"),
+        udp_port: 694,
+        auth: Auth::from_secret(AuthMethod::Key, b"change this shared secret"),
+        nodes: vec![
+            node("node0", "10.160.100.30"),
+            node("node2", "10.160.100.32"),
+            node("node1", "10.160.100.31"),
+        ],
+        links: vec![Link {
+            name: "hb".into(),
+            iface: "eth2".into(),
+            kind: LinkKind::Bcast,
+            port: 694,
+        }],
+        timing: Timing {
+            keepalive: secs(2),
+            deadtime: secs(60),
+            warntime: secs(20),
+            initdead: secs(240),
+        },
+        auto_failback: true,
+        groups: vec![
+            mac_group(
+                "vip1",
+                ["node0", "node1"],
+                [0x00, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
+                "192.168.32.21",
+                "nodevir",
+                line_of("name = \"vip1\""),
+            ),
+            mac_group(
+                "vip2",
+                ["node2", "node1"],
+                [0x00, 0x1e, 0x68, 0x1e, 0x88, 0x5e],
+                "192.168.32.22",
+                "nodevir2",
+                line_of("name = \"vip2\""),
+            ),
+        ],
+        ping_nodes: vec![ip("192.168.32.254")],
+        ping_groups: vec![],
+        fencing: None,
+        arp: ArpSettings::default(),
+        control_socket: "/run/hb/seed-lab.sock".into(),
+        metrics_addr: None,
+        script_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
+        script_timeout: secs(20),
+        realtime: false,
+        warnings: cfg.warnings.clone(),
+        source: vec![fixtures().join("example.toml")],
+    };
+    assert_eq!(cfg, expected);
+    // node1 covers both primaries but can hold only one MAC and one hostname.
+    let claims: Vec<&str> = cfg
+        .warnings
+        .iter()
+        .filter(|w| {
+            w.message
+                .starts_with("node `node1` is a candidate for groups `vip1` and `vip2`")
+        })
+        .map(|w| w.message.as_str())
+        .collect();
+    assert_eq!(claims.len(), 2, "{:#?}", cfg.warnings);
+    // The only other possible warning is about the file's mode (git: 644).
+    assert!(cfg.warnings.len() <= 3, "{:#?}", cfg.warnings);
+}
+
+#[test]
+fn example_toml_agrees_with_node1_ha_dir() {
+    let toml = example();
+    let ha = load_seed("node1");
+    assert_eq!(names(&toml), names(&ha));
+    assert_eq!(toml.timing, ha.timing);
+    assert_eq!(
+        (toml.udp_port, toml.auto_failback),
+        (ha.udp_port, ha.auto_failback)
+    );
+    assert_eq!(toml.ping_nodes, ha.ping_nodes);
+    assert_eq!(toml.links[0].iface, ha.links[0].iface);
+    assert_eq!(toml.links[0].kind, ha.links[0].kind);
+}
+
+#[test]
+fn example_mode_warning_only_when_readable() {
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("hb.toml");
+    fs::copy(fixtures().join("example.toml"), &path).unwrap();
+    chmod(&path, 0o644);
+    let cfg = load_toml(&path).unwrap();
+    assert!(
+        cfg.warnings
+            .iter()
+            .any(|w| w.message.contains("mode 644); chmod 600"))
+    );
+    chmod(&path, 0o600);
+    let cfg = load_toml(&path).unwrap();
+    assert!(!cfg.warnings.iter().any(|w| w.message.contains("chmod 600")));
+}
+
+/// A minimal valid TOML document to mutate in tests.
+const MINIMAL: &str = r#"cluster = "t"
+[auth]
+secret = "s"
+[[link]]
+name = "hb"
+iface = "eth1"
+kind = "bcast"
+[[node]]
+name = "a"
+addrs = { hb = "10.0.0.1" }
+[[node]]
+name = "b"
+"#;
+
+fn toml_errs(text: &str) -> Vec<String> {
+    errors(&load_toml_str(text, Path::new("hb.toml")).unwrap_err())
+}
+
+#[test]
+fn toml_minimal_defaults() {
+    let cfg = load_toml_str(MINIMAL, Path::new("hb.toml")).unwrap();
+    assert_eq!(cfg.timing, Timing::with_defaults(None, None, None, None));
+    assert_eq!(cfg.udp_port, 694);
+    assert!(cfg.auto_failback);
+    assert_eq!(cfg.script_timeout, secs(20));
+    assert_eq!(
+        cfg.script_dirs,
+        [PathBuf::from("/etc/ha.d/resource.d"), "/etc/init.d".into()]
+    );
+    assert_eq!(cfg.control_socket, PathBuf::from("/run/hb/t.sock"));
+    assert_eq!(cfg.arp, ArpSettings::default());
+    assert!(cfg.warnings.is_empty(), "{:#?}", cfg.warnings);
+}
+
+#[test]
+fn toml_typo_is_named_with_its_line() {
+    let errs = toml_errs(&format!("{MINIMAL}[timing]\nkeepalve = \"2s\"\n"));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("hb.toml:14: timing.keepalve: unknown field `keepalve`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn toml_typo_in_array_table() {
+    let errs = toml_errs(&MINIMAL.replace("name = \"b\"", "name = \"b\"\nadress = 1"));
+    assert!(
+        errs[0].starts_with("hb.toml:13: node.adress: unknown field `adress`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn toml_duration_needs_units() {
+    let errs = toml_errs(&format!("{MINIMAL}[timing]\nkeepalive = 2\n"));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with(
+            "hb.toml:14: timing.keepalive: a duration needs units: write \"2s\" or \"2ms\", not 2"
+        ),
+        "{}",
+        errs[0]
+    );
+    let errs = toml_errs(&format!("{MINIMAL}[timing]\nkeepalive = \"2\"\n"));
+    assert!(errs[0].contains("needs units"), "{}", errs[0]);
+    let errs = toml_errs(&format!("{MINIMAL}[timing]\ndeadtime = 1.5\n"));
+    assert!(errs[0].contains("needs units"), "{}", errs[0]);
+}
+
+#[test]
+fn toml_udp_port_out_of_range() {
+    let errs = toml_errs(&MINIMAL.replace("cluster = \"t\"", "cluster = \"t\"\nudp_port = 99999"));
+    assert!(errs[0].starts_with("hb.toml:2: udp_port: "), "{}", errs[0]);
+}
+
+#[test]
+fn toml_semantic_errors_are_all_collected() {
+    let text = format!(
+        "{MINIMAL}addrs = {{ hbx = \"10.0.0.2\" }}\n[timing]\nkeepalive = \"1s\"\ndeadtime = \"2s\"\n\
+         [[group]]\nname = \"g\"\nnodes = [\"a\", \"c\"]\n\
+         [[group.resource]]\ntype = \"mac\"\niface = \"eth0\"\nmac = \"01:00:5E:00:00:01\"\n\
+         [[group.resource]]\ntype = \"ip\"\naddress = \"10.0.0.9/24\"\nmac = \"00:1E:68:1E:99:5E\"\n"
+    );
+    let shown = toml_errs(&text);
+    assert_eq!(
+        shown,
+        [
+            "hb.toml:13: node.addrs: `hbx` is not a link name (links: hb)",
+            "hb.toml:16: timing.deadtime: deadtime (2s) must be more than twice keepalive (1s)",
+            "hb.toml:19: group.nodes: `c` is not a node (nodes: a, b)",
+            "hb.toml:23: group.resource.mac: 01:00:5E:00:00:01 is a multicast MAC address; a virtual MAC must be unicast",
+            "hb.toml:27: group.resource.mac: does not apply to type = \"ip\"",
+        ]
+    );
+}
+
+#[test]
+fn toml_auth_variants() {
+    let with_auth = |auth: &str| MINIMAL.replace("secret = \"s\"", auth);
+    let load = |t: &str| load_toml_str(t, Path::new("hb.toml"));
+
+    let cfg = load(&with_auth("method = \"sha1\"\nsecret = \"HI!\"")).unwrap();
+    assert_eq!(cfg.auth, Auth::from_secret(AuthMethod::Sha1, b"HI!"));
+    // Same key as authkeys `2 sha1 HI!`: TOML and ha.d nodes can be mixed.
+    let (_tmp, dir) = ha_dir("seed-fixed", "node1");
+    fs::write(dir.join("authkeys"), "auth 2\n2 sha1 HI!\n").unwrap();
+    assert_eq!(load_ha_dir(&dir).unwrap().auth.key, cfg.auth.key);
+
+    let cfg = load(&with_auth("key = \"00112233445566778899aabbccddeeff\"")).unwrap();
+    assert_eq!(cfg.auth.key[..4], [0x00, 0x11, 0x22, 0x33]);
+    assert_eq!(cfg.auth.method, AuthMethod::Key);
+
+    let cfg = load(&with_auth("method = \"crc\"")).unwrap();
+    assert_eq!(cfg.auth, Auth::crc());
+    assert!(cfg.warnings[0].message.contains("NOT authenticated"));
+
+    let cfg = load(&MINIMAL.replace("secret = \"s\"", "secret = \"s2\"")).unwrap();
+    assert_eq!(cfg.auth.key, derive_key(b"secret", b"s2"));
+
+    assert!(toml_errs(&with_auth("key = \"0011\""))[0].contains("32 hex digits"));
+    assert!(
+        toml_errs(&with_auth(
+            "secret = \"a\"\nkey = \"00112233445566778899aabbccddeeff\""
+        ))[0]
+            .contains("not both")
+    );
+    assert!(toml_errs(&with_auth("method = \"md5\""))[0].contains("needs a secret"));
+    assert!(toml_errs(&with_auth("method = \"crc\"\nsecret = \"x\""))[0].contains("not used with"));
+    assert!(toml_errs(&with_auth(""))[0].contains("give secret"));
+    let no_auth = MINIMAL.replace("[auth]\nsecret = \"s\"\n", "");
+    assert!(
+        toml_errs(&no_auth)[0].contains("missing field `auth`"),
+        "{:?}",
+        toml_errs(&no_auth)
+    );
+}
+
+#[test]
+fn toml_every_field() {
+    let text = r#"
+cluster = "full"
+cluster_id = 77
+udp_port = 7000
+auto_failback = false
+realtime = true
+ping_nodes = ["10.0.0.254", "fd00::1"]
+control_socket = "/tmp/full.sock"
+metrics_addr = "127.0.0.1:9694"
+script_dirs = ["/opt/hb/scripts"]
+script_timeout = "45s"
+
+[timing]
+keepalive = "100ms"
+deadtime = "1s"
+warntime = "500ms"
+initdead = "1m"
+
+[auth]
+key = "0102030405060708090a0b0c0d0e0f10"
+
+[[link]]
+name = "m"
+iface = "eth1"
+kind = "mcast"
+group = "239.1.2.3"
+ttl = 3
+loopback = true
+port = 7001
+
+[[link]]
+name = "u"
+iface = "eth2"
+kind = "ucast"
+
+[[node]]
+name = "a"
+id = 1
+addrs = { u = "10.2.0.1" }
+
+[[node]]
+name = "b"
+id = 2
+addrs = { u = "10.2.0.2" }
+
+[[ping_group]]
+name = "upstream"
+addrs = ["10.9.0.1", "10.9.0.2"]
+
+[fencing]
+command = "fence_ipmilan -n %n"
+timeout = "30s"
+
+[arp]
+count = 3
+interval = "50ms"
+reply_form = true
+refresh = "off"
+na_router_flag = true
+
+[[group]]
+name = "web"
+nodes = ["b", "a"]
+
+[[group.resource]]
+type = "ip"
+address = "fd00::80/64"
+iface = "eth0"
+label = "web"
+
+[[group.resource]]
+type = "mac"
+iface = "eth0"
+mac = "02:00:00:00:00:01"
+mode = "macvlan"
+child = "hbweb"
+address = "10.0.0.80/24"
+
+[[group.resource]]
+type = "script"
+name = "Filesystem"
+args = ["/dev/sdb5", "/webdata", "ext3"]
+timeout = "2m"
+
+[[group.resource]]
+type = "lsb"
+name = "httpd"
+
+[[group.resource]]
+type = "ocf"
+name = "IPaddr2"
+params = { ip = "10.0.0.9", cidr_netmask = "24" }
+"#;
+    let cfg = load_toml_str(text, Path::new("full.toml")).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(
+        (cfg.cluster.as_str(), cfg.cluster_id, cfg.udp_port),
+        ("full", 77, 7000)
+    );
+    assert!(!cfg.auto_failback && cfg.realtime);
+    assert_eq!(cfg.ping_nodes, [ip("10.0.0.254"), ip("fd00::1")]);
+    assert_eq!(cfg.control_socket, PathBuf::from("/tmp/full.sock"));
+    assert_eq!(cfg.metrics_addr, Some("127.0.0.1:9694".parse().unwrap()));
+    assert_eq!(cfg.script_dirs, [PathBuf::from("/opt/hb/scripts")]);
+    assert_eq!(cfg.script_timeout, secs(45));
+    assert_eq!(cfg.timing.initdead, secs(60));
+    assert_eq!(cfg.auth.key[15], 0x10);
+    assert_eq!(
+        cfg.links[0],
+        Link {
+            name: "m".into(),
+            iface: "eth1".into(),
+            kind: LinkKind::Mcast {
+                group: ip("239.1.2.3"),
+                ttl: 3,
+                loopback: true
+            },
+            port: 7001
+        }
+    );
+    // ucast peers default to the nodes' addresses on the link.
+    assert_eq!(
+        cfg.links[1].kind,
+        LinkKind::Ucast {
+            peers: vec![ip("10.2.0.1"), ip("10.2.0.2")]
+        }
+    );
+    assert_eq!(cfg.links[1].port, 7000);
+    assert_eq!((cfg.nodes[0].id, cfg.nodes[1].id), (1, 2));
+    assert_eq!(cfg.ping_groups[0].addrs.len(), 2);
+    assert_eq!(
+        cfg.fencing,
+        Some(Fencing {
+            command: "fence_ipmilan -n %n".into(),
+            timeout: secs(30)
+        })
+    );
+    assert_eq!(
+        cfg.arp,
+        ArpSettings {
+            count: 3,
+            interval: Duration::from_millis(50),
+            reply_form: true,
+            refresh: None,
+            na_router_flag: true
+        }
+    );
+    let g = cfg.group("web").unwrap();
+    assert_eq!(g.nodes, ["b", "a"]);
+    assert_eq!(
+        g.resources[0],
+        ResourceSpec::IpAddr {
+            addr: ip("fd00::80"),
+            prefix: 64,
+            iface: Some("eth0".into()),
+            broadcast: None,
+            label: Some("web".into())
+        }
+    );
+    assert_eq!(
+        g.resources[1],
+        ResourceSpec::Mac {
+            iface: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            mode: MacMode::Macvlan {
+                child: Some("hbweb".into())
+            },
+            addr: Some((ip("10.0.0.80"), 24)),
+            gateway: None
+        }
+    );
+    let ResourceSpec::Script { timeout, args, .. } = &g.resources[2] else {
+        panic!()
+    };
+    assert_eq!((*timeout, args.len()), (secs(120), 3));
+    let ResourceSpec::Script { kind, timeout, .. } = &g.resources[3] else {
+        panic!()
+    };
+    assert_eq!((kind, *timeout), (&ScriptKind::Lsb, secs(45)));
+    let ResourceSpec::Script { kind, params, .. } = &g.resources[4] else {
+        panic!()
+    };
+    assert_eq!(
+        kind,
+        &ScriptKind::Ocf {
+            provider: "heartbeat".into()
+        }
+    );
+    assert_eq!(params["cidr_netmask"], "24");
+    assert!(cfg.warnings.is_empty(), "{:#?}", cfg.warnings);
+}
+
+#[test]
+fn toml_explicit_id_collision() {
+    let text = MINIMAL
+        .replace("name = \"a\"", "name = \"a\"\nid = 7")
+        .replace("name = \"b\"", "name = \"b\"\nid = 7");
+    let errs = toml_errs(&text);
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("hb.toml:13: node: node `b` has the same id (0x00000007) as node `a`"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn toml_links_and_nodes_required() {
+    let errs = toml_errs("cluster = \"t\"\n[auth]\nsecret = \"s\"\n");
+    assert_eq!(
+        errs,
+        [
+            "hb.toml: link: no [[link]]: at least one heartbeat link is needed",
+            "hb.toml: node: no [[node]]: list the cluster's nodes",
+        ]
+    );
+}
+
+// ------------------------------------------------------------ API
+
+#[test]
+fn load_dispatches_on_source() {
+    let (_tmp, dir) = ha_dir("seed-fixed", "node2");
+    assert_eq!(Source::from_path(&dir), Source::HaDir(dir.clone()));
+    let cfg = load(&Source::HaDir(dir)).unwrap();
+    assert_eq!(cfg.groups[0].name, "Remac2");
+    let toml = fixtures().join("example.toml");
+    assert_eq!(Source::from_path(&toml), Source::Toml(toml.clone()));
+    assert_eq!(load(&Source::Toml(toml)).unwrap().cluster, "seed-lab");
+}
+
+#[test]
+fn lookups() {
+    let cfg = load_seed("node1");
+    assert_eq!(cfg.local_node("NODE1").unwrap().name, "node1");
+    let err = cfg.local_node("web3").unwrap_err();
+    assert!(err.is_error());
+    assert!(err.message.contains(
+        "this host (`web3`) is not a node of cluster `heartbeat` (nodes: node0, node2, node1)"
+    ));
+    assert_eq!(cfg.priority("node2"), Some(1));
+    let for_node1: Vec<&str> = cfg.groups_for("node1").map(|g| g.name.as_str()).collect();
+    assert_eq!(for_node1, ["Remac1", "Remac2"]);
+    let preferred: Vec<&str> = cfg
+        .preferred_groups("node0")
+        .map(|g| g.name.as_str())
+        .collect();
+    assert_eq!(preferred, ["Remac1"]);
+    assert_eq!(cfg.node_by_id(fnv1a32("node2")).unwrap().name, "node2");
+    assert_eq!(cfg.group_by_id(fnv1a32("Remac2")).unwrap().name, "Remac2");
+    assert!(cfg.link("eth2").is_some());
+}
