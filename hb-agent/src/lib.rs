@@ -1,5 +1,7 @@
 //! hb-agent: the daemon and CLI around the XDP heartbeat program.
 //!
+//! - `cluster`: the pure decision logic (events in, actions out; no I/O).
+//! - `agent`: the daemon's event loop around it.
 //! - `config`: native TOML and Heartbeat ha.d parsers, validation.
 //! - `kernel`: load/attach the XDP program, its maps and events.
 //! - `sender`: the heartbeat sender (dedicated timing thread).
@@ -7,6 +9,8 @@
 //! - `resources`: what takeover and release do (IP, MAC, hostname, ARP, scripts).
 //! - `control`: the control socket and `status` output.
 
+pub mod agent;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod kernel;

@@ -1,1 +1,230 @@
-fn main() {}
+//! `hb-agent`: one binary. `run` is the daemon (what systemd and the lab
+//! start); the other subcommands check a configuration or talk to a running
+//! agent over its control socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hb_agent::{
+    agent::{self, RunOptions},
+    config::{self, Severity, Source},
+    control::{Request, client},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "hb-agent",
+    version,
+    about = "XDP-accelerated failover agent (a Heartbeat replacement)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+struct ConfigArg {
+    /// Native TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A Heartbeat directory (ha.cf, haresources, authkeys, resource.d/).
+    #[arg(long, value_name = "DIR")]
+    ha_dir: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn source(&self) -> Source {
+        match (&self.config, &self.ha_dir) {
+            (Some(f), _) => Source::Toml(f.clone()),
+            (_, Some(d)) => Source::HaDir(d.clone()),
+            _ => unreachable!("clap requires one"),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct SocketArg {
+    /// Control socket of the agent to talk to (default: the only one in /run/hb).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the agent in the foreground.
+    Run {
+        #[command(flatten)]
+        cfg: ConfigArg,
+        /// Control socket path (default: from the configuration, /run/hb/<cluster>.sock).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// This node's name in the configuration (default: the hostname, as `uname -n`).
+        #[arg(long)]
+        node: Option<String>,
+        /// Log format.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+        /// Pin the BPF maps under /sys/fs/bpf/hb/<cluster>/<node> so counters
+        /// and peer state survive an agent restart.
+        #[arg(long)]
+        pin: bool,
+        /// Directory for the resources' restore state (default /run/hb/<cluster>-<node>).
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Validate a configuration without touching the system.
+    Check {
+        #[command(flatten)]
+        cfg: ConfigArg,
+    },
+    /// Show nodes, links and groups as the running agent sees them.
+    Status {
+        #[command(flatten)]
+        sock: SocketArg,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give groups (all, or GROUP) to the other nodes, as hb_standby.
+    Standby {
+        group: Option<String>,
+        #[command(flatten)]
+        sock: SocketArg,
+    },
+    /// Take groups (all, or GROUP) from the other nodes, as hb_takeover.
+    Takeover {
+        group: Option<String>,
+        #[command(flatten)]
+        sock: SocketArg,
+    },
+    /// A live view of nodes and groups, refreshed in place.
+    Watch {
+        #[command(flatten)]
+        sock: SocketArg,
+        /// Refresh interval in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hb-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run {
+            cfg,
+            socket,
+            node,
+            log_format,
+            pin,
+            state_dir,
+        } => {
+            agent::init_logging(&log_format);
+            agent::run(RunOptions {
+                source: cfg.source(),
+                socket,
+                node,
+                pin,
+                state_dir,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { cfg } => Ok(check(&cfg.source())),
+        Cmd::Status { sock, json } => {
+            let r = client::call(&socket_path(&sock)?, &Request::Status)?;
+            let st = r.status.ok_or_else(|| anyhow::anyhow!("{}", r.message))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", st.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Standby { group, sock } => admin(&sock, Request::Standby { group }),
+        Cmd::Takeover { group, sock } => admin(&sock, Request::Takeover { group }),
+        Cmd::Watch { sock, interval_ms } => {
+            let path = socket_path(&sock)?;
+            loop {
+                let r = client::call(&path, &Request::Status)?;
+                let st = r.status.ok_or_else(|| anyhow::anyhow!("{}", r.message))?;
+                // Clear screen and home the cursor, then redraw.
+                print!("\x1b[2J\x1b[H{}", st.render());
+                std::thread::sleep(std::time::Duration::from_millis(interval_ms));
+            }
+        }
+    }
+}
+
+fn admin(sock: &SocketArg, req: Request) -> anyhow::Result<ExitCode> {
+    let r = client::call(&socket_path(sock)?, &req)?;
+    println!("{}", r.message);
+    Ok(if r.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn socket_path(sock: &SocketArg) -> anyhow::Result<PathBuf> {
+    if let Some(p) = &sock.socket {
+        return Ok(p.clone());
+    }
+    let found: Vec<PathBuf> = std::fs::read_dir("/run/hb")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => anyhow::bail!(
+            "no agent socket in /run/hb; is `hb-agent run` running? (or give --socket)"
+        ),
+        many => anyhow::bail!(
+            "several agents run here ({}); choose one with --socket",
+            many.len()
+        ),
+    }
+}
+
+/// `hb-agent check`: every diagnostic, errors first, and exit 1 on errors.
+fn check(src: &Source) -> ExitCode {
+    let diags = match config::load(src) {
+        Ok(cfg) => {
+            let mut d = cfg.warnings.clone();
+            d.extend(config::check(&cfg));
+            d
+        }
+        Err(d) => d,
+    };
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    for d in diags.iter().filter(|d| d.severity == Severity::Error) {
+        eprintln!("error: {d}");
+    }
+    for d in diags.iter().filter(|d| d.severity == Severity::Warning) {
+        eprintln!("warning: {d}");
+    }
+    if errors > 0 {
+        eprintln!("{errors} error(s): configuration refused");
+        ExitCode::FAILURE
+    } else {
+        println!("configuration OK ({} warning(s))", diags.len());
+        ExitCode::SUCCESS
+    }
+}

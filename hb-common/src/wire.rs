@@ -14,7 +14,8 @@
 //!  32    8 send_ts_ns     sender's CLOCK_MONOTONIC at send (informational)
 //!  40    4 keepalive_us   sender's keepalive
 //!  44    4 deadtime_us    sender's deadtime
-//!  48   72 state          cluster state (see ClusterState)
+//!  48   72 state          count, held, eligible, ping_reachable, flags,
+//!                         stuck, takeover, 0, then 8 x (group u32, epoch u32)
 //! 120    8 tag            SipHash-2-4 over bytes 0..120
 //! ```
 //! All integers are little-endian. The tag is a keyed MAC: the XDP program
@@ -54,8 +55,9 @@ pub const STATE_STANDBY: u8 = 1;
 pub const STATE_SETTLING: u8 = 2;
 
 /// The sender's view for the cluster logic: the groups it is configured
-/// for (`claims[..count]`), which of them it holds and would accept (bit i of
-/// `held`/`eligible` is `claims[i]`), and how many ping targets it reaches.
+/// for (`claims[..count]`), which of them it holds, would accept, failed to
+/// stop, or asks to take over (bit i of `held`/`eligible`/`stuck`/`takeover`
+/// is `claims[i]`), and how many ping targets it reaches.
 /// 8-aligned so that the XDP program can compare and copy it in words.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,7 +67,9 @@ pub struct ClusterState {
     pub eligible: u8,
     pub ping_reachable: u8,
     pub flags: u8,
-    pub _reserved: [u8; 3],
+    pub stuck: u8,
+    pub takeover: u8,
+    pub _reserved: u8,
     pub claims: [Claim; MAX_CLAIMS],
 }
 pub const STATE_LEN: usize = 72;
@@ -155,7 +159,9 @@ pub fn state_of(pkt: &[u8; PACKET_LEN]) -> ClusterState {
         eligible: pkt[OFF_STATE + 2],
         ping_reachable: pkt[OFF_STATE + 3],
         flags: pkt[OFF_STATE + 4],
-        _reserved: [0; 3],
+        stuck: pkt[OFF_STATE + 5],
+        takeover: pkt[OFF_STATE + 6],
+        _reserved: 0,
         claims: [Claim::default(); MAX_CLAIMS],
     };
     let mut i = 0;
@@ -189,6 +195,8 @@ impl Heartbeat {
         p[OFF_STATE + 2] = s.eligible;
         p[OFF_STATE + 3] = s.ping_reachable;
         p[OFF_STATE + 4] = s.flags;
+        p[OFF_STATE + 5] = s.stuck;
+        p[OFF_STATE + 6] = s.takeover;
         for (i, c) in s.claims.iter().enumerate() {
             let o = OFF_STATE + 8 + i * 8;
             p[o..o + 4].copy_from_slice(&c.group.to_le_bytes());
@@ -244,6 +252,8 @@ mod tests {
             eligible: 0b11,
             ping_reachable: 1,
             flags: STATE_SETTLING,
+            stuck: 0b10,
+            takeover: 0b01,
             ..Default::default()
         };
         state.claims[0] = Claim {

@@ -148,30 +148,8 @@ pub struct Fencing {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArpSettings {
-    /// Gratuitous ARPs / unsolicited NAs sent on takeover.
-    pub count: u32,
-    pub interval: Duration,
-    /// Send ARP replies instead of requests (some switches only learn from replies).
-    pub reply_form: bool,
-    /// Re-announce held addresses this often; None = only at takeover.
-    pub refresh: Option<Duration>,
-    /// Set the Router flag in IPv6 unsolicited neighbour advertisements.
-    pub na_router_flag: bool,
-}
-
-impl Default for ArpSettings {
-    fn default() -> Self {
-        ArpSettings {
-            count: 5,
-            interval: Duration::from_millis(200),
-            reply_form: false,
-            refresh: Some(Duration::from_secs(10)),
-            na_router_flag: false,
-        }
-    }
-}
+/// Announcement settings: one type shared with the resources that use them.
+pub use crate::resources::announce::ArpSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {

@@ -15,9 +15,13 @@ pub use status::StatusReport;
 pub enum Request {
     Status,
     /// As hb_standby: give groups (all, or one) to the other nodes.
-    Standby { group: Option<String> },
+    Standby {
+        group: Option<String>,
+    },
     /// As hb_takeover: take groups (all, or one) from the other nodes.
-    Takeover { group: Option<String> },
+    Takeover {
+        group: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -55,7 +55,8 @@ pub fn serve(path: &Path, tx: mpsc::Sender<Incoming>) -> Result<SocketGuard> {
                             if tx.send((req, otx)).await.is_err() {
                                 return;
                             }
-                            orx.await.unwrap_or_else(|_| Response::err("agent is stopping"))
+                            orx.await
+                                .unwrap_or_else(|_| Response::err("agent is stopping"))
                         }
                         Err(e) => {
                             warn!(error = %e, "bad control request");

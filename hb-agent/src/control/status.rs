@@ -65,7 +65,10 @@ impl StatusReport {
                 "NOT AUTHENTICATED"
             }
         );
-        let _ = writeln!(o, "\nNODE        STATE    LINK      LAST HEARD  RECEIVED      LOST  LATE  JITTER");
+        let _ = writeln!(
+            o,
+            "\nNODE        STATE    LINK      LAST HEARD  RECEIVED      LOST  LATE  JITTER"
+        );
         for n in &self.nodes {
             if n.links.is_empty() {
                 let _ = writeln!(o, "{:<11} {:<8} -", n.name, n.state);
@@ -84,7 +87,10 @@ impl StatusReport {
                 );
             }
         }
-        let _ = writeln!(o, "\nGROUP                 OWNER       EPOCH  SINCE     HERE");
+        let _ = writeln!(
+            o,
+            "\nGROUP                 OWNER       EPOCH  SINCE     HERE"
+        );
         for g in &self.groups {
             let since = g
                 .since_s

@@ -48,7 +48,7 @@ impl Default for ArpSettings {
             count: 5,
             interval: Duration::from_millis(200),
             reply_form: false,
-            refresh: None,
+            refresh: Some(Duration::from_secs(10)),
             na_router_flag: false,
         }
     }

@@ -1,8 +1,8 @@
 //! The heartbeat sender: a dedicated thread that wakes on an absolute
 //! CLOCK_MONOTONIC schedule, signs the current cluster state and sends it on
 //! every link. It also notices when it was stalled (SIGSTOP, VM pause): a
-//! wake-up later than deadtime means our peers have declared us dead, so the
-//! heartbeats stop claiming groups until the agent has released them.
+//! wake-up later than deadtime means our peers have declared us dead; the
+//! agent learns it through `take_stall` and releases what it holds.
 
 pub mod clock;
 pub mod socket;
@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use hb_common::wire::{ClusterState, Heartbeat, STATE_SETTLING};
+use hb_common::wire::{ClusterState, Heartbeat};
 use tracing::{info, warn};
 
 pub use socket::{LinkSocket, LinkTarget};
@@ -44,9 +44,6 @@ struct Shared {
     send_lock: Mutex<()>,
     paused: AtomicBool,
     stop: AtomicBool,
-    /// Set when a stall longer than deadtime was seen; cleared by the agent
-    /// once it has released its groups.
-    stalled: AtomicBool,
     last_stall_ns: AtomicU64,
     /// CLOCK_MONOTONIC of the last heartbeat actually sent.
     last_sent_ns: AtomicU64,
@@ -72,7 +69,6 @@ impl Sender {
             send_lock: Mutex::new(()),
             paused: AtomicBool::new(false),
             stop: AtomicBool::new(false),
-            stalled: AtomicBool::new(false),
             last_stall_ns: AtomicU64::new(0),
             last_sent_ns: AtomicU64::new(0),
             stats: SendStats::default(),
@@ -109,11 +105,6 @@ impl Sender {
             0 => None,
             ns => Some(ns),
         }
-    }
-
-    /// The agent has released what it held after a stall: claims may resume.
-    pub fn clear_stalled(&self) {
-        self.shared.stalled.store(false, Ordering::SeqCst);
     }
 
     pub fn stats(&self) -> StatsSnapshot {
@@ -158,8 +149,7 @@ fn run(sh: &Shared) {
         let late = now.saturating_sub(next);
         if late > deadtime {
             // We were frozen: the peers have declared us dead and may hold
-            // our groups. Stop claiming until the agent has released.
-            sh.stalled.store(true, Ordering::SeqCst);
+            // our groups. The agent releases them (see cluster, hang rule).
             sh.last_stall_ns.store(late, Ordering::SeqCst);
             warn!(
                 stall_ms = late / 1_000_000,
@@ -182,11 +172,7 @@ fn send_once(sh: &Shared, now: Option<u64>) {
     if sh.paused.load(Ordering::Relaxed) {
         return;
     }
-    let mut state = *sh.state.lock().unwrap();
-    if sh.stalled.load(Ordering::Relaxed) {
-        state.held = 0;
-        state.flags |= STATE_SETTLING;
-    }
+    let state = *sh.state.lock().unwrap();
     let _g = sh.send_lock.lock().unwrap();
     let seq = sh.seq.fetch_add(1, Ordering::SeqCst) + 1;
     let hb = Heartbeat {

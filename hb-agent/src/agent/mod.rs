@@ -1,0 +1,61 @@
+//! The daemon: wires the kernel program, the heartbeat sender, the ping
+//! nodes, the control socket and the resources around the pure cluster
+//! logic. One direction of data: kernel events -> cluster -> actions ->
+//! resources -> status.
+
+mod convert;
+mod fence;
+mod groups;
+mod runtime;
+mod status;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::config::Source;
+
+pub use convert::{advert_to_wire, wire_to_advert};
+
+pub struct RunOptions {
+    pub source: Source,
+    pub socket: Option<PathBuf>,
+    /// This node's name (default: hostname).
+    pub node: Option<String>,
+    /// Pin maps under /sys/fs/bpf/hb/<cluster>/<node> (keeps counters and
+    /// peer state across agent restarts).
+    pub pin: bool,
+    /// Where resources keep what they must restore (default /run/hb/<cluster>-<node>).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Logs go through `tracing`: one line per event that matters, as text or JSON.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().flatten_event(true).init();
+    } else {
+        b.init();
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT (which release held groups in order).
+pub fn run(opts: RunOptions) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("hb-agent")
+        .build()?;
+    rt.block_on(runtime::Agent::run(opts))
+}
+
+/// This host's name as Heartbeat took it (`uname -n`), lower-cased.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
+}

@@ -1,0 +1,536 @@
+//! The agent's event loop.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use hb_common::{
+    maps::{KernelConfig, PeerConfig},
+    siphash::key_words,
+};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use super::{
+    RunOptions, convert,
+    groups::{Done, GroupWorkers, Op},
+    status,
+};
+use crate::{
+    cluster::{Action, AdminCmd, Cluster, ClusterSpec, Event, GroupId, GroupSpec, NodeId},
+    config::{self, Config, LinkKind, Node, Severity},
+    control::{Request, Response, server},
+    kernel::{Kernel, events::EventStream},
+    ping::{Pinger, Target},
+    resources::{Resources, ResourcesConfig},
+    sender::{LinkTarget, Sender, SenderConfig, clock},
+};
+
+/// How many warnings `status` keeps.
+const WARNINGS_KEPT: usize = 20;
+
+pub struct Agent {
+    pub(super) cfg: Config,
+    pub(super) local: Node,
+    pub(super) cluster: Cluster,
+    pub(super) kernel: Kernel,
+    pub(super) sender: Sender,
+    workers: GroupWorkers,
+    pub(super) started: Instant,
+    pub(super) warnings: VecDeque<String>,
+    /// When each group last changed hands, as seen from here.
+    pub(super) owners: BTreeMap<GroupId, (Option<NodeId>, Instant)>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    exit: bool,
+    /// When the loop last ran: a gap longer than deadtime means this process
+    /// was frozen (SIGSTOP, VM pause).
+    last_loop_ns: u64,
+}
+
+fn load_config(src: &config::Source) -> Result<Config> {
+    match config::load(src) {
+        Ok(cfg) => Ok(cfg),
+        Err(diags) => {
+            let mut msg = String::from("configuration refused:");
+            for d in diags.iter().filter(|d| d.severity == Severity::Error) {
+                msg.push_str(&format!("\n  {d}"));
+            }
+            Err(anyhow!(msg))
+        }
+    }
+}
+
+fn link_targets(cfg: &Config, local: &Node) -> Vec<LinkTarget> {
+    cfg.links
+        .iter()
+        .map(|l| match &l.kind {
+            LinkKind::Bcast => LinkTarget::Bcast {
+                iface: l.iface.clone(),
+            },
+            LinkKind::Mcast {
+                group,
+                ttl,
+                loopback,
+            } => LinkTarget::Mcast {
+                iface: l.iface.clone(),
+                group: *group,
+                ttl: *ttl as u32,
+                loopback: *loopback,
+            },
+            LinkKind::Ucast { peers } => {
+                let own = local.addrs.get(&l.name);
+                LinkTarget::Ucast {
+                    iface: l.iface.clone(),
+                    // Heartbeat configs list every node's address on every node.
+                    peers: peers.iter().filter(|p| Some(*p) != own).copied().collect(),
+                }
+            }
+        })
+        .collect()
+}
+
+fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
+    let ns = |d: Duration| d.as_nanos() as u64;
+    ClusterSpec {
+        local: local.id,
+        nodes: cfg.nodes.iter().map(|n| n.id).collect(),
+        groups: cfg
+            .groups
+            .iter()
+            .filter(|g| g.nodes.iter().any(|n| n.eq_ignore_ascii_case(&local.name)))
+            .map(|g| GroupSpec {
+                id: g.id,
+                candidates: g
+                    .nodes
+                    .iter()
+                    .filter_map(|n| cfg.node(n).map(|n| n.id))
+                    .collect(),
+            })
+            .collect(),
+        keepalive_ns: ns(cfg.timing.keepalive),
+        deadtime_ns: ns(cfg.timing.deadtime),
+        warntime_ns: ns(cfg.timing.warntime),
+        initdead_ns: ns(cfg.timing.initdead),
+        auto_failback: cfg.auto_failback,
+        ping_targets: cfg.ping_nodes.len() + cfg.ping_groups.len(),
+        fencing: cfg.fencing.is_some(),
+    }
+}
+
+fn ping_targets(cfg: &Config) -> Result<Vec<Target>> {
+    let v4 = |a: &IpAddr| match a {
+        IpAddr::V4(a) => Ok(*a),
+        IpAddr::V6(a) => Err(anyhow!(
+            "ping target {a}: IPv6 ping nodes are not supported yet"
+        )),
+    };
+    let mut out = Vec::new();
+    for a in &cfg.ping_nodes {
+        out.push(Target {
+            name: a.to_string(),
+            addrs: vec![v4(a)?],
+        });
+    }
+    for g in &cfg.ping_groups {
+        out.push(Target {
+            name: g.name.clone(),
+            addrs: g.addrs.iter().map(v4).collect::<Result<_>>()?,
+        });
+    }
+    Ok(out)
+}
+
+impl Agent {
+    pub async fn run(opts: RunOptions) -> Result<()> {
+        let cfg = load_config(&opts.source)?;
+        let node_name = opts.node.clone().unwrap_or_else(super::hostname);
+        let local = cfg
+            .local_node(&node_name)
+            .map_err(|d| anyhow!("{d} (give --node NAME if the hostname differs)"))?
+            .clone();
+        for w in &cfg.warnings {
+            warn!("config: {w}");
+        }
+        if !cfg.auth.authenticated {
+            warn!(
+                "HEARTBEATS ARE NOT AUTHENTICATED (authkeys uses crc): anyone on the heartbeat network can forge them"
+            );
+        }
+        let port = cfg.links.first().map(|l| l.port).unwrap_or(cfg.udp_port);
+        if cfg.links.iter().any(|l| l.port != port) {
+            bail!("all heartbeat links must use one UDP port (the XDP program matches one)");
+        }
+        let (k0, k1) = key_words(&cfg.auth.key);
+
+        // Kernel side first: we must hear peers before we say anything.
+        let pin_dir = opts
+            .pin
+            .then(|| crate::kernel::loader::pin_dir_for(&cfg.cluster).join(&local.name));
+        let mut kernel = Kernel::load(pin_dir.as_deref())?;
+        kernel.set_config(KernelConfig {
+            cluster_id: cfg.cluster_id,
+            udp_port: port,
+            flags: 0,
+            k0,
+            k1,
+        })?;
+        set_peers(&mut kernel, &cfg, &local)?;
+        let mut ifaces: Vec<&str> = cfg.links.iter().map(|l| l.iface.as_str()).collect();
+        ifaces.dedup();
+        for i in ifaces {
+            kernel.attach(i)?;
+        }
+        let mut events = EventStream::new(kernel.take_events()?)?;
+
+        let state_dir = opts.state_dir.clone().unwrap_or_else(|| {
+            PathBuf::from("/run/hb").join(format!("{}-{}", cfg.cluster, local.name))
+        });
+        let resources = Arc::new(
+            Resources::new(ResourcesConfig {
+                groups: cfg
+                    .groups
+                    .iter()
+                    .map(|g| (g.name.clone(), g.resources.clone()))
+                    .collect(),
+                arp: cfg.arp.clone(),
+                script_dirs: cfg.script_dirs.clone(),
+                state_dir,
+                ..Default::default()
+            })
+            .map_err(|e| anyhow!("resources: {e}"))?,
+        );
+
+        let spec = cluster_spec(&cfg, &local);
+        spec.validate()
+            .map_err(|e| anyhow!("cluster configuration: {e}"))?;
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let mut neighbours: Vec<IpAddr> = cfg.ping_nodes.clone();
+        neighbours.extend(cfg.ping_groups.iter().flat_map(|g| g.addrs.clone()));
+        for g in &cfg.groups {
+            for r in &g.resources {
+                if let crate::resources::ResourceSpec::Mac {
+                    gateway: Some(gw), ..
+                } = r
+                    && !neighbours.contains(gw)
+                {
+                    neighbours.push(*gw);
+                }
+            }
+        }
+        let workers = GroupWorkers::spawn(
+            resources.clone(),
+            cfg.groups
+                .iter()
+                .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
+                .map(|g| (g.id, g.name.clone(), g.resources.clone()))
+                .collect(),
+            neighbours,
+            done_tx.clone(),
+        );
+
+        // Groups whose resources are already in place: an agent restarted
+        // while holding them adopts them without an outage.
+        let mut adopt = Vec::new();
+        for g in cfg
+            .groups
+            .iter()
+            .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
+        {
+            if resources
+                .status_group(&g.name, &g.resources)
+                .await
+                .all_in_place()
+            {
+                info!(group = %g.name, "resources already in place: adopting the group");
+                adopt.push(g.id);
+            }
+        }
+
+        let sender = Sender::start(
+            SenderConfig {
+                cluster_id: cfg.cluster_id,
+                node_id: local.id,
+                incarnation: clock::realtime_ns(),
+                keepalive: cfg.timing.keepalive,
+                deadtime: cfg.timing.deadtime,
+                key: (k0, k1),
+                port,
+                realtime: cfg.realtime,
+            },
+            &link_targets(&cfg, &local),
+        )?;
+
+        let (ping_tx, mut ping_rx) = watch::channel(None);
+        let targets = ping_targets(&cfg)?;
+        if !targets.is_empty() {
+            let interval = cfg
+                .timing
+                .keepalive
+                .clamp(Duration::from_millis(10), Duration::from_secs(1));
+            let pinger = Pinger::new(targets, interval, cfg.timing.deadtime);
+            tokio::spawn(async move {
+                if let Err(e) = pinger.run(ping_tx).await {
+                    error!("ping nodes: {e:#}");
+                }
+            });
+        }
+
+        let socket = opts
+            .socket
+            .clone()
+            .unwrap_or_else(|| cfg.control_socket.clone());
+        let (ctl_tx, mut ctl_rx) = mpsc::channel(16);
+        let _socket_guard = server::serve(&socket, ctl_tx)?;
+
+        let now = clock::now_ns();
+        let mut agent = Agent {
+            cluster: Cluster::new(spec, now),
+            cfg,
+            local,
+            kernel,
+            sender,
+            workers,
+            started: Instant::now(),
+            warnings: VecDeque::new(),
+            owners: BTreeMap::new(),
+            done_tx,
+            exit: false,
+            last_loop_ns: now,
+        };
+        info!(
+            node = %agent.local.name,
+            cluster = %agent.cfg.cluster,
+            keepalive_ms = agent.cfg.timing.keepalive.as_secs_f64() * 1e3,
+            deadtime_ms = agent.cfg.timing.deadtime.as_secs_f64() * 1e3,
+            socket = %socket.display(),
+            "agent started"
+        );
+        agent.feed(Event::Start);
+        for g in adopt {
+            agent.feed(Event::AdoptHeld { group: g });
+        }
+
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let tick_every = agent.cfg.timing.keepalive.min(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let src = opts.source;
+
+        while !agent.exit {
+            tokio::select! {
+                biased;
+                batch = events.next_batch() => {
+                    // A freeze must be known before the events queued during it.
+                    agent.check_stall();
+                    for e in batch? {
+                        for ev in convert::kernel_to_cluster(&e) {
+                            agent.feed(ev);
+                        }
+                    }
+                }
+                Some(d) = done_rx.recv() => {
+                    agent.feed(d.event);
+                }
+                Ok(()) = ping_rx.changed() => {
+                    let count = *ping_rx.borrow_and_update();
+                    if let Some(count) = count {
+                        info!(reachable = count, "ping targets");
+                        agent.feed(Event::PingReachable { count });
+                    }
+                }
+                _ = tick.tick() => {
+                    agent.check_stall();
+                    agent.feed(Event::Tick);
+                }
+                Some((req, reply)) = ctl_rx.recv() => {
+                    let r = agent.control(req);
+                    let _ = reply.send(r);
+                }
+                _ = term.recv() => { info!("SIGTERM: releasing groups and stopping"); agent.feed(Event::Shutdown); }
+                _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.feed(Event::Shutdown); }
+                _ = hup.recv() => agent.reload(&src),
+            }
+        }
+        info!("agent stopped");
+        Ok(())
+    }
+
+    /// Detects that this process was frozen, from the sender thread's view
+    /// or from the loop's own gap, and tells the cluster logic first.
+    fn check_stall(&mut self) {
+        let now = clock::now_ns();
+        let gap = now.saturating_sub(self.last_loop_ns);
+        self.last_loop_ns = now;
+        let sender = self.sender.take_stall().unwrap_or(0);
+        let ns = gap.max(sender);
+        if ns > self.cfg.timing.deadtime.as_nanos() as u64 {
+            warn!(
+                stall_ms = ns as f64 / 1e6,
+                "this node was frozen longer than deadtime (SIGSTOP / VM pause?)"
+            );
+            self.feed(Event::Stalled { ns });
+        }
+    }
+
+    /// One event into the cluster logic, and its actions out.
+    fn feed(&mut self, ev: Event) {
+        let now = clock::now_ns();
+        let actions = self.cluster.handle(ev, now);
+        for a in actions {
+            self.apply(a);
+        }
+        self.track_owners();
+    }
+
+    fn group_name(&self, id: GroupId) -> String {
+        self.cfg
+            .group_by_id(id)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| format!("#{id:08x}"))
+    }
+
+    pub(super) fn node_name(&self, id: NodeId) -> String {
+        self.cfg
+            .node_by_id(id)
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| format!("#{id:08x}"))
+    }
+
+    fn apply(&mut self, a: Action) {
+        match a {
+            Action::SendAdvert => {
+                let adv = self.cluster.advert();
+                self.sender.set_state(convert::advert_to_wire(&adv));
+                self.sender.send_now();
+            }
+            Action::Acquire { group, epoch } => {
+                info!(group = %self.group_name(group), epoch, "taking over group");
+                self.workers.submit(group, Op::Start);
+            }
+            Action::Release { group, reason } => {
+                info!(group = %self.group_name(group), reason = ?reason, "releasing group");
+                self.workers.submit(group, Op::Stop);
+            }
+            Action::Fence { node, group } => {
+                let Some(f) = self.cfg.fencing.clone() else {
+                    return;
+                };
+                let name = self.node_name(node);
+                info!(node = %name, group = %self.group_name(group), "fencing before takeover");
+                let tx = self.done_tx.clone();
+                tokio::spawn(async move {
+                    let ok = super::fence::fence(&f.command, &name, f.timeout).await;
+                    let _ = tx.send(Done {
+                        event: Event::Fenced { node, ok },
+                    });
+                });
+            }
+            Action::Warn(w) => {
+                let msg = w.to_string();
+                warn!("{msg}");
+                if self.warnings.len() == WARNINGS_KEPT {
+                    self.warnings.pop_front();
+                }
+                self.warnings.push_back(msg);
+            }
+            Action::Exit => self.exit = true,
+        }
+    }
+
+    /// Who holds what, as far as this node knows, for `status`.
+    fn track_owners(&mut self) {
+        for g in &self.cluster.spec().groups.clone() {
+            let owner = status::owner_of(self, g.id);
+            let e = self.owners.entry(g.id).or_insert((None, Instant::now()));
+            if e.0 != owner {
+                *e = (owner, Instant::now());
+            }
+        }
+    }
+
+    fn control(&mut self, req: Request) -> Response {
+        match req {
+            Request::Status => Response {
+                ok: true,
+                message: String::new(),
+                status: Some(status::report(self)),
+            },
+            Request::Standby { group } => self.admin(group, AdminCmd::Standby),
+            Request::Takeover { group } => self.admin(group, AdminCmd::Takeover),
+        }
+    }
+
+    fn admin(&mut self, group: Option<String>, cmd: fn(Option<GroupId>) -> AdminCmd) -> Response {
+        let id = match &group {
+            None => None,
+            Some(name) => match self.cfg.groups.iter().find(|g| &g.name == name) {
+                Some(g) if self.cluster.spec().group(g.id).is_some() => Some(g.id),
+                Some(_) => return Response::err(format!("group {name} does not run on this node")),
+                None => return Response::err(format!("no group named {name}")),
+            },
+        };
+        let c = cmd(id);
+        self.feed(Event::Admin(c));
+        Response::ok(format!(
+            "{} {}",
+            match c {
+                AdminCmd::Standby(_) => "standby:",
+                AdminCmd::Takeover(_) => "takeover:",
+            },
+            group.unwrap_or_else(|| "all groups".into())
+        ))
+    }
+
+    /// SIGHUP: re-read the configuration. A configuration that fails to load
+    /// leaves the running one in place. Timings and keys apply at once;
+    /// changes to nodes, links or groups need a restart (said in the log).
+    fn reload(&mut self, src: &config::Source) {
+        let new = match load_config(src) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("reload failed, the running configuration stays: {e:#}");
+                return;
+            }
+        };
+        let structural = new.nodes != self.cfg.nodes
+            || new.links != self.cfg.links
+            || new.groups != self.cfg.groups
+            || new.cluster_id != self.cfg.cluster_id;
+        if structural {
+            warn!(
+                "reload: nodes, links or groups changed; restart the agent to apply them (timings still apply)"
+            );
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.timing = new.timing;
+        cfg.arp = new.arp.clone();
+        cfg.warnings = new.warnings.clone();
+        if let Err(e) = set_peers(&mut self.kernel, &cfg, &self.local) {
+            error!("reload: updating peer timings failed: {e:#}");
+            return;
+        }
+        self.cfg = cfg;
+        info!("configuration reloaded");
+    }
+}
+
+fn set_peers(kernel: &mut Kernel, cfg: &Config, local: &Node) -> Result<()> {
+    for n in cfg.nodes.iter().filter(|n| n.id != local.id) {
+        kernel
+            .set_peer(
+                n.id,
+                PeerConfig {
+                    deadtime_ns: cfg.timing.deadtime.as_nanos() as u64,
+                    warntime_ns: cfg.timing.warntime.as_nanos() as u64,
+                },
+            )
+            .with_context(|| format!("peer {}", n.name))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! What goes in ([`Event`]), what comes out ([`Action`], [`Warning`]) and what our heartbeats
+//! carry ([`Advert`]).
+
+use std::fmt;
+
+use super::spec::{GroupId, NodeId};
+
+/// One group as a node sees it, carried in every heartbeat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GroupClaim {
+    pub group: GroupId,
+    /// The node's hold epoch while it holds the group (or is starting / stopping it), otherwise
+    /// the highest epoch it has seen for the group.
+    pub epoch: u32,
+    /// The node's resources for the group are (or may be) in place: set from the moment it
+    /// starts acquiring until its release has completed.
+    pub held: bool,
+    /// The node would take the group if it were its turn (configured, not standby, not cut off
+    /// from the ping nodes, no recent failed start, not shutting down, not settling after a
+    /// hang, not stuck).
+    pub eligible: bool,
+    /// Added to the brief: the node's stop of this group failed, its resources are in an unknown
+    /// state. With fencing configured the next candidate fences the node and takes the group.
+    pub stuck: bool,
+    /// Added to the brief: the node asks the current holder to hand the group over (`hb_takeover`).
+    /// Honoured only by a holder less preferred than the asking node.
+    pub takeover: bool,
+}
+
+/// The wire-visible state of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Advert {
+    /// One claim per configured group, at most `MAX_GROUPS`.
+    pub claims: Vec<GroupClaim>,
+    /// How many ping targets the node reaches now.
+    pub ping_reachable: u8,
+    /// The node is in standby for all its groups.
+    pub standby: bool,
+    /// The node is in initdead (or has not measured its ping targets yet), or has just resumed
+    /// from a hang. Peers do not fail groups back to a settling node.
+    pub settling: bool,
+}
+
+impl Advert {
+    /// The claim for `group`, if the node advertises one.
+    pub fn claim(&self, group: GroupId) -> Option<&GroupClaim> {
+        self.claims.iter().find(|c| c.group == group)
+    }
+}
+
+/// Operator commands (`hb-agent standby [GROUP]`, `hb-agent takeover [GROUP]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminCmd {
+    /// `hb_standby`: give the group (all groups for `None`) away and stay ineligible until
+    /// `Takeover`.
+    Standby(Option<GroupId>),
+    /// `hb_takeover`: clear standby (and a start failure hold-off) and take the group(s) back,
+    /// from a less preferred holder through its release.
+    Takeover(Option<GroupId>),
+}
+
+/// Inputs of the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The agent started: initdead begins.
+    Start,
+    /// Node-level liveness, for a shell that aggregates links itself. `PeerUp` counts as a
+    /// pseudo link; `PeerDead` declares every link of the node dead.
+    PeerUp {
+        node: NodeId,
+    },
+    PeerDead {
+        node: NodeId,
+    },
+    /// Raw per-link liveness from the kernel (the peer was heard / was silent for deadtime on
+    /// this link). Aggregated by `Membership`.
+    LinkUp {
+        node: NodeId,
+        link: u32,
+    },
+    LinkDead {
+        node: NodeId,
+        link: u32,
+    },
+    /// A heartbeat arrived `gap_ns` after the previous one from the same peer on this link.
+    Late {
+        node: NodeId,
+        link: u32,
+        gap_ns: u64,
+    },
+    /// The latest advert a peer's heartbeat carried. The shell delivers it whenever it differs
+    /// from the last one delivered for that peer, and again (even if equal) after
+    /// `PeerRestarted`.
+    PeerAdvert {
+        node: NodeId,
+        advert: Advert,
+    },
+    /// The peer's incarnation changed (its agent restarted): its old claims are void. Deliver it
+    /// before the new incarnation's first `PeerAdvert`.
+    PeerRestarted {
+        node: NodeId,
+    },
+    /// How many of our ping targets we reach now.
+    PingReachable {
+        count: u8,
+    },
+    /// Periodic (e.g. every keepalive): lets time-based rules (initdead, settling, retries,
+    /// hold-offs) fire.
+    Tick,
+    Admin(AdminCmd),
+    /// Results of [`Action::Acquire`] / [`Action::Release`].
+    Acquired {
+        group: GroupId,
+    },
+    AcquireFailed {
+        group: GroupId,
+    },
+    Released {
+        group: GroupId,
+    },
+    ReleaseFailed {
+        group: GroupId,
+    },
+    /// Result of [`Action::Fence`].
+    Fenced {
+        node: NodeId,
+        ok: bool,
+    },
+    /// Our own loop / heartbeat sender did not run for this long (SIGSTOP, VM pause). The shell
+    /// delivers it before any event that queued up meanwhile.
+    Stalled {
+        ns: u64,
+    },
+    /// SIGTERM: release everything in order, then `Exit`.
+    Shutdown,
+    /// At start: the group's resources are already in place (the agent restarted while holding
+    /// it). Adopt them without an outage.
+    AdoptHeld {
+        group: GroupId,
+    },
+}
+
+/// Why a group is released (for logs and status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseReason {
+    /// We resumed from a stall longer than a peer's patience.
+    Hang,
+    /// Another node holds it too and wins (higher epoch, or same epoch and higher priority).
+    SplitBrain { winner: NodeId },
+    /// Operator standby.
+    Standby,
+    /// A candidate reaching more ping targets can take it.
+    LostConnectivity,
+    /// We are not eligible for another reason (hold-off) and someone else can take it.
+    NotEligible,
+    /// auto_failback: a more preferred candidate is back.
+    Failback { to: NodeId },
+    /// A more preferred candidate asked for it (`hb_takeover`).
+    Requested { by: NodeId },
+    /// Clean-up after a failed start.
+    StartFailed,
+    /// Orderly shutdown.
+    Shutdown,
+    /// Retry of a stop that failed earlier.
+    Retry,
+}
+
+/// Outputs of the state machine, for the shell to execute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Start the group's resources; answer with `Acquired` or `AcquireFailed`.
+    Acquire {
+        group: GroupId,
+        epoch: u32,
+    },
+    /// Stop the group's resources; answer with `Released` or `ReleaseFailed`.
+    Release {
+        group: GroupId,
+        reason: ReleaseReason,
+    },
+    /// Fence (power off) `node` so that we can take `group`; answer with `Fenced`.
+    Fence {
+        node: NodeId,
+        group: GroupId,
+    },
+    /// `Cluster::advert` changed: send a heartbeat now. Always
+    /// the first action of a batch.
+    SendAdvert,
+    Warn(Warning),
+    /// Shutdown is complete (always the last action of its batch, after the final
+    /// `SendAdvert`); the state machine ignores every later event.
+    Exit,
+}
+
+/// Things an operator should hear about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// Once per peer per episode of late heartbeats.
+    LateHeartbeat {
+        node: NodeId,
+        link: u32,
+        gap_ns: u64,
+    },
+    FencingFailed {
+        node: NodeId,
+    },
+    AcquireFailed {
+        group: GroupId,
+    },
+    ReleaseFailed {
+        group: GroupId,
+    },
+    /// A peer's stop failed and no fencing is configured: the group stays with it.
+    PeerStuck {
+        group: GroupId,
+        node: NodeId,
+    },
+    /// Two nodes held the group; `winner` keeps it, `loser` releases.
+    SplitBrainResolved {
+        group: GroupId,
+        winner: NodeId,
+        loser: NodeId,
+    },
+    /// A candidate for the group reaches more ping targets than we do.
+    LostConnectivity {
+        group: GroupId,
+        ours: u8,
+        peer: NodeId,
+        theirs: u8,
+    },
+    /// We should take the group over but do not see enough of its candidates.
+    NoQuorum {
+        group: GroupId,
+        visible: usize,
+        candidates: usize,
+    },
+    /// We were stalled longer than a peer waits for us: every group is released.
+    Hang {
+        ns: u64,
+    },
+    /// An event or command named a group we are not configured for.
+    UnknownGroup {
+        group: GroupId,
+    },
+    /// A completion arrived for an operation that was not outstanding.
+    UnexpectedCompletion {
+        group: GroupId,
+        event: &'static str,
+    },
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LateHeartbeat { node, link, gap_ns } => write!(
+                f,
+                "late heartbeat from node {node} on link {link}: {:.1} ms since the previous one",
+                ms(*gap_ns)
+            ),
+            Self::FencingFailed { node } => {
+                write!(
+                    f,
+                    "fencing node {node} failed; takeover blocked, will retry"
+                )
+            }
+            Self::AcquireFailed { group } => write!(
+                f,
+                "starting group {group} failed; cleaning up and leaving it to the next candidate"
+            ),
+            Self::ReleaseFailed { group } => write!(
+                f,
+                "stopping group {group} failed; it stays advertised as held (stuck) until a stop succeeds or we are fenced"
+            ),
+            Self::PeerStuck { group, node } => write!(
+                f,
+                "node {node} failed to stop group {group} and no fencing is configured: the group stays with it"
+            ),
+            Self::SplitBrainResolved {
+                group,
+                winner,
+                loser,
+            } => write!(
+                f,
+                "split brain on group {group}: held by nodes {winner} and {loser}; {winner} keeps it, {loser} releases"
+            ),
+            Self::LostConnectivity {
+                group,
+                ours,
+                peer,
+                theirs,
+            } => write!(
+                f,
+                "lost connectivity: we reach {ours} ping target(s), node {peer} reaches {theirs}; giving up group {group}"
+            ),
+            Self::NoQuorum {
+                group,
+                visible,
+                candidates,
+            } => write!(
+                f,
+                "no quorum to take group {group}: {visible} of {candidates} candidates visible"
+            ),
+            Self::Hang { ns } => write!(
+                f,
+                "we were stalled for {:.1} ms (longer than peers wait): releasing every group",
+                ms(*ns)
+            ),
+            Self::UnknownGroup { group } => write!(f, "group {group} is not configured here"),
+            Self::UnexpectedCompletion { group, event } => {
+                write!(
+                    f,
+                    "{event} for group {group}, which had no such operation outstanding"
+                )
+            }
+        }
+    }
+}

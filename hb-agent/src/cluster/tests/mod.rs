@@ -1,0 +1,7 @@
+//! Unit tests of the state machine (`unit`) and multi-node scenarios on a simulator (`sim`,
+//! `seed`, `faults`).
+
+mod faults;
+mod seed;
+mod sim;
+mod unit;
