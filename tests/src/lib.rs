@@ -2,5 +2,6 @@
 //! network-namespace fixtures that clean up after themselves.
 
 pub mod kernel;
+pub mod lab;
 pub mod netns;
 pub mod packets;

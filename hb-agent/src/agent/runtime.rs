@@ -329,6 +329,7 @@ impl Agent {
                     // A freeze must be known before the events queued during it.
                     agent.check_stall();
                     for e in batch? {
+                        agent.log_kernel_event(&e);
                         for ev in convert::kernel_to_cluster(&e) {
                             agent.feed(ev);
                         }
@@ -375,6 +376,29 @@ impl Agent {
                 "this node was frozen longer than deadtime (SIGSTOP / VM pause?)"
             );
             self.feed(Event::Stalled { ns });
+        }
+    }
+
+    fn log_kernel_event(&self, e: &crate::kernel::KernelEvent) {
+        use crate::kernel::KernelEventKind as K;
+        let peer = self.node_name(e.node_id);
+        let link = self
+            .kernel
+            .attachments()
+            .iter()
+            .find(|a| a.ifindex == e.ifindex)
+            .map(|a| a.iface.clone())
+            .unwrap_or_default();
+        let silent_ms = e.ts_ns.saturating_sub(e.last_seen_ns) as f64 / 1e6;
+        match e.kind {
+            K::Dead => warn!(%peer, %link, silent_ms, "peer dead on link (kernel timer)"),
+            K::FirstHeard => info!(%peer, %link, "peer up on link (first heard)"),
+            K::AliveAgain => info!(%peer, %link, "peer up on link again"),
+            K::Restarted { .. } => info!(%peer, %link, "peer restarted (new incarnation)"),
+            K::Late { gap_ns } => {
+                warn!(%peer, %link, gap_ms = gap_ns as f64 / 1e6, "late heartbeat")
+            }
+            K::State => tracing::debug!(%peer, %link, "peer state changed"),
         }
     }
 

@@ -606,13 +606,27 @@ impl Cluster {
     }
 
     /// Rule 6, per group: (visible candidates, whether that is a quorum).
+    ///
+    /// A candidate whose last advert (alive or dead) does not list G is not
+    /// configured for G on its own side and does not count: a Heartbeat
+    /// haresources line makes every ha.cf node a candidate, but in the seed's
+    /// N+1 setup node0 never runs vip2, and counting it would leave the
+    /// standby without quorum when both primaries are down.
     fn quorum(&self, i: usize) -> (usize, bool) {
         let g = &self.groups[i];
-        let n = g.candidates.len();
+        let counts = |c: NodeId| {
+            c == self.spec.local
+                || self
+                    .peers
+                    .get(&c)
+                    .and_then(|p| p.advert.as_ref())
+                    .is_none_or(|a| a.claim(g.id).is_some())
+        };
+        let n = g.candidates.iter().filter(|&&c| counts(c)).count();
         let visible = 1 + g
             .candidates
             .iter()
-            .filter(|&&c| c != self.spec.local && self.peer_alive(c))
+            .filter(|&&c| c != self.spec.local && counts(c) && self.peer_alive(c))
             .count();
         let ok = match n {
             0 | 1 => true,

@@ -2,7 +2,9 @@
 //! node's own view: node0 knows [node0, node1] and vip1, node2 knows [node2, node1] and vip2,
 //! node1 knows all three and both groups; one heartbeat link, one ping node.
 
-use super::super::{Action, AdminCmd, Event, GroupId, HoldState, NodeId, ReleaseReason, Warning};
+use super::super::{
+    Action, AdminCmd, Event, GroupId, GroupSpec, HoldState, NodeId, ReleaseReason, Warning,
+};
 use super::sim::{DEAD_STEPS, Sim, VIP1, VIP2};
 
 fn has_release(actions: &[Action], group: GroupId, reason: ReleaseReason) -> bool {
@@ -170,6 +172,33 @@ fn both_primaries_down_standby_holds_both() {
     s.boot(0);
     s.run_until(3 * DEAD_STEPS, "vip1 back on node0", |s| {
         s.holders(VIP1) == [0]
+    });
+}
+
+/// The candidate lists the haresources parser really builds (preferred node,
+/// then every other ha.cf node in order): node1 sees node0 as a candidate of
+/// vip2 and node2 of vip1. node0 and node2 never advertise the other's
+/// group, so they do not count towards quorum and node1 still covers both.
+#[test]
+fn both_primaries_down_with_haresources_candidate_lists() {
+    let mut s = Sim::seed_with(|spec| {
+        if spec.local == 1 {
+            spec.groups = vec![
+                GroupSpec {
+                    id: VIP1,
+                    candidates: vec![0, 2, 1],
+                },
+                GroupSpec {
+                    id: VIP2,
+                    candidates: vec![2, 0, 1],
+                },
+            ];
+        }
+    });
+    s.power_off(0);
+    s.power_off(2);
+    s.run_until(DEAD_STEPS + 3, "node1 holds both", |s| {
+        s.holders(VIP1) == [1] && s.holders(VIP2) == [1]
     });
 }
 

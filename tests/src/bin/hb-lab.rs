@@ -1,0 +1,139 @@
+//! `cargo xtask lab`: the seed's three-node cluster in network namespaces,
+//! failing and recovering, with a timeline and a results table.
+//!
+//! Options: `--toml` (native configuration instead of ha.d directories),
+//! `--only SUBSTRING` (run matching scenarios), `--json PATH` (default
+//! lab-results/lab.json), `--keepalive-ms/--deadtime-ms N`, `--quiet`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Result;
+use hb_tests::lab::{
+    ABORT, Lab, LabOptions,
+    agents::Timings,
+    default_agent_bin, report,
+    scenarios::{self, ScenarioResult},
+};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
+/// Ctrl-C and SIGTERM set ABORT (the lab then unwinds and cleans up)
+/// instead of killing the process with namespaces left behind.
+fn catch_signals() {
+    // SAFETY: blocking signals in this (the only) thread before any other
+    // thread exists, then waiting for them on a dedicated thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let set2 = set;
+        std::thread::spawn(move || {
+            let mut sig = 0;
+            libc::sigwait(&set2, &mut sig);
+            eprintln!("\ninterrupted: tearing the lab down");
+            ABORT.store(true, Ordering::SeqCst);
+        });
+    }
+}
+
+fn main() -> Result<()> {
+    catch_signals();
+    let mut timings = Timings::default();
+    if let Some(v) = arg("--keepalive-ms") {
+        timings.keepalive_ms = v.parse()?;
+    }
+    if let Some(v) = arg("--deadtime-ms") {
+        timings.deadtime_ms = v.parse()?;
+        timings.warntime_ms = timings.deadtime_ms / 2;
+        timings.initdead_ms = timings.deadtime_ms * 5;
+    }
+    let toml = flag("--toml");
+    let only = arg("--only");
+    let json_path = arg("--json").unwrap_or_else(|| "lab-results/lab.json".into());
+    let workdir = std::env::temp_dir().join(format!("hb-lab-{}", std::process::id()));
+    println!(
+        "hb lab: node0, node1, node2 + switch + client/gateway in network namespaces\n\
+         configuration: {} | keepalive {} ms, deadtime {} ms | client probes both VIPs every {} us",
+        if toml {
+            "native TOML"
+        } else {
+            "seed-style ha.d directories (ha.cf, haresources, authkeys)"
+        },
+        timings.keepalive_ms,
+        timings.deadtime_ms,
+        hb_tests::lab::observe::PROBE_INTERVAL.as_micros()
+    );
+    let mut lab = Lab::start(LabOptions {
+        timings,
+        toml,
+        agent_bin: default_agent_bin()?,
+        workdir,
+        verbose: !flag("--quiet"),
+    })?;
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    for (name, f) in scenarios::all() {
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        if ABORT.load(Ordering::Relaxed) {
+            break;
+        }
+        let r = scenarios::run(&mut lab, name, f);
+        println!(
+            "  -> {}: outage vip1 {:.1} ms, vip2 {:.1} ms{}",
+            if r.passed() { "pass" } else { "FAIL" },
+            r.outage_ms[0],
+            r.outage_ms[1],
+            r.error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+        let failed = r.error.is_some();
+        results.push(r);
+        if failed {
+            // Put the cluster back for the next scenario.
+            let _ = recover(&mut lab);
+        }
+    }
+    println!("\n{}", report::table(&results));
+    if let Some(dir) = std::path::Path::new(&json_path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json_path, report::json(&results))?;
+    println!("results written to {json_path}");
+    drop(lab);
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} scenario(s) failed");
+    }
+    Ok(())
+}
+
+/// After a failed scenario: every cable in, every agent running, initial owners.
+fn recover(lab: &mut Lab) -> Result<()> {
+    for i in 0..3 {
+        lab.topo.cable(i, true, true)?;
+        lab.topo.cable(i, false, true)?;
+        if let Some(a) = &lab.agents[i] {
+            a.signal(libc::SIGCONT);
+        } else {
+            lab.start_agent(i)?;
+        }
+    }
+    let t = lab.settle_timeout() + Duration::from_secs(5);
+    lab.wait_owners(scenarios::INITIAL, t)?;
+    Ok(())
+}

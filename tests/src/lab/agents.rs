@@ -1,0 +1,255 @@
+//! The lab's agents: one `hb-agent run` per node, each in its node's
+//! network namespace and in a UTS namespace of its own (so hostnames can
+//! move), configured from a seed-style Heartbeat directory or native TOML.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use hb_agent::control::{Request, StatusReport, client};
+
+use super::topology::{GATEWAY, NODES, VHOSTS, VIPS, VMACS};
+
+#[derive(Clone, Debug)]
+pub struct Timings {
+    pub keepalive_ms: u64,
+    pub deadtime_ms: u64,
+    pub warntime_ms: u64,
+    pub initdead_ms: u64,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            keepalive_ms: 10,
+            deadtime_ms: 60,
+            warntime_ms: 30,
+            initdead_ms: 300,
+        }
+    }
+}
+
+/// Which groups each node's haresources lists, as in the seed: node0 and
+/// node2 only their own, node1 both.
+fn groups_of(i: usize) -> &'static [usize] {
+    match i {
+        0 => &[0],
+        1 => &[0, 1],
+        _ => &[1],
+    }
+}
+
+/// ha.cf `node` lines, as the seed has them: each primary knows itself and
+/// the standby; the standby knows all three (order = priority).
+fn nodes_of(i: usize) -> &'static [usize] {
+    match i {
+        0 => &[0, 1],
+        1 => &[0, 2, 1],
+        _ => &[2, 1],
+    }
+}
+
+fn primary_of(g: usize) -> usize {
+    if g == 0 { 0 } else { 2 }
+}
+
+fn mac_resource(g: usize) -> String {
+    format!("MacTakeover::eth0::{}::macvlan::{}/24", VMACS[g], VIPS[g])
+}
+
+/// A seed-style Heartbeat directory for node `i`: the tutorial's ha.cf
+/// directives with lab timings, heartbeats on both networks (`bcast eth2
+/// eth0`: cutting one network alone must not split the cluster), and the
+/// native MAC takeover in macvlan mode so the standby can hold both groups.
+pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
+    fs::create_dir_all(dir.join("resource.d"))?;
+    let mut cf = format!(
+        "# hb lab: node{i}'s ha.cf from the tutorial, with lab timings\n\
+         logfacility     local0\n\
+         keepalive {}ms\n\
+         deadtime {}ms\n\
+         warntime {}ms\n\
+         initdead {}ms\n\
+         udpport 694\n\
+         bcast eth2 eth0\n\
+         auto_failback on\n",
+        t.keepalive_ms, t.deadtime_ms, t.warntime_ms, t.initdead_ms
+    );
+    for n in nodes_of(i) {
+        cf.push_str(&format!("node    node{n}\n"));
+    }
+    cf.push_str(&format!(
+        "ping {GATEWAY}\nrespawn root /usr/lib/heartbeat/ipfail\napiauth ipfail gid=root uid=root\n"
+    ));
+    fs::write(dir.join("ha.cf"), cf)?;
+    let mut hr = String::from("# hb lab haresources: one line per group, identical where shared\n");
+    for g in groups_of(i) {
+        hr.push_str(&format!(
+            "node{} {} Hostname::{}\n",
+            primary_of(*g),
+            mac_resource(*g),
+            VHOSTS[*g]
+        ));
+    }
+    fs::write(dir.join("haresources"), hr)?;
+    let ak = dir.join("authkeys");
+    fs::write(&ak, "auth 1\n1 sha1 hb-lab-shared-secret\n")?;
+    fs::set_permissions(&ak, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+/// The same cluster in native TOML for node `i`.
+pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
+    let mut s = format!(
+        "cluster = \"heartbeat\"\nauto_failback = true\nping_nodes = [\"{GATEWAY}\"]\n\
+         [timing]\nkeepalive = \"{}ms\"\ndeadtime = \"{}ms\"\nwarntime = \"{}ms\"\ninitdead = \"{}ms\"\n\
+         [auth]\nmethod = \"sha1\"\nsecret = \"hb-lab-shared-secret\"\n\
+         [[link]]\nname = \"eth2\"\niface = \"eth2\"\nkind = \"bcast\"\n\
+         [[link]]\nname = \"eth0\"\niface = \"eth0\"\nkind = \"bcast\"\n",
+        t.keepalive_ms, t.deadtime_ms, t.warntime_ms, t.initdead_ms
+    );
+    for n in nodes_of(i) {
+        s.push_str(&format!(
+            "[[node]]\nname = \"node{n}\"\naddrs = {{ eth2 = \"{}\", eth0 = \"{}\" }}\n",
+            NODES[*n].hb_ip, NODES[*n].svc_ip
+        ));
+    }
+    for g in groups_of(i) {
+        let p = primary_of(*g);
+        let nodes: Vec<String> = [p, 1]
+            .iter()
+            .filter(|n| nodes_of(i).contains(n))
+            .map(|n| format!("\"node{n}\""))
+            .collect();
+        s.push_str(&format!(
+            "[[group]]\nname = \"{}\"\nnodes = [{}]\n\
+             [[group.resource]]\ntype = \"mac\"\niface = \"eth0\"\nmac = \"{}\"\nmode = \"macvlan\"\naddress = \"{}/24\"\n\
+             [[group.resource]]\ntype = \"hostname\"\nname = \"{}\"\n",
+            mac_resource(*g),
+            nodes.join(", "),
+            VMACS[*g],
+            VIPS[*g],
+            VHOSTS[*g]
+        ));
+    }
+    fs::write(path, s)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+/// One running agent.
+pub struct AgentProc {
+    pub child: Child,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+}
+
+impl AgentProc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signals only the agent process this lab started.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    pub fn status(&self) -> Result<StatusReport> {
+        let r = client::call(&self.socket, &Request::Status)?;
+        r.status.context("no status in reply")
+    }
+
+    /// Sends SIGTERM and waits for the agent to release and exit.
+    pub fn stop(mut self, timeout: Duration) -> Result<()> {
+        self.signal(libc::SIGTERM);
+        let t0 = Instant::now();
+        loop {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            if t0.elapsed() > timeout {
+                self.signal(libc::SIGKILL);
+                let _ = self.child.wait();
+                bail!("agent did not stop within {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// kill -9, as a power cut.
+    pub fn kill(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// The hostname in the agent's UTS namespace.
+    pub fn hostname(&self) -> Result<String> {
+        let o = Command::new("nsenter")
+            .args(["-t", &self.pid().to_string(), "-u", "hostname"])
+            .output()?;
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal(libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Starts node `i`'s agent in its namespace, with the node's own hostname
+/// set in a fresh UTS namespace (as after a boot).
+pub fn spawn(
+    bin: &Path,
+    netns: &str,
+    i: usize,
+    conf: &Path,
+    toml: bool,
+    dir: &Path,
+) -> Result<AgentProc> {
+    let name = NODES[i].name;
+    let socket = dir.join(format!("{name}.sock"));
+    let log = dir.join(format!("{name}.log"));
+    let state = dir.join(format!("{name}-state"));
+    let logf = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)?;
+    let cfg_flag = if toml { "--config" } else { "--ha-dir" };
+    let child = Command::new("ip")
+        .args(["netns", "exec", netns, "unshare", "--uts", "sh", "-c"])
+        .arg(format!("hostname {name} && exec \"$0\" \"$@\""))
+        .arg(bin)
+        .args(["run", cfg_flag])
+        .arg(conf)
+        .args(["--node", name, "--log-format", "json", "--socket"])
+        .arg(&socket)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("HB_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let a = AgentProc { child, socket, log };
+    // Ready when its control socket answers.
+    let t0 = Instant::now();
+    while a.status().is_err() {
+        if t0.elapsed() > Duration::from_secs(10) {
+            bail!(
+                "{name}'s agent did not come up; log {}:\n{}",
+                a.log.display(),
+                fs::read_to_string(&a.log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(a)
+}

@@ -1,0 +1,199 @@
+//! The lab: the seed's three-node cluster in network namespaces, its
+//! failures, and what a client sees. Used by `cargo xtask lab`, by the
+//! integration tests in `tests/tests/lab.rs` and by the failover benchmark.
+
+pub mod agents;
+pub mod observe;
+pub mod report;
+pub mod scenarios;
+pub mod timeline;
+pub mod topology;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use hb_agent::sender::clock;
+
+use agents::{AgentProc, Timings};
+use observe::{Prober, Watcher};
+use topology::{NODES, Topology};
+
+/// Set by Ctrl-C / SIGTERM: every wait returns an error so the lab unwinds
+/// and its guards remove namespaces and processes.
+pub static ABORT: AtomicBool = AtomicBool::new(false);
+
+pub struct LabOptions {
+    pub timings: Timings,
+    /// Native TOML instead of seed-style ha.d directories.
+    pub toml: bool,
+    pub agent_bin: PathBuf,
+    /// Where configurations, sockets and logs go (removed at the end).
+    pub workdir: PathBuf,
+    /// Print the timeline as it happens.
+    pub verbose: bool,
+}
+
+pub struct Lab {
+    // Field order is drop order: observers and agents go before the namespaces.
+    pub prober: Prober,
+    pub watcher: Watcher,
+    pub agents: [Option<AgentProc>; 3],
+    pub timeline: timeline::Timeline,
+    pub topo: Topology,
+    pub opts: LabOptions,
+    confs: Vec<PathBuf>,
+    _dir: DirGuard,
+}
+
+struct DirGuard(PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The agent binary next to the running test/bench executable's target dir.
+pub fn default_agent_bin() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("exe dir")?.to_path_buf();
+    // target/<profile>/deps/<test> or target/<profile>/<bin>
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("hb-agent");
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build -p hb-agent with the same profile)",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+impl Lab {
+    pub fn start(opts: LabOptions) -> Result<Lab> {
+        crate::kernel::assert_root();
+        let dir = opts.workdir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let guard = DirGuard(dir.clone());
+        let topo = Topology::build()?;
+        let mut confs = Vec::new();
+        for i in 0..3 {
+            let c = if opts.toml {
+                let p = dir.join(format!("{}.toml", NODES[i].name));
+                agents::write_toml(&p, i, &opts.timings)?;
+                p
+            } else {
+                let p = dir.join(format!("{}-ha.d", NODES[i].name));
+                agents::write_ha_dir(&p, i, &opts.timings)?;
+                p
+            };
+            confs.push(c);
+        }
+        let watcher = Watcher::start(&topo.nodes);
+        let prober = Prober::start(&topo.gw)?;
+        let timeline = timeline::Timeline::new(dir.clone(), opts.verbose);
+        let mut lab = Lab {
+            prober,
+            watcher,
+            agents: [None, None, None],
+            timeline,
+            topo,
+            opts,
+            confs,
+            _dir: guard,
+        };
+        for i in 0..3 {
+            lab.start_agent(i)?;
+        }
+        lab.wait_owners([Some(0), Some(2)], lab.settle_timeout())
+            .context("initial state: node0 should hold vip1 and node2 vip2")?;
+        lab.timeline
+            .note("cluster up: node0 holds vip1, node2 holds vip2");
+        Ok(lab)
+    }
+
+    pub fn deadtime(&self) -> Duration {
+        Duration::from_millis(self.opts.timings.deadtime_ms)
+    }
+
+    /// Generous: initdead plus several deadtimes for failback stability.
+    pub fn settle_timeout(&self) -> Duration {
+        Duration::from_millis(self.opts.timings.initdead_ms)
+            + self.deadtime() * 20
+            + Duration::from_secs(2)
+    }
+
+    pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        let log = self.opts.workdir.join(format!("{}.log", NODES[i].name));
+        let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let a = agents::spawn(
+            &self.opts.agent_bin,
+            &self.topo.nodes[i].name,
+            i,
+            &self.confs[i],
+            self.opts.toml,
+            &self.opts.workdir,
+        )?;
+        self.timeline.watch_log(i, &a.log, from);
+        self.timeline.note(&format!(
+            "{} agent started (pid {})",
+            NODES[i].name,
+            a.pid()
+        ));
+        self.agents[i] = Some(a);
+        Ok(())
+    }
+
+    pub fn agent(&self, i: usize) -> Result<&AgentProc> {
+        self.agents[i]
+            .as_ref()
+            .with_context(|| format!("{} has no agent running", NODES[i].name))
+    }
+
+    /// Polls `cond` every millisecond until it holds, printing the timeline
+    /// meanwhile; error after `timeout` or on Ctrl-C.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Lab) -> bool,
+    ) -> Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            self.timeline.poll();
+            if cond(self) {
+                return Ok(t0.elapsed());
+            }
+            if ABORT.load(Ordering::Relaxed) {
+                bail!("interrupted");
+            }
+            if t0.elapsed() > timeout {
+                bail!(
+                    "timed out after {timeout:?} waiting for {what}; holders now: vip1 {:?}, vip2 {:?}",
+                    self.watcher.holders(0),
+                    self.watcher.holders(1)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until exactly the given node holds each VIP (None: nobody).
+    pub fn wait_owners(&mut self, want: [Option<usize>; 2], timeout: Duration) -> Result<Duration> {
+        self.wait_for(&format!("owners {want:?}"), timeout, |l| {
+            (0..2).all(|v| l.watcher.holders(v) == want[v].into_iter().collect::<Vec<_>>())
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        clock::now_ns()
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.opts.workdir
+    }
+}

@@ -1,0 +1,371 @@
+//! The seed's tests and the failures around them, each a function that
+//! breaks something, waits for the cluster to react, repairs it and waits
+//! for the original state, while the client keeps probing both VIPs.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Serialize;
+
+use super::Lab;
+use super::topology::{NODES, VHOSTS, VIPS, VMACS};
+
+/// Initial owners: node0 holds vip1, node2 holds vip2; node1 is the standby.
+pub const INITIAL: [Option<usize>; 2] = [Some(0), Some(2)];
+pub const STANDBY: usize = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    pub name: String,
+    /// Longest gap between answers per VIP over the whole scenario, ms.
+    pub outage_ms: [f64; 2],
+    /// Time from the fault until the standby served the affected VIP(s), ms.
+    pub failover_ms: Option<f64>,
+    pub owner_before: [String; 2],
+    pub owner_during: [String; 2],
+    pub owner_after: [String; 2],
+    /// Time two nodes held one VIP, per VIP, ms (whole scenario).
+    pub dual_ms: [f64; 2],
+    /// Of which after a hung node resumed (target: 0).
+    pub dual_after_resume_ms: Option<[f64; 2]>,
+    pub identity_ok: bool,
+    pub identity: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl ScenarioResult {
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.identity_ok
+    }
+}
+
+pub type ScenarioFn = fn(&mut Lab) -> Result<Phases>;
+
+/// What a scenario reports about its own phases.
+#[derive(Default)]
+pub struct Phases {
+    pub failover_ns: Option<u64>,
+    pub during: Option<[String; 2]>,
+    pub resumed_at: Option<u64>,
+}
+
+pub fn all() -> Vec<(&'static str, ScenarioFn)> {
+    vec![
+        ("node0 graceful stop + restart", |l| graceful_stop(l, 0)),
+        ("node0 service cable pulled + plugged", |l| cable_pull(l, 0)),
+        ("node0 power off + on", |l| power_off(l, &[0])),
+        ("node0 hung (SIGSTOP) + resumed", |l| hang(l, 0)),
+        ("node2 graceful stop + restart", |l| graceful_stop(l, 2)),
+        ("node2 service cable pulled + plugged", |l| cable_pull(l, 2)),
+        ("node2 power off + on", |l| power_off(l, &[2])),
+        ("node2 hung (SIGSTOP) + resumed", |l| hang(l, 2)),
+        ("node0 and node2 down together", |l| power_off(l, &[0, 2])),
+        ("heartbeat network cut", heartbeat_net_cut),
+        ("flapping heartbeat link on node0", flapping_link),
+    ]
+}
+
+fn vip_of(node: usize) -> usize {
+    if node == 0 { 0 } else { 1 }
+}
+
+fn owners_str(l: &Lab) -> [String; 2] {
+    [0, 1].map(|v| {
+        let h = l.watcher.holders(v);
+        if h.is_empty() {
+            "-".to_string()
+        } else {
+            h.iter()
+                .map(|n| NODES[*n].name)
+                .collect::<Vec<_>>()
+                .join("+")
+        }
+    })
+}
+
+/// Runs one scenario with its measurements.
+pub fn run(l: &mut Lab, name: &str, f: ScenarioFn) -> ScenarioResult {
+    l.timeline.begin(name);
+    let before = owners_str(l);
+    let t0 = l.now();
+    let r = f(l);
+    let t1 = l.now();
+    let (phases, error) = match r {
+        Ok(p) => (p, None),
+        Err(e) => (Phases::default(), Some(format!("{e:#}"))),
+    };
+    let (identity_ok, identity) = if error.is_none() {
+        check_identity(l)
+    } else {
+        (false, vec![])
+    };
+    ScenarioResult {
+        name: name.to_string(),
+        outage_ms: [0, 1].map(|v| l.prober.outage(v, t0, t1) as f64 / 1e6),
+        failover_ms: phases.failover_ns.map(|n| n as f64 / 1e6),
+        owner_before: before,
+        owner_during: phases.during.unwrap_or_else(|| ["?".into(), "?".into()]),
+        owner_after: owners_str(l),
+        dual_ms: [0, 1].map(|v| l.watcher.dual_ns(v, t0, t1) as f64 / 1e6),
+        dual_after_resume_ms: phases
+            .resumed_at
+            .map(|r| [0, 1].map(|v| l.watcher.dual_ns(v, r, t1) as f64 / 1e6)),
+        identity_ok,
+        identity,
+        error,
+    }
+}
+
+fn during_owners(node_down: &[usize]) -> [Option<usize>; 2] {
+    let mut w = INITIAL;
+    for n in node_down {
+        w[vip_of(*n)] = Some(STANDBY);
+    }
+    w
+}
+
+/// The seed's test 1: stop the primary's heartbeat gracefully; the standby
+/// takes over; restarting the primary takes it back (auto_failback).
+pub fn graceful_stop(l: &mut Lab, i: usize) -> Result<Phases> {
+    let t0 = l.now();
+    l.timeline
+        .note(&format!("SIGTERM to {}'s agent", NODES[i].name));
+    let a = l.agents[i].take().context("agent not running")?;
+    a.stop(Duration::from_secs(10))?;
+    let timeout = l.settle_timeout();
+    l.wait_owners(during_owners(&[i]), timeout)?;
+    let failover_ns = l.now() - t0;
+    let during = owners_str(l);
+    l.timeline
+        .note(&format!("restarting {}'s agent", NODES[i].name));
+    l.start_agent(i)?;
+    l.wait_owners(INITIAL, timeout)?;
+    Ok(Phases {
+        failover_ns: Some(failover_ns),
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// The seed's test 2: the primary's public cable is pulled; it loses its ping
+/// node, releases, the standby takes over; plugged back, it fails back.
+pub fn cable_pull(l: &mut Lab, i: usize) -> Result<Phases> {
+    let t0 = l.now();
+    l.timeline
+        .note(&format!("pulling {}'s eth0 cable", NODES[i].name));
+    l.topo.cable(i, true, false)?;
+    let timeout = l.settle_timeout();
+    l.wait_owners(during_owners(&[i]), timeout)?;
+    let failover_ns = l.now() - t0;
+    let during = owners_str(l);
+    l.timeline
+        .note(&format!("plugging {}'s eth0 cable back", NODES[i].name));
+    l.topo.cable(i, true, true)?;
+    l.wait_owners(INITIAL, timeout)?;
+    Ok(Phases {
+        failover_ns: Some(failover_ns),
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// The seed's test 3: power off (agent killed, addresses gone with the RAM,
+/// both cables dead); power on = a fresh boot and agent start.
+pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
+    let t0 = l.now();
+    for &i in nodes {
+        l.timeline.note(&format!("powering {} off", NODES[i].name));
+        if let Some(a) = l.agents[i].take() {
+            a.kill();
+        }
+        l.topo.cable(i, true, false)?;
+        l.topo.cable(i, false, false)?;
+        reset_node(l, i)?;
+    }
+    let timeout = l.settle_timeout();
+    l.wait_owners(during_owners(nodes), timeout)?;
+    let failover_ns = l.now() - t0;
+    let during = owners_str(l);
+    for &i in nodes {
+        l.timeline.note(&format!("powering {} on", NODES[i].name));
+        l.topo.cable(i, true, true)?;
+        l.topo.cable(i, false, true)?;
+        l.start_agent(i)?;
+    }
+    l.wait_owners(INITIAL, timeout)?;
+    Ok(Phases {
+        failover_ns: Some(failover_ns),
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// What a reboot loses: the agent's virtual interfaces and its restore state.
+fn reset_node(l: &Lab, i: usize) -> Result<()> {
+    let ns = &l.topo.nodes[i];
+    let links = ns.exec(&["ip", "-o", "link", "show"])?;
+    for line in links.lines() {
+        if let Some(name) = line
+            .split(": ")
+            .nth(1)
+            .map(|n| n.split('@').next().unwrap_or(n))
+            && name.starts_with("hb-")
+        {
+            ns.exec(&["ip", "link", "del", name])?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(l.workdir().join(format!("{}-state", NODES[i].name)));
+    Ok(())
+}
+
+/// The seed's test 4: the primary hangs (SIGSTOP). Its kernel still holds
+/// the VIP (a SIGSTOP is not a kernel hang), the standby takes over; on
+/// SIGCONT the primary must give up at once, then fail back normally.
+pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
+    let t0 = l.now();
+    let v = vip_of(i);
+    l.timeline
+        .note(&format!("SIGSTOP to {}'s agent", NODES[i].name));
+    l.agent(i)?.signal(libc::SIGSTOP);
+    let timeout = l.settle_timeout();
+    l.wait_for("the standby to take over", timeout, |l| {
+        l.watcher.holders(v).contains(&STANDBY)
+    })?;
+    let failover_ns = l.now() - t0;
+    let during = owners_str(l);
+    // Let it stay frozen a few deadtimes, as a real hang would.
+    let freeze = l.deadtime() * 3;
+    let hold = l.now() + freeze.as_nanos() as u64;
+    l.wait_for("the freeze to last", freeze * 2, |l| l.now() >= hold)?;
+    let resumed = l.now();
+    l.timeline
+        .note(&format!("SIGCONT to {}'s agent", NODES[i].name));
+    l.agent(i)?.signal(libc::SIGCONT);
+    l.wait_owners(INITIAL, timeout)?;
+    Ok(Phases {
+        failover_ns: Some(failover_ns),
+        during: Some(during),
+        resumed_at: Some(resumed),
+    })
+}
+
+/// Only the heartbeat network (eth2) is cut. Heartbeats also travel on the
+/// service network (`bcast eth2 eth0`), so nobody may move: no split brain.
+pub fn heartbeat_net_cut(l: &mut Lab) -> Result<Phases> {
+    l.timeline
+        .note("cutting the heartbeat network (every eth2)");
+    for i in 0..3 {
+        l.topo.cable(i, false, false)?;
+    }
+    let during = hold_steady(l, l.deadtime() * 10)?;
+    for i in 0..3 {
+        l.topo.cable(i, false, true)?;
+    }
+    l.timeline.note("heartbeat network restored");
+    hold_steady(l, l.deadtime() * 3)?;
+    Ok(Phases {
+        failover_ns: None,
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// node0's heartbeat link flaps (down and up every half deadtime): with the
+/// second link alive, nothing may move.
+pub fn flapping_link(l: &mut Lab) -> Result<Phases> {
+    l.timeline.note("flapping node0's eth2 20 times");
+    let half = l.deadtime() / 2;
+    for k in 0..40 {
+        l.topo.cable(0, false, k % 2 == 1)?;
+        hold_steady(l, half)?;
+    }
+    l.topo.cable(0, false, true)?;
+    let during = hold_steady(l, l.deadtime() * 3)?;
+    Ok(Phases {
+        failover_ns: None,
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// Waits `d` while asserting that the initial owners stay put.
+fn hold_steady(l: &mut Lab, d: Duration) -> Result<[String; 2]> {
+    let end = l.now() + d.as_nanos() as u64;
+    let mut moved = None;
+    let _ = l.wait_for("steady", d * 2, |l| {
+        if moved.is_none()
+            && (0..2).any(|v| l.watcher.holders(v) != INITIAL[v].into_iter().collect::<Vec<_>>())
+        {
+            moved = Some(owners_str(l));
+        }
+        l.now() >= end
+    });
+    if let Some(m) = moved {
+        bail!(
+            "ownership moved although it should not have: vip1 {} vip2 {}",
+            m[0],
+            m[1]
+        );
+    }
+    Ok(owners_str(l))
+}
+
+/// After settling: every running node has its expected IP, MAC and
+/// hostname: node0 vip1/VMAC1/nodevir, node2 vip2/VMAC2/nodevir2, node1 its
+/// own, and every eth0 its real MAC and address.
+pub fn check_identity(l: &Lab) -> (bool, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut ok = true;
+    for (i, n) in NODES.iter().enumerate() {
+        let ns = &l.topo.nodes[i];
+        let held: Vec<usize> = INITIAL
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| **o == Some(i))
+            .map(|(v, _)| v)
+            .collect();
+        let addrs = ns.exec(&["ip", "-o", "addr", "show"]).unwrap_or_default();
+        let links = ns.exec(&["ip", "-o", "link", "show"]).unwrap_or_default();
+        let eth0 = links.lines().find(|x| x.contains(": eth0")).unwrap_or("");
+        let mut bad = |what: String| {
+            ok = false;
+            notes.push(format!("{}: {what}", n.name));
+        };
+        if !eth0.to_lowercase().contains(n.mac) {
+            bad(format!("eth0 MAC is not the real {}", n.mac));
+        }
+        if !addrs.contains(&format!("{}/24", n.svc_ip)) {
+            bad(format!("eth0 lost its address {}", n.svc_ip));
+        }
+        for v in 0..2 {
+            let has = addrs.contains(&format!("inet {}/", VIPS[v]));
+            if has != held.contains(&v) {
+                bad(format!(
+                    "{} {}",
+                    if has { "holds" } else { "lacks" },
+                    VIPS[v]
+                ));
+            }
+            let vmac = links.to_lowercase().contains(&VMACS[v].to_lowercase());
+            if vmac != held.contains(&v) {
+                bad(format!(
+                    "virtual MAC {} {}",
+                    VMACS[v],
+                    if vmac { "present" } else { "missing" }
+                ));
+            }
+        }
+        if let Some(a) = &l.agents[i] {
+            let want = held.last().map(|v| VHOSTS[*v]).unwrap_or(n.name);
+            match a.hostname() {
+                Ok(h) if h == want => {}
+                Ok(h) => bad(format!("hostname {h}, expected {want}")),
+                Err(e) => bad(format!("hostname unreadable: {e}")),
+            }
+        }
+    }
+    if ok {
+        notes.push("IP, MAC and hostname right on every node".into());
+    }
+    (ok, notes)
+}

@@ -1,0 +1,179 @@
+//! A readable timeline: the lab's own steps plus what each agent logged
+//! (detections, takeovers, releases, announcements), in ms since the
+//! current scenario began.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::topology::NODES;
+
+pub struct Timeline {
+    origin_wall: f64,
+    files: Vec<(usize, PathBuf, u64)>,
+    verbose: bool,
+    pub entries: Vec<(f64, String)>,
+    _dir: PathBuf,
+}
+
+fn wall_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC timestamp as tracing writes it
+/// (`2026-11-25T22:30:01.123456Z`).
+pub fn parse_rfc3339(s: &str) -> Option<f64> {
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let time = time.trim_end_matches('Z');
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    let ss = t.next()?.parse::<f64>().ok()?;
+    // Days from civil (H. Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days as f64 * 86400.0 + hh * 3600.0 + mm * 60.0 + ss)
+}
+
+/// Agent log messages worth a line in the timeline.
+const INTERESTING: &[&str] = &[
+    "peer dead",
+    "peer up",
+    "taking over group",
+    "releasing group",
+    "group started",
+    "group released",
+    "group start failed",
+    "group stop failed",
+    "fencing",
+    "frozen",
+    "agent started",
+    "agent stopped",
+    "SIGTERM",
+    "ping targets",
+    "split brain",
+    "WARN",
+];
+
+impl Timeline {
+    pub fn new(dir: PathBuf, verbose: bool) -> Timeline {
+        Timeline {
+            origin_wall: wall_now(),
+            files: Vec::new(),
+            verbose,
+            entries: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// A new scenario: times count from now.
+    pub fn begin(&mut self, title: &str) {
+        self.poll();
+        self.origin_wall = wall_now();
+        self.entries.clear();
+        if self.verbose {
+            println!("\n=== {title}");
+        }
+    }
+
+    /// Follows `path` from byte `from` (the log's length before the agent
+    /// was started, so a restarted agent's old lines are not read again).
+    pub fn watch_log(&mut self, node: usize, path: &std::path::Path, from: u64) {
+        self.files.retain(|(n, _, _)| *n != node);
+        self.files.push((node, path.to_path_buf(), from));
+    }
+
+    fn push(&mut self, at: f64, line: String) {
+        if self.verbose {
+            println!("  {at:>8.1} ms  {line}");
+        }
+        self.entries.push((at, line));
+    }
+
+    pub fn note(&mut self, msg: &str) {
+        let at = (wall_now() - self.origin_wall) * 1e3;
+        self.push(at, format!("lab: {msg}"));
+    }
+
+    /// Reads what the agents logged since the last call.
+    pub fn poll(&mut self) {
+        let mut new = Vec::new();
+        for (node, path, off) in self.files.iter_mut() {
+            let Ok(mut f) = std::fs::File::open(&*path) else {
+                continue;
+            };
+            if f.seek(SeekFrom::Start(*off)).is_err() {
+                continue;
+            }
+            let mut s = String::new();
+            if f.read_to_string(&mut s).is_err() {
+                continue;
+            }
+            // Keep a partial last line for next time.
+            let complete = s.rfind('\n').map(|i| i + 1).unwrap_or(0);
+            *off += complete as u64;
+            for line in s[..complete].lines() {
+                if let Some(e) = format_line(*node, line) {
+                    new.push(e);
+                }
+            }
+        }
+        new.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (wall, text) in new {
+            let at = (wall - self.origin_wall) * 1e3;
+            self.push(at, text);
+        }
+    }
+}
+
+fn format_line(node: usize, line: &str) -> Option<(f64, String)> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let msg = v.get("message")?.as_str()?.to_string();
+    let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("");
+    if !INTERESTING.iter().any(|k| msg.contains(k) || level == *k) {
+        return None;
+    }
+    let ts = parse_rfc3339(v.get("timestamp")?.as_str()?)?;
+    let mut extra = Vec::new();
+    if let Some(obj) = v.as_object() {
+        for (k, val) in obj {
+            if matches!(
+                k.as_str(),
+                "message" | "timestamp" | "level" | "target" | "threadName" | "threadId"
+            ) {
+                continue;
+            }
+            extra.push(format!("{k}={}", val.to_string().trim_matches('"')));
+        }
+    }
+    let name = NODES[node].name;
+    Some((
+        ts,
+        format!("{name}: {msg} {}", extra.join(" "))
+            .trim_end()
+            .to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_epoch_seconds() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Some(1.5));
+        assert_eq!(parse_rfc3339("2000-03-01T00:00:00Z"), Some(951_868_800.0));
+    }
+}

@@ -1,0 +1,132 @@
+//! The seed's network in namespaces: node0..2 each with eth0 on the service
+//! network and eth2 on the heartbeat network, a switch namespace holding one
+//! bridge per network, and a client/gateway namespace (192.168.32.254, also
+//! the ping node). Nothing is connected to the root namespace.
+
+use anyhow::Result;
+
+use crate::netns::Netns;
+
+pub const GATEWAY: &str = "192.168.32.254";
+pub const VIPS: [&str; 2] = ["192.168.32.21", "192.168.32.22"];
+pub const VMACS: [&str; 2] = ["00:1E:68:1E:99:5E", "00:1E:68:1E:88:5E"];
+pub const VHOSTS: [&str; 2] = ["nodevir", "nodevir2"];
+
+/// The seed's three nodes.
+pub struct NodeSpec {
+    pub name: &'static str,
+    pub svc_ip: &'static str,
+    pub hb_ip: &'static str,
+    pub mac: &'static str,
+}
+
+pub const NODES: [NodeSpec; 3] = [
+    NodeSpec {
+        name: "node0",
+        svc_ip: "192.168.32.30",
+        hb_ip: "10.160.100.30",
+        mac: "00:18:8b:8e:04:e2",
+    },
+    NodeSpec {
+        name: "node1",
+        svc_ip: "192.168.32.31",
+        hb_ip: "10.160.100.31",
+        mac: "00:1e:68:1e:19:5e",
+    },
+    NodeSpec {
+        name: "node2",
+        svc_ip: "192.168.32.32",
+        hb_ip: "10.160.100.32",
+        mac: "00:1e:68:1e:16:7e",
+    },
+];
+
+pub struct Topology {
+    pub sw: Netns,
+    pub gw: Netns,
+    pub nodes: Vec<Netns>,
+}
+
+/// The switch-side port name of node `i`'s interface (`svc` = eth0).
+pub fn port(i: usize, svc: bool) -> String {
+    format!("n{i}{}", if svc { "e0" } else { "e2" })
+}
+
+fn write_proc(ns: &Netns, path: &str, val: &str) -> Result<()> {
+    ns.exec(&["sh", "-c", &format!("echo {val} > {path}")])?;
+    Ok(())
+}
+
+impl Topology {
+    pub fn build() -> Result<Topology> {
+        let sw = Netns::new("sw")?;
+        let gw = Netns::new("gw")?;
+        for br in ["br0", "br2"] {
+            sw.exec(&[
+                "ip",
+                "link",
+                "add",
+                br,
+                "type",
+                "bridge",
+                "forward_delay",
+                "0",
+            ])?;
+            sw.exec(&["ip", "link", "set", br, "up"])?;
+        }
+        let attach = |ns: &Netns, ifname: &str, swport: &str, br: &str| -> Result<()> {
+            ns.exec(&[
+                "ip", "link", "add", ifname, "type", "veth", "peer", "name", swport, "netns",
+                &sw.name,
+            ])?;
+            sw.exec(&["ip", "link", "set", swport, "master", br, "up"])?;
+            ns.exec(&["ip", "link", "set", ifname, "up"])?;
+            Ok(())
+        };
+        attach(&gw, "eth0", "gwe0", "br0")?;
+        gw.exec(&["ip", "addr", "add", &format!("{GATEWAY}/24"), "dev", "eth0"])?;
+        let mut nodes = Vec::new();
+        for (i, n) in NODES.iter().enumerate() {
+            let ns = Netns::new(&format!("n{i}"))?;
+            attach(&ns, "eth0", &port(i, true), "br0")?;
+            attach(&ns, "eth2", &port(i, false), "br2")?;
+            ns.exec(&["ip", "link", "set", "eth0", "address", n.mac])?;
+            ns.exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", n.svc_ip),
+                "dev",
+                "eth0",
+            ])?;
+            ns.exec(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/24", n.hb_ip),
+                "dev",
+                "eth2",
+            ])?;
+            ns.exec(&["ip", "route", "add", "default", "via", GATEWAY])?;
+            // Macvlan VIPs: only the interface that owns an address answers
+            // ARP for it (otherwise eth0 would answer for the VIP with the
+            // node's real MAC), as keepalived's use_vmac users also set.
+            write_proc(&ns, "/proc/sys/net/ipv4/conf/all/arp_ignore", "1")?;
+            write_proc(&ns, "/proc/sys/net/ipv4/conf/all/arp_announce", "2")?;
+            nodes.push(ns);
+        }
+        Ok(Topology { sw, gw, nodes })
+    }
+
+    /// Plugs or pulls node `i`'s cable on one network (the switch port).
+    pub fn cable(&self, i: usize, svc: bool, up: bool) -> Result<()> {
+        self.sw.exec(&[
+            "ip",
+            "link",
+            "set",
+            &port(i, svc),
+            if up { "up" } else { "down" },
+        ])?;
+        Ok(())
+    }
+}
