@@ -7,6 +7,7 @@
 //! - `sender`: the heartbeat sender (dedicated timing thread).
 //! - `ping`: ping nodes / ping groups (connectivity, as ipfail).
 //! - `resources`: what takeover and release do (IP, MAC, hostname, ARP, scripts).
+//! - `metrics`: the Prometheus endpoint, fed from the BPF maps at scrape time.
 //! - `control`: the control socket and `status` output.
 
 pub mod agent;
@@ -14,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod kernel;
+pub mod metrics;
 pub mod ping;
 pub mod resources;
 pub mod sender;

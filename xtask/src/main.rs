@@ -3,6 +3,7 @@
 //! Every command first runs `setup` (fast when already done), so a fresh
 //! machine needs nothing done by hand.
 
+mod install;
 mod setup;
 
 use std::process::Command;
@@ -41,6 +42,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build, then install the agent (PREFIX/bin/hb-agent), its systemd unit
+    /// and the example configuration. Idempotent; never touches /etc/hb/hb.toml.
+    Install {
+        /// Install under this directory instead of / (DESTDIR, for packaging).
+        #[arg(long, value_name = "DESTDIR")]
+        root: Option<std::path::PathBuf>,
+        /// Where the binary goes (PREFIX/bin) and systemd runs it from.
+        #[arg(long, value_name = "PREFIX", default_value = "/usr/local")]
+        prefix: std::path::PathBuf,
+    },
     /// The seed's three-node cluster in network namespaces, failing and
     /// recovering, with a timeline and a results table.
     Lab {
@@ -67,6 +78,8 @@ fn main() -> Result<()> {
         Cmd::Test { args } => {
             setup::run()?;
             require_root("the kernel and namespace tests")?;
+            // The lab tests start the agent binary itself.
+            exec(Command::new("cargo").args(["build", "--release", "-p", "hb-agent"]))?;
             exec(
                 Command::new("cargo")
                     .args(["test", "--workspace", "--release"])
@@ -95,6 +108,11 @@ fn main() -> Result<()> {
                     ])
                     .args(args),
             )
+        }
+        Cmd::Install { root: dest, prefix } => {
+            setup::run()?;
+            build()?;
+            install::run(&prefix, dest.as_deref())
         }
         Cmd::Lab { args } => {
             setup::run()?;

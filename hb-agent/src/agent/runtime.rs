@@ -49,6 +49,19 @@ pub struct Agent {
     /// When the loop last ran: a gap longer than deadtime means this process
     /// was frozen (SIGSTOP, VM pause).
     last_loop_ns: u64,
+    /// For metrics: takeovers/releases and takeover durations per group.
+    pub(super) group_counts: BTreeMap<GroupId, GroupCounts>,
+    /// When each pending takeover was decided.
+    acquiring_since: BTreeMap<GroupId, Instant>,
+    /// For metrics: times each peer was declared dead on all links.
+    pub(super) dead_events: BTreeMap<NodeId, u64>,
+}
+
+#[derive(Clone, Default)]
+pub(super) struct GroupCounts {
+    pub takeovers: u64,
+    pub releases: u64,
+    pub durations: crate::metrics::Histogram,
 }
 
 fn load_config(src: &config::Source) -> Result<Config> {
@@ -285,6 +298,14 @@ impl Agent {
             .unwrap_or_else(|| cfg.control_socket.clone());
         let (ctl_tx, mut ctl_rx) = mpsc::channel(16);
         let _socket_guard = server::serve(&socket, ctl_tx)?;
+        let (scrape_tx, mut scrape_rx) = mpsc::channel::<crate::metrics::ScrapeReply>(4);
+        if let Some(addr) = cfg.metrics_addr {
+            let srv = crate::metrics::MetricsServer::bind(addr, scrape_tx)
+                .await
+                .with_context(|| format!("metrics endpoint {addr}"))?;
+            info!(addr = %srv.local_addr()?, "Prometheus metrics at /metrics");
+            tokio::spawn(srv.run());
+        }
 
         let now = clock::now_ns();
         let mut agent = Agent {
@@ -300,6 +321,9 @@ impl Agent {
             done_tx,
             exit: false,
             last_loop_ns: now,
+            group_counts: BTreeMap::new(),
+            acquiring_since: BTreeMap::new(),
+            dead_events: BTreeMap::new(),
         };
         info!(
             node = %agent.local.name,
@@ -313,6 +337,14 @@ impl Agent {
         for g in adopt {
             agent.feed(Event::AdoptHeld { group: g });
         }
+        // Attached and configured, first state known: tell systemd.
+        super::notify::ready(&format!(
+            "attached to {} link(s); node {}",
+            agent.kernel.attachments().len(),
+            agent.local.name
+        ));
+        let watchdog = super::notify::watchdog_interval();
+        let mut last_watchdog = Instant::now();
 
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -330,8 +362,13 @@ impl Agent {
                     agent.check_stall();
                     for e in batch? {
                         agent.log_kernel_event(&e);
+                        let was_alive = agent.cluster.is_peer_alive(e.node_id);
                         for ev in convert::kernel_to_cluster(&e) {
                             agent.feed(ev);
+                        }
+                        if was_alive && !agent.cluster.is_peer_alive(e.node_id) {
+                            warn!(peer = %agent.node_name(e.node_id), "peer dead on all links");
+                            *agent.dead_events.entry(e.node_id).or_default() += 1;
                         }
                     }
                 }
@@ -348,12 +385,25 @@ impl Agent {
                 _ = tick.tick() => {
                     agent.check_stall();
                     agent.feed(Event::Tick);
+                    if let Some(w) = watchdog
+                        && last_watchdog.elapsed() >= w
+                    {
+                        super::notify::watchdog_ping();
+                        last_watchdog = Instant::now();
+                    }
+                }
+                Some(reply) = scrape_rx.recv() => {
+                    let _ = reply.send(crate::metrics::render(&status::metrics(&agent)));
                 }
                 Some((req, reply)) = ctl_rx.recv() => {
                     let r = agent.control(req);
                     let _ = reply.send(r);
                 }
-                _ = term.recv() => { info!("SIGTERM: releasing groups and stopping"); agent.feed(Event::Shutdown); }
+                _ = term.recv() => {
+                    info!("SIGTERM: releasing groups and stopping");
+                    super::notify::stopping();
+                    agent.feed(Event::Shutdown);
+                }
                 _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.feed(Event::Shutdown); }
                 _ = hup.recv() => agent.reload(&src),
             }
@@ -404,6 +454,18 @@ impl Agent {
 
     /// One event into the cluster logic, and its actions out.
     fn feed(&mut self, ev: Event) {
+        match &ev {
+            Event::Acquired { group } => {
+                let c = self.group_counts.entry(*group).or_default();
+                c.takeovers += 1;
+                if let Some(t) = self.acquiring_since.remove(group) {
+                    c.durations.observe_duration(t.elapsed());
+                    info!(group = %self.group_name(*group), took_ms = t.elapsed().as_secs_f64() * 1e3, "takeover finished");
+                }
+            }
+            Event::Released { group } => self.group_counts.entry(*group).or_default().releases += 1,
+            _ => {}
+        }
         let now = clock::now_ns();
         let actions = self.cluster.handle(ev, now);
         for a in actions {
@@ -435,6 +497,7 @@ impl Agent {
             }
             Action::Acquire { group, epoch } => {
                 info!(group = %self.group_name(group), epoch, "taking over group");
+                self.acquiring_since.insert(group, Instant::now());
                 self.workers.submit(group, Op::Start);
             }
             Action::Release { group, reason } => {

@@ -5,6 +5,7 @@ use hb_common::maps::{STATUS_ALIVE, STATUS_DEAD, counter};
 use super::runtime::Agent;
 use crate::cluster::{GroupId, HoldState, NodeId};
 use crate::control::status::{GroupStatus, LinkStatus, NodeStatus, StatusReport};
+use crate::metrics::{GroupMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics};
 use crate::sender::clock;
 
 /// Who holds `group`: this node if its hold state is not idle, else the
@@ -26,17 +27,69 @@ pub fn owner_of(a: &Agent, group: GroupId) -> Option<NodeId> {
         .map(|n| n.id)
 }
 
+fn ifname(a: &Agent, idx: u32) -> String {
+    a.kernel
+        .attachments()
+        .iter()
+        .find(|x| x.ifindex == idx)
+        .map(|x| x.iface.clone())
+        .unwrap_or_else(|| format!("if{idx}"))
+}
+
+/// What a scrape shows: read from the BPF maps now, plus the agent's own
+/// per-group and per-peer counts.
+pub fn metrics(a: &Agent) -> MetricsSnapshot {
+    let states = a.kernel.peer_states().unwrap_or_default();
+    let sender = a.sender.stats();
+    MetricsSnapshot {
+        cluster: a.cfg.cluster.clone(),
+        node: a.local.name.clone(),
+        now_ns: clock::now_ns(),
+        links: MetricsSnapshot::links_from(
+            &states,
+            |id| a.cfg.node_by_id(id).map(|n| n.name.clone()),
+            |idx| ifname(a, idx),
+        ),
+        counters: a.kernel.counters().unwrap_or_default(),
+        peers: a
+            .cfg
+            .nodes
+            .iter()
+            .filter(|n| n.id != a.local.id)
+            .map(|n| PeerMetrics {
+                peer: n.name.clone(),
+                dead_events: a.dead_events.get(&n.id).copied().unwrap_or(0),
+            })
+            .collect(),
+        groups: a
+            .cfg
+            .groups
+            .iter()
+            .filter(|g| a.cluster.spec().group(g.id).is_some())
+            .map(|g| {
+                let c = a.group_counts.get(&g.id).cloned().unwrap_or_default();
+                GroupMetrics {
+                    name: g.name.clone(),
+                    owner: owner_of(a, g.id).map(|o| a.node_name(o)),
+                    epoch: a.cluster.advert().claim(g.id).map(|c| c.epoch).unwrap_or(0) as u64,
+                    takeovers: c.takeovers,
+                    releases: c.releases,
+                    takeover_duration: c.durations,
+                }
+            })
+            .collect(),
+        sender: SenderMetrics {
+            sent: sender.sent,
+            send_errors: sender.send_errors,
+            lateness_p99_seconds: sender.p99_us as f64 / 1e6,
+        },
+    }
+}
+
 pub fn report(a: &Agent) -> StatusReport {
     let now = clock::now_ns();
     let states = a.kernel.peer_states().unwrap_or_default();
-    let ifname = |idx: u32| {
-        a.kernel
-            .attachments()
-            .iter()
-            .find(|x| x.ifindex == idx)
-            .map(|x| x.iface.clone())
-            .unwrap_or_else(|| format!("if{idx}"))
-    };
+    let ifname = |idx: u32| ifname(a, idx);
     let nodes = a
         .cfg
         .nodes

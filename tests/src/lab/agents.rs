@@ -128,7 +128,7 @@ pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
             "[[group]]\nname = \"{}\"\nnodes = [{}]\n\
              [[group.resource]]\ntype = \"mac\"\niface = \"eth0\"\nmac = \"{}\"\nmode = \"macvlan\"\naddress = \"{}/24\"\n\
              [[group.resource]]\ntype = \"hostname\"\nname = \"{}\"\n",
-            mac_resource(*g),
+            format!("vip{}", g + 1),
             nodes.join(", "),
             VMACS[*g],
             VIPS[*g],

@@ -81,13 +81,13 @@ impl Lab {
         let guard = DirGuard(dir.clone());
         let topo = Topology::build()?;
         let mut confs = Vec::new();
-        for i in 0..3 {
+        for (i, node) in NODES.iter().enumerate() {
             let c = if opts.toml {
-                let p = dir.join(format!("{}.toml", NODES[i].name));
+                let p = dir.join(format!("{}.toml", node.name));
                 agents::write_toml(&p, i, &opts.timings)?;
                 p
             } else {
-                let p = dir.join(format!("{}-ha.d", NODES[i].name));
+                let p = dir.join(format!("{}-ha.d", node.name));
                 agents::write_ha_dir(&p, i, &opts.timings)?;
                 p
             };

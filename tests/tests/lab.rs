@@ -1,0 +1,131 @@
+//! The seed's cluster in namespaces, one scenario per test. Each test builds
+//! its own lab (namespaces named per run, removed on drop, also on panic)
+//! with timings generous enough for a loaded 2-core machine, and asserts
+//! owners, identity (IP, MAC, hostname on every node), failback and no dual
+//! ownership, plus a generous outage bound. Latency figures come from
+//! `cargo xtask lab` / `cargo xtask bench failover`, not from here.
+
+use hb_tests::lab::{
+    Lab, LabOptions,
+    agents::Timings,
+    default_agent_bin,
+    scenarios::{self, ScenarioResult},
+};
+
+const DEADTIME_MS: u64 = 150;
+
+fn lab(toml: bool) -> Lab {
+    let timings = Timings {
+        keepalive_ms: 20,
+        deadtime_ms: DEADTIME_MS,
+        warntime_ms: 80,
+        initdead_ms: 600,
+    };
+    Lab::start(LabOptions {
+        timings,
+        toml,
+        agent_bin: default_agent_bin().expect("hb-agent binary (cargo xtask test builds it)"),
+        workdir: std::env::temp_dir().join(hb_tests::netns::unique("lab")),
+        verbose: false,
+    })
+    .expect("lab starts and settles")
+}
+
+fn run(l: &mut Lab, name: &str) -> ScenarioResult {
+    let (n, f) = scenarios::all()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .expect("scenario exists");
+    let r = scenarios::run(l, n, f);
+    eprintln!("{}", hb_tests::lab::report::table(std::slice::from_ref(&r)));
+    assert!(r.error.is_none(), "{name}: {:?}", r.error);
+    assert!(r.identity_ok, "{name}: identity wrong: {:?}", r.identity);
+    assert_eq!(
+        r.owner_after,
+        ["node0", "node2"],
+        "{name}: failback to the primaries"
+    );
+    // Generous: a loaded CI machine, failover plus failback.
+    for v in 0..2 {
+        assert!(
+            r.outage_ms[v] < 20.0 * DEADTIME_MS as f64,
+            "{name}: outage {:?}",
+            r.outage_ms
+        );
+    }
+    r
+}
+
+fn assert_no_dual(r: &ScenarioResult) {
+    assert_eq!(r.dual_ms, [0.0, 0.0], "{}: two nodes held a VIP", r.name);
+}
+
+#[test]
+fn graceful_stop_fails_over_and_back() {
+    let mut l = lab(false);
+    let r = run(&mut l, "node0 graceful stop + restart");
+    assert_eq!(r.owner_during, ["node1", "node2"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn graceful_stop_native_toml() {
+    let mut l = lab(true);
+    let r = run(&mut l, "node2 graceful stop + restart");
+    assert_eq!(r.owner_during, ["node0", "node1"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn service_cable_pull_moves_the_vip_by_ping_node() {
+    let mut l = lab(false);
+    let r = run(&mut l, "node0 service cable pulled + plugged");
+    assert_eq!(r.owner_during, ["node1", "node2"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn power_off_fails_over_and_power_on_fails_back() {
+    let mut l = lab(false);
+    let r = run(&mut l, "node2 power off + on");
+    assert_eq!(r.owner_during, ["node0", "node1"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn hung_primary_gives_up_on_resume() {
+    let mut l = lab(false);
+    let r = run(&mut l, "node0 hung (SIGSTOP) + resumed");
+    // While frozen its kernel still holds the VIP; once resumed it must
+    // release within a deadtime, and the cluster converges with one owner.
+    let after = r.dual_after_resume_ms.expect("resume measured");
+    assert!(
+        after[0] < DEADTIME_MS as f64,
+        "dual ownership after resume: {after:?}"
+    );
+    assert_eq!(after[1], 0.0);
+}
+
+#[test]
+fn both_primaries_down_standby_serves_both() {
+    let mut l = lab(false);
+    let r = run(&mut l, "node0 and node2 down together");
+    assert_eq!(r.owner_during, ["node1", "node1"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn heartbeat_network_cut_moves_nothing() {
+    let mut l = lab(false);
+    let r = run(&mut l, "heartbeat network cut");
+    assert_eq!(r.owner_during, ["node0", "node2"]);
+    assert_no_dual(&r);
+}
+
+#[test]
+fn flapping_link_moves_nothing() {
+    let mut l = lab(false);
+    let r = run(&mut l, "flapping heartbeat link on node0");
+    assert_eq!(r.owner_during, ["node0", "node2"]);
+    assert_no_dual(&r);
+}
