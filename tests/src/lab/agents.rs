@@ -125,10 +125,10 @@ pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
             .map(|n| format!("\"node{n}\""))
             .collect();
         s.push_str(&format!(
-            "[[group]]\nname = \"{}\"\nnodes = [{}]\n\
+            "[[group]]\nname = \"vip{}\"\nnodes = [{}]\n\
              [[group.resource]]\ntype = \"mac\"\niface = \"eth0\"\nmac = \"{}\"\nmode = \"macvlan\"\naddress = \"{}/24\"\n\
              [[group.resource]]\ntype = \"hostname\"\nname = \"{}\"\n",
-            format!("vip{}", g + 1),
+            g + 1,
             nodes.join(", "),
             VMACS[*g],
             VIPS[*g],
