@@ -121,7 +121,8 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         metrics_addr: None,
         script_dirs: vec![dir.join("resource.d"), PathBuf::from("/etc/init.d")],
         script_timeout: DEFAULT_SCRIPT_TIMEOUT,
-        realtime: cf.realtime.unwrap_or(false),
+        // Heartbeat ran realtime by default; so does hb (SCHED_FIFO sender).
+        realtime: cf.realtime.unwrap_or(true),
         warnings: Vec::new(),
         source,
     };

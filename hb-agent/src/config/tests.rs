@@ -128,7 +128,7 @@ fn seed_common_settings() {
         assert_eq!(cfg.auth, Auth::crc());
         assert!(!cfg.auth.authenticated);
         assert!(cfg.fencing.is_none());
-        assert!(!cfg.realtime);
+        assert!(cfg.realtime, "Heartbeat ran realtime by default");
         assert_eq!(cfg.arp, ArpSettings::default());
         assert_eq!(cfg.control_socket, PathBuf::from("/run/hb/heartbeat.sock"));
         assert_eq!(cfg.script_dirs[1], PathBuf::from("/etc/init.d"));
@@ -697,7 +697,7 @@ fn example_toml_is_the_seed_cluster() {
         metrics_addr: None,
         script_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
         script_timeout: secs(20),
-        realtime: false,
+        realtime: true,
         warnings: cfg.warnings.clone(),
         source: vec![fixtures().join("example.toml")],
     };

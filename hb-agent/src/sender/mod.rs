@@ -130,6 +130,9 @@ impl Drop for Sender {
     }
 }
 
+/// Longest busy-wait before a scheduled send.
+const SPIN_MAX_NS: u64 = 100_000;
+
 fn run(sh: &Shared) {
     // The default 50 us timer slack would be most of the jitter budget.
     // SAFETY: prctl on the calling thread.
@@ -142,9 +145,12 @@ fn run(sh: &Shared) {
     }
     let period = sh.cfg.keepalive.as_nanos() as u64;
     let deadtime = sh.cfg.deadtime.as_nanos() as u64;
+    // Spin the last tenth of the period, at most 100 us: 10% of a core at a
+    // 1 ms keepalive, 0.01% at 1 s.
+    let spin = (period / 10).min(SPIN_MAX_NS);
     let mut next = clock::now_ns();
     while !sh.stop.load(Ordering::Relaxed) {
-        clock::sleep_until(next);
+        clock::sleep_until_precise(next, spin);
         let now = clock::now_ns();
         let late = now.saturating_sub(next);
         if late > deadtime {

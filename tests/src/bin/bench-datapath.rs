@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
         per_packet(quick);
         let trials = if quick { 30 } else { 200 };
         detection(trials, false).await?;
+        jitter(if quick { 3 } else { 10 }).await?;
         load_test(quick).await?;
         anyhow::Ok(())
     })?;
@@ -242,7 +243,6 @@ async fn detection(trials: usize, realtime: bool) -> anyhow::Result<()> {
     );
     println!("| keepalive / deadtime | trials | p50 | p99 | max | target p99 |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let mut jitter: Option<StatsSnapshot> = None;
     for (ka, dt) in [(1u64, 5u64), (10, 50)] {
         let keepalive = Duration::from_millis(ka);
         let deadtime = Duration::from_millis(dt);
@@ -269,16 +269,25 @@ async fn detection(trials: usize, realtime: bool) -> anyhow::Result<()> {
             us(*lat.iter().max().unwrap()),
             dt + 1
         );
-        if ka == 1 {
-            jitter = Some(p.sender.stats());
-        }
         let _ = &p.kernel;
     }
     println!();
-    if let Some(j) = jitter {
-        println!("## Send-time jitter at keepalive 1 ms (idle machine, during the run above)\n");
-        jitter_table(&[("normal scheduling", j)]);
+    Ok(())
+}
+
+/// Send-time jitter at keepalive 1 ms with nothing else running.
+async fn jitter(secs: u64) -> anyhow::Result<()> {
+    println!("## Send-time jitter at keepalive 1 ms, idle machine, {secs} s each\n");
+    let mut rows = Vec::new();
+    for (name, rt) in [
+        ("normal scheduling", false),
+        ("SCHED_FIFO (realtime = true)", true),
+    ] {
+        let p = pair(Duration::from_millis(1), Duration::from_millis(5), rt)?;
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        rows.push((name, p.sender.stats()));
     }
+    jitter_table(&rows);
     Ok(())
 }
 

@@ -126,7 +126,8 @@ impl Build<'_> {
             metrics_addr,
             script_dirs,
             script_timeout,
-            realtime: f.realtime.unwrap_or(false),
+            // As Heartbeat: the sender runs SCHED_FIFO unless told otherwise.
+            realtime: f.realtime.unwrap_or(true),
             warnings: Vec::new(),
             source: Vec::new(),
         };
