@@ -246,13 +246,22 @@ impl Agent {
         );
 
         // Groups whose resources are already in place: an agent restarted
-        // while holding them adopts them without an outage.
+        // while holding them adopts them without an outage. The others get
+        // what can be made ready in advance (parked macvlan children).
         let mut adopt = Vec::new();
         for g in cfg
             .groups
             .iter()
             .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
         {
+            if !resources
+                .status_group(&g.name, &g.resources)
+                .await
+                .all_in_place()
+                && let Err(e) = resources.prepare_group(&g.resources, &g.name).await
+            {
+                warn!(group = %g.name, error = %e, "could not prepare the group's interfaces in advance");
+            }
             if resources
                 .status_group(&g.name, &g.resources)
                 .await

@@ -159,6 +159,16 @@ pub async fn status(nl: &Netlink, req: &MacRequest<'_>) -> Result<ResourceState,
             )));
         }
     }
+    if let MacMode::Macvlan { .. } = req.mode
+        && nl
+            .addresses(Some(link.index))
+            .await?
+            .iter()
+            .all(|a| a.is_link_local_scope())
+    {
+        // Parked: created in advance or released.
+        return Ok(ResourceState::Absent);
+    }
     if !link.up {
         missing.push(format!("{link_name} is down"));
     }
@@ -450,6 +460,7 @@ async fn macvlan_start(
         None => {
             nl.add_macvlan(&parent, name, vmac, MacvlanMode::Bridge)
                 .await?;
+            quiet_if_v4(name, addr);
             out.changed = true;
             tracing::info!(parent = parent_name, child = name, mac = %fmt_mac(&vmac), "macvlan child created");
             nl.link(name).await?
@@ -466,6 +477,15 @@ async fn macvlan_start(
     Ok(out)
 }
 
+/// Releasing a macvlan VIP *parks* the child: its addresses go, the child
+/// stays. Creating or deleting a netdev, and setting one down, wait for an
+/// RCU grace period under the global RTNL lock (10-15 ms measured in the
+/// lab); adding or removing an address takes about 0.1 ms. So a child whose
+/// VIP is IPv4 is kept up with IPv6 disabled: without addresses it neither
+/// answers nor sends anything, and a takeover only adds the address. A
+/// child carrying an IPv6 VIP needs IPv6 and would send link-local traffic
+/// (dragging the switch's entry for the MAC), so it is parked down instead.
+/// The agent parks children in advance (`Resources::prepare_group`).
 async fn macvlan_stop(
     nl: &Netlink,
     parent_name: &str,
@@ -480,15 +500,67 @@ async fn macvlan_stop(
     if !ours {
         return Err(ResourceError::Conflict {
             what: format!("interface {name}"),
-            why: format!("not deleting it: it is not a macvlan child of {parent_name}"),
+            why: format!("not touching it: it is not a macvlan child of {parent_name}"),
         });
     }
-    nl.del_link(&child).await?;
-    tracing::info!(child = name, "macvlan child deleted");
+    let mut changed = false;
+    for a in nl.addresses(Some(child.index)).await? {
+        if !a.is_link_local_scope() {
+            nl.del_address(&child, a.addr, a.prefix).await?;
+            changed = true;
+        }
+    }
+    if child.up && !ipv6_disabled(name) {
+        nl.set_up(&child, false).await?;
+        changed = true;
+    }
+    if changed {
+        tracing::info!(child = name, "macvlan child parked (no addresses)");
+    }
     Ok(MacOutcome {
-        changed: true,
+        changed,
         targets: Vec::new(),
     })
+}
+
+/// Creates the macvlan child of a group parked (see `macvlan_stop`), so a
+/// later takeover does not pay for creating a netdev.
+pub async fn macvlan_prepare(
+    nl: &Netlink,
+    parent_name: &str,
+    name: &str,
+    vmac: [u8; 6],
+    addr: Option<(IpAddr, u8)>,
+) -> Result<(), ResourceError> {
+    check_ifname(name)?;
+    if nl.link_by_name(name).await?.is_some() {
+        return Ok(());
+    }
+    let parent = nl.link(parent_name).await?;
+    nl.add_macvlan(&parent, name, vmac, MacvlanMode::Bridge)
+        .await?;
+    if quiet_if_v4(name, addr) {
+        let child = nl.link(name).await?;
+        nl.set_up(&child, true).await?;
+    }
+    tracing::info!(parent = parent_name, child = name, mac = %fmt_mac(&vmac), "macvlan child prepared (parked)");
+    Ok(())
+}
+
+fn ipv6_sysctl(name: &str) -> String {
+    format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6")
+}
+
+/// Disables IPv6 on a child whose VIP is IPv4 (or absent); true if done.
+fn quiet_if_v4(name: &str, addr: Option<(IpAddr, u8)>) -> bool {
+    if addr.is_some_and(|(a, _)| a.is_ipv6()) {
+        return false;
+    }
+    std::fs::write(ipv6_sysctl(name), "1").is_ok()
+}
+
+fn ipv6_disabled(name: &str) -> bool {
+    std::fs::read_to_string(ipv6_sysctl(name)).is_ok_and(|v| v.trim() == "1")
 }
 
 #[cfg(test)]

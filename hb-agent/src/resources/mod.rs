@@ -262,6 +262,29 @@ impl Resources {
         self.inner.announcer.refresh_neighbours(iface, ips).await
     }
 
+    /// Creates what can be created ahead of a takeover without taking
+    /// anything over: macvlan children, parked (down, no address).
+    pub async fn prepare_group(
+        &self,
+        specs: &[ResourceSpec],
+        group: &str,
+    ) -> Result<(), ResourceError> {
+        for s in specs {
+            if let ResourceSpec::Mac {
+                iface,
+                mac,
+                mode: MacMode::Macvlan { child },
+                addr,
+                ..
+            } = s
+            {
+                let name = child.clone().unwrap_or_else(|| mac::child_name(group));
+                mac::macvlan_prepare(&self.inner.nl, iface, &name, *mac, *addr).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Starts `specs` left to right. On failure the failing resource and the
     /// ones before it are stopped right to left, then the error is returned.
     pub async fn start_group(
@@ -273,7 +296,10 @@ impl Resources {
         let mut resources = Vec::new();
         let mut targets: Vec<AnnounceTarget> = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            match self.start_one(group, spec).await {
+            let t0 = std::time::Instant::now();
+            let r = self.start_one(group, spec).await;
+            tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource start");
+            match r {
                 Ok((outcome, t)) => {
                     resources.push(ResourceOutcome {
                         resource: Describe(spec).to_string(),
@@ -327,7 +353,10 @@ impl Resources {
             announced: Vec::new(),
         };
         for spec in specs.iter().rev() {
-            match self.stop_one(group, spec).await {
+            let t0 = std::time::Instant::now();
+            let r = self.stop_one(group, spec).await;
+            tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource stop");
+            match r {
                 Ok((outcome, targets)) => {
                     report.resources.push(ResourceOutcome {
                         resource: Describe(spec).to_string(),

@@ -232,7 +232,10 @@ pub fn spawn(
         .arg(&socket)
         .arg("--state-dir")
         .arg(&state)
-        .env("HB_LOG", "info")
+        .env(
+            "HB_LOG",
+            std::env::var("HB_LAB_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(logf)

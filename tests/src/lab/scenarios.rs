@@ -346,13 +346,24 @@ pub fn check_identity(l: &Lab) -> (bool, Vec<String>) {
                     VIPS[v]
                 ));
             }
-            let vmac = links.to_lowercase().contains(&VMACS[v].to_lowercase());
-            if vmac != held.contains(&v) {
-                bad(format!(
-                    "virtual MAC {} {}",
-                    VMACS[v],
-                    if vmac { "present" } else { "missing" }
-                ));
+            // The interface carrying a held VIP must carry its virtual MAC
+            // (parked macvlan children keep the MAC but hold no address).
+            if held.contains(&v)
+                && let Some(dev) = addrs
+                    .lines()
+                    .find(|x| x.contains(&format!("inet {}/", VIPS[v])))
+                    .and_then(|x| x.split_whitespace().nth(1))
+            {
+                let dev = dev.split('@').next().unwrap_or(dev);
+                let link = ns
+                    .exec(&["ip", "-o", "link", "show", "dev", dev])
+                    .unwrap_or_default();
+                if !link.to_lowercase().contains(&VMACS[v].to_lowercase()) {
+                    bad(format!(
+                        "{} is on {dev} without the virtual MAC {}",
+                        VIPS[v], VMACS[v]
+                    ));
+                }
             }
         }
         if let Some(a) = &l.agents[i] {

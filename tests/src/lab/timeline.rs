@@ -63,6 +63,8 @@ const INTERESTING: &[&str] = &[
     "agent stopped",
     "SIGTERM",
     "ping targets",
+    "resource start",
+    "resource stop",
     "split brain",
     "WARN",
 ];

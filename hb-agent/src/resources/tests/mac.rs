@@ -234,7 +234,24 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     });
     assert!(stop.is_clean(), "{stop:?}");
     assert!(status.none_in_place(), "{status:?}");
-    let links = lan.node.ip("-o link show");
-    assert!(!links.contains("hb-web"), "{links}");
+    // Parked: still there for the next takeover, addressless and silent
+    // (IPv4 VIP: kept up with IPv6 disabled, so it sends nothing).
+    assert!(lines(&lan.node, "-o addr show dev hb-web").is_empty());
+    let v6 = lan
+        .node
+        .exec(&["cat", "/proc/sys/net/ipv6/conf/hb-web/disable_ipv6"]);
+    assert_eq!(
+        v6.trim(),
+        "1",
+        "a parked IPv4 child must not send IPv6 link-local traffic"
+    );
     assert_eq!(identity(&lan.node), before);
+    // And a takeover brings it back.
+    let (g, c) = (group.clone(), cfg.clone());
+    let status = lan.node.run(false, move || async move {
+        let r = resources(c);
+        r.start_group("web", &g).await.expect("start parked");
+        r.status_group("web", &g).await
+    });
+    assert!(status.all_in_place(), "{status:?}");
 }
