@@ -289,10 +289,10 @@ impl Agent {
         let (ping_tx, mut ping_rx) = watch::channel(None);
         let targets = ping_targets(&cfg)?;
         if !targets.is_empty() {
-            let interval = cfg
-                .timing
-                .keepalive
-                .clamp(Duration::from_millis(10), Duration::from_secs(1));
+            // Four probes per deadtime: one lost ping must not count as
+            // lost connectivity.
+            let interval =
+                (cfg.timing.deadtime / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
             let pinger = Pinger::new(targets, interval, cfg.timing.deadtime);
             tokio::spawn(async move {
                 if let Err(e) = pinger.run(ping_tx).await {

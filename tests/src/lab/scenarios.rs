@@ -175,11 +175,13 @@ pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
     let t0 = l.now();
     for &i in nodes {
         l.timeline.note(&format!("powering {} off", NODES[i].name));
+        // Links die the instant power goes; the agent's exit (closing BPF
+        // objects) takes tens of ms, so cut the cables first.
+        l.topo.cable(i, true, false)?;
+        l.topo.cable(i, false, false)?;
         if let Some(a) = l.agents[i].take() {
             a.kill();
         }
-        l.topo.cable(i, true, false)?;
-        l.topo.cable(i, false, false)?;
         reset_node(l, i)?;
     }
     let timeout = l.settle_timeout();

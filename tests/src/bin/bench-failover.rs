@@ -1,0 +1,310 @@
+//! `cargo xtask bench failover`: client-visible outage of vip1 when node0
+//! fails, for hb and for keepalived, in the same lab with the same client
+//! probe (ICMP echo to the VIP every 0.5 ms; outage = longest gap between
+//! answers from the fault until the standby serves). One invocation runs
+//! all contenders so the comparison is fair. `--trials N` (default 10).
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use hb_agent::sender::clock;
+use hb_tests::lab::{
+    Lab, LabOptions,
+    agents::Timings,
+    default_agent_bin,
+    keepalived::{Keepalived, Variant},
+    observe::{Prober, Watcher},
+    topology::Topology,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fault {
+    Graceful,
+    CablePull,
+    PowerOff,
+    Hang,
+}
+
+const FAULTS: [Fault; 4] = [
+    Fault::Graceful,
+    Fault::CablePull,
+    Fault::PowerOff,
+    Fault::Hang,
+];
+
+impl Fault {
+    fn name(self) -> &'static str {
+        match self {
+            Fault::Graceful => "graceful stop",
+            Fault::CablePull => "cable pull",
+            Fault::PowerOff => "power off",
+            Fault::Hang => "hang (SIGSTOP)",
+        }
+    }
+}
+
+#[derive(Default, Clone)]
+struct Stats {
+    outages_ms: Vec<f64>,
+    dual_after_resume_ms: Vec<f64>,
+    failed: usize,
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((s.len() as f64 * p).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
+
+const SETTLE: Duration = Duration::from_millis(40);
+
+fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<u64> {
+    let t0 = clock::now_ns();
+    loop {
+        if f() {
+            return Ok(clock::now_ns());
+        }
+        if clock::now_ns() - t0 > timeout.as_nanos() as u64 {
+            bail!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// Outage of vip1 in [t0, served + SETTLE]: the fault until the standby
+/// serves, plus time for the first answers to come back.
+fn outage(p: &Prober, t0: u64, served: u64) -> f64 {
+    pause(SETTLE);
+    p.outage(0, t0, served + SETTLE.as_nanos() as u64) as f64 / 1e6
+}
+
+fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
+    let mut l = Lab::start(LabOptions {
+        timings,
+        toml: false,
+        agent_bin: default_agent_bin()?,
+        workdir: std::env::temp_dir().join(hb_tests::netns::unique("bench")),
+        verbose: false,
+    })?;
+    let to = l.settle_timeout();
+    let mut out = Vec::new();
+    for f in FAULTS {
+        let mut st = Stats::default();
+        for _ in 0..trials {
+            let r = (|| -> Result<()> {
+                let t0 = l.now();
+                match f {
+                    Fault::Graceful => {
+                        l.agents[0].take().unwrap().stop(Duration::from_secs(5))?;
+                    }
+                    Fault::CablePull => l.topo.cable(0, true, false)?,
+                    Fault::PowerOff => {
+                        // Links die first (see scenarios::power_off).
+                        l.topo.cable(0, true, false)?;
+                        l.topo.cable(0, false, false)?;
+                        l.agents[0].take().unwrap().kill();
+                        let ns = &l.topo.nodes[0];
+                        for line in ns.exec(&["ip", "-o", "link", "show"])?.lines() {
+                            if let Some(n) = line
+                                .split(": ")
+                                .nth(1)
+                                .map(|n| n.split('@').next().unwrap_or(n))
+                                && n.starts_with("hb-")
+                            {
+                                ns.exec(&["ip", "link", "del", n])?;
+                            }
+                        }
+                    }
+                    Fault::Hang => l.agent(0)?.signal(libc::SIGSTOP),
+                }
+                l.wait_for("standby serves vip1", to, |l| {
+                    l.watcher.holders(0).contains(&1)
+                })?;
+                let served = l.now();
+                st.outages_ms.push(outage(&l.prober, t0, served));
+                // Recover and wait for node0 to hold vip1 alone again.
+                let resumed = l.now();
+                match f {
+                    Fault::Graceful => l.start_agent(0)?,
+                    Fault::CablePull => l.topo.cable(0, true, true)?,
+                    Fault::PowerOff => {
+                        l.topo.cable(0, true, true)?;
+                        l.topo.cable(0, false, true)?;
+                        l.start_agent(0)?;
+                    }
+                    Fault::Hang => l.agent(0)?.signal(libc::SIGCONT),
+                }
+                l.wait_owners([Some(0), Some(2)], to)?;
+                if f == Fault::Hang {
+                    st.dual_after_resume_ms
+                        .push(l.watcher.dual_ns(0, resumed, l.now()) as f64 / 1e6);
+                }
+                pause(SETTLE);
+                Ok(())
+            })();
+            if let Err(e) = r {
+                eprintln!("hb {}: trial failed: {e:#}", f.name());
+                st.failed += 1;
+                return Ok(out);
+            }
+        }
+        out.push((f, st));
+    }
+    Ok(out)
+}
+
+fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
+    let dir = std::env::temp_dir().join(hb_tests::netns::unique("ka"));
+    std::fs::create_dir_all(&dir)?;
+    let topo = Topology::build()?;
+    let watcher = Watcher::start(&topo.nodes);
+    let prober = Prober::start(&topo.gw)?;
+    let start = |i: usize| Keepalived::start(&topo.nodes[i].name, i, v, &dir);
+    let mut ka = [Some(start(0)?), Some(start(1)?)];
+    let to = Duration::from_secs(10);
+    wait("keepalived: node0 MASTER with vip1", to, || {
+        watcher.holders(0) == [0]
+    })?;
+    pause(Duration::from_millis(200));
+    let mut out = Vec::new();
+    for f in FAULTS {
+        let mut st = Stats::default();
+        for _ in 0..trials {
+            let r = (|| -> Result<()> {
+                let t0 = clock::now_ns();
+                match f {
+                    Fault::Graceful => ka[0].take().unwrap().stop(),
+                    Fault::CablePull => topo.cable(0, true, false)?,
+                    Fault::PowerOff => {
+                        topo.cable(0, true, false)?;
+                        topo.cable(0, false, false)?;
+                        ka[0].take().unwrap().kill();
+                        let _ = topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
+                    }
+                    Fault::Hang => ka[0].as_ref().unwrap().signal_all(libc::SIGSTOP),
+                }
+                let served = wait("keepalived: node1 serves vip1", to, || {
+                    watcher.holders(0).contains(&1)
+                })?;
+                st.outages_ms.push(outage(&prober, t0, served));
+                let resumed = clock::now_ns();
+                match f {
+                    Fault::Graceful => ka[0] = Some(start(0)?),
+                    Fault::CablePull => topo.cable(0, true, true)?,
+                    Fault::PowerOff => {
+                        topo.cable(0, true, true)?;
+                        topo.cable(0, false, true)?;
+                        ka[0] = Some(start(0)?);
+                    }
+                    Fault::Hang => ka[0].as_ref().unwrap().signal_all(libc::SIGCONT),
+                }
+                let back = wait("keepalived: node0 MASTER again", to, || {
+                    watcher.holders(0) == [0]
+                })?;
+                if f == Fault::Hang {
+                    st.dual_after_resume_ms
+                        .push(watcher.dual_ns(0, resumed, back) as f64 / 1e6);
+                }
+                pause(Duration::from_millis(200));
+                Ok(())
+            })();
+            if let Err(e) = r {
+                eprintln!("keepalived {}: trial failed: {e:#}", f.name());
+                st.failed += 1;
+            }
+        }
+        out.push((f, st));
+    }
+    drop(ka);
+    drop(prober);
+    drop(watcher);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(out)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let trials: usize = args
+        .iter()
+        .position(|a| a == "--trials")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    println!(
+        "# hb vs keepalived: client-visible outage of vip1 when node0 fails ({trials} trials per fault)\n"
+    );
+    let mut columns: Vec<(String, Vec<(Fault, Stats)>)> = Vec::new();
+    let eq = Timings {
+        keepalive_ms: 10,
+        deadtime_ms: 30,
+        warntime_ms: 20,
+        initdead_ms: 300,
+    };
+    columns.push((
+        "hb 10 ms / 30 ms (keepalived-equivalent)".into(),
+        hb_trials(eq, trials)?,
+    ));
+    let fast = Timings {
+        keepalive_ms: 2,
+        deadtime_ms: 10,
+        warntime_ms: 6,
+        initdead_ms: 200,
+    };
+    columns.push(("hb 2 ms / 10 ms".into(), hb_trials(fast, trials)?));
+    columns.push((
+        "keepalived 2.2.7 advert_int 0.01 (VRRP on eth0)".into(),
+        keepalived_trials(Variant::Service, trials)?,
+    ));
+    columns.push((
+        "keepalived advert_int 0.01, VRRP on eth2 + track_interface eth0".into(),
+        keepalived_trials(Variant::HeartbeatNetTrack, trials)?,
+    ));
+    println!(
+        "| fault | contender | median outage | p95 outage | trials ok | two owners after resume (median) |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    for f in FAULTS {
+        for (name, col) in &columns {
+            let Some((_, st)) = col.iter().find(|(g, _)| *g == f) else {
+                println!("| {} | {name} | - | - | 0 | - |", f.name());
+                continue;
+            };
+            println!(
+                "| {} | {name} | {:.2} ms | {:.2} ms | {}/{} | {} |",
+                f.name(),
+                pct(&st.outages_ms, 0.5),
+                pct(&st.outages_ms, 0.95),
+                st.outages_ms.len(),
+                st.outages_ms.len() + st.failed,
+                if st.dual_after_resume_ms.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.2} ms", pct(&st.dual_after_resume_ms, 0.5))
+                }
+            );
+        }
+    }
+    println!("\nratio keepalived (best variant) / hb (fastest), median outage:");
+    for f in FAULTS {
+        let med = |c: usize| {
+            columns[c]
+                .1
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, s)| pct(&s.outages_ms, 0.5))
+                .unwrap_or(f64::NAN)
+        };
+        let ka = med(2).min(med(3));
+        let hb = med(1).min(med(0));
+        println!("- {}: {:.1}x", f.name(), ka / hb);
+    }
+    Ok(())
+}

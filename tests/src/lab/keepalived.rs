@@ -1,0 +1,122 @@
+//! keepalived in the same lab, for the failover benchmark: VRRP between
+//! node0 (MASTER, priority 150) and node1 (BACKUP, 100) for vip1, set up as
+//! its users would for the fastest failover it supports (VRRPv3, advert_int
+//! 0.01 s, its floor; use_vmac; real-time priority; immediate GARP).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+
+use super::topology::VIPS;
+
+/// Which network carries VRRP adverts.
+#[derive(Clone, Copy, Debug)]
+pub enum Variant {
+    /// VRRP on the service network (eth0), the usual setup.
+    Service,
+    /// VRRP on the heartbeat network (eth2) with `track_interface eth0`.
+    HeartbeatNetTrack,
+}
+
+pub fn config(i: usize, v: Variant) -> String {
+    let (state, prio) = if i == 0 {
+        ("MASTER", 150)
+    } else {
+        ("BACKUP", 100)
+    };
+    let (iface, track) = match v {
+        Variant::Service => ("eth0", ""),
+        Variant::HeartbeatNetTrack => ("eth2", "  track_interface {\n    eth0\n  }\n"),
+    };
+    format!(
+        "global_defs {{\n  router_id node{i}\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n  \
+         vrrp_garp_master_repeat 3\n  vrrp_garp_interval 0.001\n  vrrp_rt_priority 50\n  \
+         script_user root\n}}\n\
+         vrrp_instance VI_1 {{\n  state {state}\n  interface {iface}\n{track}  virtual_router_id 51\n  \
+         priority {prio}\n  advert_int 0.01\n  use_vmac vrrp51\n  vmac_xmit_base\n  \
+         virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
+        VIPS[0]
+    )
+}
+
+pub struct Keepalived {
+    pub child: Child,
+    vrrp_pid: PathBuf,
+}
+
+impl Keepalived {
+    pub fn start(netns: &str, i: usize, v: Variant, dir: &Path) -> Result<Keepalived> {
+        let conf = dir.join(format!("keepalived-node{i}.conf"));
+        std::fs::write(&conf, config(i, v))?;
+        let pid = dir.join(format!("keepalived-node{i}.pid"));
+        let vrrp_pid = dir.join(format!("keepalived-node{i}-vrrp.pid"));
+        let _ = std::fs::remove_file(&vrrp_pid);
+        let log = std::fs::File::create(dir.join(format!("keepalived-node{i}.log")))?;
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                netns,
+                "keepalived",
+                "--dont-fork",
+                "--log-console",
+                "--vrrp",
+            ])
+            .arg("--use-file")
+            .arg(&conf)
+            .arg("--pid")
+            .arg(&pid)
+            .arg("--vrrp_pid")
+            .arg(&vrrp_pid)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting keepalived (cargo xtask setup installs it)")?;
+        Ok(Keepalived { child, vrrp_pid })
+    }
+
+    /// The VRRP child process (the one that sends adverts).
+    pub fn vrrp_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(&self.vrrp_pid)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn signal_all(&self, sig: i32) {
+        if let Some(p) = self.vrrp_pid() {
+            // SAFETY: signals only processes this benchmark started.
+            unsafe { libc::kill(p, sig) };
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM and wait: keepalived sends a priority-0 advert on the way out.
+    pub fn stop(mut self) {
+        // SAFETY: signals only the keepalived this benchmark started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..500 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn kill(self) {
+        self.signal_all(libc::SIGKILL);
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        self.signal_all(libc::SIGCONT);
+        self.signal_all(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
