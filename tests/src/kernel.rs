@@ -32,23 +32,7 @@ impl TestKernel {
     #[allow(clippy::new_without_default)] // loads into the kernel: not a cheap default
     pub fn new() -> TestKernel {
         assert_root();
-        let mut k = Kernel::load(None).expect("loading the XDP program");
-        k.set_config(KernelConfig {
-            cluster_id: CLUSTER,
-            udp_port: PORT,
-            flags: 0,
-            k0: KEY.0,
-            k1: KEY.1,
-        })
-        .unwrap();
-        k.set_peer(
-            PEER,
-            PeerConfig {
-                deadtime_ns: DEADTIME_NS,
-                warntime_ns: WARNTIME_NS,
-            },
-        )
-        .unwrap();
+        let mut k = configured(DEADTIME_NS, WARNTIME_NS).expect("loading the XDP program");
         let events = EventStream::new(k.take_events().unwrap()).unwrap();
         TestKernel { k, events }
     }
@@ -93,6 +77,27 @@ impl TestKernel {
         d.extend_from_slice(&now_ns.to_le_bytes());
         self.run_prog("hb_deadline_probe", &d, 1).return_value
     }
+}
+
+/// The program loaded (in the caller's network namespace) for the test
+/// cluster, with PEER known at the given timings.
+pub fn configured(deadtime_ns: u64, warntime_ns: u64) -> anyhow::Result<Kernel> {
+    let mut k = Kernel::load(None)?;
+    k.set_config(KernelConfig {
+        cluster_id: CLUSTER,
+        udp_port: PORT,
+        flags: 0,
+        k0: KEY.0,
+        k1: KEY.1,
+    })?;
+    k.set_peer(
+        PEER,
+        PeerConfig {
+            deadtime_ns,
+            warntime_ns,
+        },
+    )?;
+    Ok(k)
 }
 
 /// A signed heartbeat from PEER.

@@ -95,20 +95,7 @@ fn main() -> Result<()> {
                 "failover" => "bench-failover",
                 other => bail!("unknown benchmark {other:?}: expected datapath or failover"),
             };
-            exec(
-                Command::new("cargo")
-                    .args([
-                        "run",
-                        "--quiet",
-                        "--release",
-                        "-p",
-                        "hb-tests",
-                        "--bin",
-                        bin,
-                        "--",
-                    ])
-                    .args(args),
-            )
+            run_tests_bin(bin, &args)
         }
         Cmd::Install { root: dest, prefix } => {
             setup::run()?;
@@ -118,22 +105,27 @@ fn main() -> Result<()> {
         Cmd::Lab { args } => {
             setup::run()?;
             require_root("the lab")?;
-            exec(
-                Command::new("cargo")
-                    .args([
-                        "run",
-                        "--quiet",
-                        "--release",
-                        "-p",
-                        "hb-tests",
-                        "--bin",
-                        "hb-lab",
-                        "--",
-                    ])
-                    .args(args),
-            )
+            run_tests_bin("hb-lab", &args)
         }
     }
+}
+
+/// Runs one of the tests crate's programs (lab, benchmarks), release build.
+fn run_tests_bin(bin: &str, args: &[String]) -> Result<()> {
+    exec(
+        Command::new("cargo")
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "hb-tests",
+                "--bin",
+                bin,
+                "--",
+            ])
+            .args(args),
+    )
 }
 
 fn build() -> Result<()> {

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use aya::programs::{TestRun, TestRunOptions};
 use hb_agent::{
-    kernel::{Kernel, KernelEventKind, events::EventStream},
-    sender::{LinkTarget, Sender, SenderConfig, StatsSnapshot, clock},
+    kernel::{KernelEventKind, events::EventStream},
+    sender::{StatsSnapshot, clock},
 };
-use hb_common::maps::{KernelConfig, PeerConfig};
 use hb_tests::{
-    kernel::{CLUSTER, KEY, PEER, PORT, TestKernel, heartbeat},
-    netns::{Netns, veth},
+    kernel::{PORT, TestKernel, heartbeat},
     packets::{Frame, L3, arp_frame},
+    pair::Pair,
 };
 
 const REPEAT: u32 = 1_000_000;
@@ -149,69 +148,8 @@ fn per_packet(quick: bool) {
     println!();
 }
 
-struct Pair {
-    _a: Netns,
-    _b: Netns,
-    kernel: Kernel,
-    events: EventStream,
-    sender: Sender,
-}
-
 fn pair(keepalive: Duration, deadtime: Duration, realtime: bool) -> anyhow::Result<Pair> {
-    let a = Netns::new("ba")?;
-    let b = Netns::new("bb")?;
-    veth(
-        &a,
-        "eth2",
-        Some("10.160.100.30/24"),
-        &b,
-        "eth2",
-        Some("10.160.100.31/24"),
-    )?;
-    let mut kernel = b.run(move || -> anyhow::Result<Kernel> {
-        let mut k = Kernel::load(None)?;
-        k.set_config(KernelConfig {
-            cluster_id: CLUSTER,
-            udp_port: PORT,
-            flags: 0,
-            k0: KEY.0,
-            k1: KEY.1,
-        })?;
-        k.set_peer(
-            PEER,
-            PeerConfig {
-                deadtime_ns: deadtime.as_nanos() as u64,
-                warntime_ns: 0,
-            },
-        )?;
-        k.attach("eth2")?;
-        Ok(k)
-    })??;
-    let events = EventStream::new(kernel.take_events()?)?;
-    let sender = a.run(move || {
-        Sender::start(
-            SenderConfig {
-                cluster_id: CLUSTER,
-                node_id: PEER,
-                incarnation: clock::realtime_ns(),
-                keepalive,
-                deadtime,
-                key: KEY,
-                port: PORT,
-                realtime,
-            },
-            &[LinkTarget::Bcast {
-                iface: "eth2".into(),
-            }],
-        )
-    })??;
-    Ok(Pair {
-        _a: a,
-        _b: b,
-        kernel,
-        events,
-        sender,
-    })
+    Pair::new(keepalive, deadtime, realtime)
 }
 
 async fn wait_kind(

@@ -1,0 +1,68 @@
+//! Two hosts on a veth pair: A sends heartbeats as PEER, B's kernel runs
+//! the XDP program on its eth2. Used by the detection test and benchmark.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use hb_agent::{
+    kernel::{Kernel, events::EventStream},
+    sender::{LinkTarget, Sender, SenderConfig, clock},
+};
+
+use crate::kernel::{CLUSTER, KEY, PEER, PORT, configured};
+use crate::netns::{Netns, veth};
+
+pub struct Pair {
+    // Drop order: sender and kernel before their namespaces.
+    pub sender: Sender,
+    pub events: EventStream,
+    pub kernel: Kernel,
+    pub a: Netns,
+    pub b: Netns,
+}
+
+impl Pair {
+    /// Needs a tokio runtime (the event stream registers with it).
+    pub fn new(keepalive: Duration, deadtime: Duration, realtime: bool) -> Result<Pair> {
+        let a = Netns::new("pa")?;
+        let b = Netns::new("pb")?;
+        veth(
+            &a,
+            "eth2",
+            Some("10.160.100.30/24"),
+            &b,
+            "eth2",
+            Some("10.160.100.31/24"),
+        )?;
+        let mut kernel = b.run(move || -> Result<Kernel> {
+            let mut k = configured(deadtime.as_nanos() as u64, 0)?;
+            k.attach("eth2")?;
+            Ok(k)
+        })??;
+        let events = EventStream::new(kernel.take_events()?)?;
+        let sender = a.run(move || {
+            Sender::start(
+                SenderConfig {
+                    cluster_id: CLUSTER,
+                    node_id: PEER,
+                    incarnation: clock::realtime_ns(),
+                    keepalive,
+                    deadtime,
+                    key: KEY,
+                    port: PORT,
+                    realtime,
+                },
+                &[LinkTarget::Bcast {
+                    iface: "eth2".into(),
+                }],
+            )
+        })??;
+        Ok(Pair {
+            sender,
+            events,
+            kernel,
+            a,
+            b,
+        })
+    }
+}
