@@ -213,6 +213,20 @@ pub fn spawn(
     toml: bool,
     dir: &Path,
 ) -> Result<AgentProc> {
+    spawn_as(bin, netns, i, conf, toml, dir, NODES[i].name)
+}
+
+/// As `spawn`, with the UTS namespace's hostname set to `hostname` first
+/// (an agent restart keeps whatever hostname the node had).
+pub fn spawn_as(
+    bin: &Path,
+    netns: &str,
+    i: usize,
+    conf: &Path,
+    toml: bool,
+    dir: &Path,
+    hostname: &str,
+) -> Result<AgentProc> {
     let name = NODES[i].name;
     let socket = dir.join(format!("{name}.sock"));
     let log = dir.join(format!("{name}.log"));
@@ -224,7 +238,7 @@ pub fn spawn(
     let cfg_flag = if toml { "--config" } else { "--ha-dir" };
     let child = Command::new("ip")
         .args(["netns", "exec", netns, "unshare", "--uts", "sh", "-c"])
-        .arg(format!("hostname {name} && exec \"$0\" \"$@\""))
+        .arg(format!("hostname {hostname} && exec \"$0\" \"$@\""))
         .arg(bin)
         .args(["run", cfg_flag])
         .arg(conf)

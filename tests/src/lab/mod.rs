@@ -129,15 +129,21 @@ impl Lab {
     }
 
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
+        self.start_agent_as(i, NODES[i].name)
+    }
+
+    /// Starts node `i`'s agent with the node's hostname currently `hostname`.
+    pub fn start_agent_as(&mut self, i: usize, hostname: &str) -> Result<()> {
         let log = self.opts.workdir.join(format!("{}.log", NODES[i].name));
         let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
-        let a = agents::spawn(
+        let a = agents::spawn_as(
             &self.opts.agent_bin,
             &self.topo.nodes[i].name,
             i,
             &self.confs[i],
             self.opts.toml,
             &self.opts.workdir,
+            hostname,
         )?;
         self.timeline.watch_log(i, &a.log, from);
         self.timeline.note(&format!(

@@ -251,6 +251,39 @@ pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
     })
 }
 
+/// kill -9 of node0's agent and an immediate restart, within deadtime (so
+/// run it with a deadtime of a second or more): the new agent finds vip1's
+/// resources in place and adopts the group; node1 never takes over and the
+/// client sees no outage.
+pub fn agent_restart(l: &mut Lab) -> Result<Phases> {
+    let host = l.agent(0)?.hostname()?;
+    l.timeline.note("kill -9 of node0's agent, restart at once");
+    if let Some(a) = l.agents[0].take() {
+        a.kill();
+    }
+    l.start_agent_as(0, &host)?;
+    let during = owners_str(l);
+    // Prove the adoption: the new agent reports node0 holding vip1 itself,
+    // and nobody moved meanwhile.
+    let timeout = l.settle_timeout();
+    l.wait_for("node0's new agent to hold vip1", timeout, |l| {
+        l.agents[0]
+            .as_ref()
+            .and_then(|a| a.status().ok())
+            .is_some_and(|s| {
+                s.groups
+                    .iter()
+                    .any(|g| g.name.contains("99:5E") && g.local == "held")
+            })
+    })?;
+    hold_steady(l, l.deadtime() * 2)?;
+    Ok(Phases {
+        failover_ns: None,
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
 /// Only the heartbeat network (eth2) is cut. Heartbeats also travel on the
 /// service network (`bcast eth2 eth0`), so nobody may move: no split brain.
 pub fn heartbeat_net_cut(l: &mut Lab) -> Result<Phases> {

@@ -63,6 +63,7 @@ const INTERESTING: &[&str] = &[
     "agent stopped",
     "SIGTERM",
     "ping targets",
+    "adopting",
     "resource start",
     "resource stop",
     "split brain",
