@@ -66,10 +66,13 @@ enum Cmd {
         /// Log format.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
-        /// Pin the BPF maps under /sys/fs/bpf/hb/<cluster>/<node> so counters
-        /// and peer state survive an agent restart.
+        /// Do not pin the XDP program's links and maps (by default they are
+        /// pinned, so detection and counters survive an agent restart).
         #[arg(long)]
-        pin: bool,
+        no_pin: bool,
+        /// Where to pin (default /sys/fs/bpf/hb/<cluster>; must be on a BPF filesystem).
+        #[arg(long, value_name = "DIR")]
+        pin_dir: Option<PathBuf>,
         /// Directory for the resources' restore state (default /run/hb/<cluster>-<node>).
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
@@ -127,7 +130,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             socket,
             node,
             log_format,
-            pin,
+            no_pin,
+            pin_dir,
             state_dir,
         } => {
             agent::init_logging(&log_format);
@@ -135,7 +139,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 source: cfg.source(),
                 socket,
                 node,
-                pin,
+                pin: !no_pin,
+                pin_dir,
                 state_dir,
             })?;
             Ok(ExitCode::SUCCESS)

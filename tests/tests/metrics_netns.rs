@@ -72,7 +72,7 @@ fn scraped_counters_add_up_to_what_was_sent() {
     let agent = Command::new("ip")
         .args(["netns", "exec", &b.name])
         .arg(&bin)
-        .args(["run", "--node", "b", "--config"])
+        .args(["run", "--node", "b", "--no-pin", "--config"])
         .arg(&conf)
         .arg("--socket")
         .arg(dir.join("b.sock"))

@@ -43,7 +43,7 @@ fn bad_config_on_sighup_keeps_the_old_one_running() {
     let child = Command::new("ip")
         .args(["netns", "exec", &b.name])
         .arg(hb_tests::lab::default_agent_bin().unwrap())
-        .args(["run", "--node", "b", "--config"])
+        .args(["run", "--node", "b", "--no-pin", "--config"])
         .arg(&conf)
         .arg("--socket")
         .arg(&sock)

@@ -23,9 +23,11 @@ pub struct RunOptions {
     pub socket: Option<PathBuf>,
     /// This node's name (default: hostname).
     pub node: Option<String>,
-    /// Pin maps under /sys/fs/bpf/hb/<cluster>/<node> (keeps counters and
-    /// peer state across agent restarts).
+    /// Pin maps and XDP links (default /sys/fs/bpf/hb/<cluster>): detection
+    /// and counters go on while the agent restarts, and the next agent
+    /// adopts them.
     pub pin: bool,
+    pub pin_dir: Option<PathBuf>,
     /// Where resources keep what they must restore (default /run/hb/<cluster>-<node>).
     pub state_dir: Option<PathBuf>,
 }

@@ -180,10 +180,29 @@ impl Agent {
         let (k0, k1) = key_words(&cfg.auth.key);
 
         // Kernel side first: we must hear peers before we say anything.
-        let pin_dir = opts
-            .pin
-            .then(|| crate::kernel::loader::pin_dir_for(&cfg.cluster).join(&local.name));
-        let mut kernel = Kernel::load(pin_dir.as_deref())?;
+        let pin_dir = if opts.pin {
+            let dir = opts
+                .pin_dir
+                .clone()
+                .unwrap_or_else(|| crate::kernel::loader::pin_dir_for(&cfg.cluster));
+            match crate::kernel::loader::ensure_bpffs(&dir) {
+                Ok(()) => Some(dir),
+                Err(e) => {
+                    warn!("not pinning ({e:#}): detection will pause while the agent restarts");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut kernel = Kernel::load(pin_dir.as_deref()).map_err(|e| match &pin_dir {
+            Some(d) => anyhow!(
+                "{e:#}\n(if maps pinned in {} come from another hb version: remove that \
+                 directory, which detaches the old program, or run with --no-pin)",
+                d.display()
+            ),
+            None => e,
+        })?;
         kernel.set_config(KernelConfig {
             cluster_id: cfg.cluster_id,
             udp_port: port,

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{Xdp, XdpMode},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
 use tracing::{info, warn};
 
@@ -20,6 +24,8 @@ const PINNED_MAPS: [&str; 5] = ["CONFIG", "PEERS", "PEER_STATE", "COUNTERS", "EV
 pub struct Kernel {
     pub(crate) ebpf: Ebpf,
     attachments: Vec<Attachment>,
+    /// Where maps and links are pinned, if they are.
+    pin_dir: Option<PathBuf>,
 }
 
 /// Where the program is attached and how.
@@ -64,36 +70,71 @@ impl Kernel {
         Ok(Kernel {
             ebpf,
             attachments: Vec::new(),
+            pin_dir: pin_dir.map(Path::to_path_buf),
         })
     }
 
     /// Attaches the heartbeat program to `iface`: native (driver) mode
-    /// first, generic (skb) mode as a logged fallback.
+    /// first, generic (skb) mode as a logged fallback. With pinning, the
+    /// attachment is a BPF link pinned as `link-<iface>`: it outlives the
+    /// agent, so detection goes on while the agent restarts, and a new agent
+    /// swaps its program into the pinned link atomically instead of
+    /// detaching anything.
     pub fn attach(&mut self, iface: &str) -> Result<Attachment> {
+        let ifindex = ifindex(iface)?;
+        let pin = self
+            .pin_dir
+            .as_ref()
+            .map(|d| d.join(format!("link-{iface}")));
         let prog: &mut Xdp = self
             .ebpf
             .program_mut("hb_xdp")
             .context("program hb_xdp missing")?
             .try_into()?;
-        let ifindex = ifindex(iface)?;
-        let mode = match prog.attach(iface, XdpMode::Driver) {
-            Ok(_) => "native",
+        if let Some(path) = pin.as_ref().filter(|p| p.exists()) {
+            match adopt_link(prog, path) {
+                Ok(()) => {
+                    info!(iface, ifindex, pin = %path.display(), "XDP link adopted from pin: detection never stopped");
+                    return Ok(self.record(iface, ifindex, "adopted"));
+                }
+                Err(e) => {
+                    warn!(iface, error = %format!("{e:#}"), "pinned XDP link unusable; attaching afresh");
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+        let (id, mode) = match prog.attach(iface, XdpMode::Driver) {
+            Ok(id) => (id, "native"),
             Err(e) => {
                 warn!(iface, error = %e, "native XDP attach failed; falling back to generic (skb) mode");
-                prog.attach(iface, XdpMode::Skb).with_context(|| {
+                let id = prog.attach(iface, XdpMode::Skb).with_context(|| {
                     format!("attaching XDP to {iface} (native and generic both failed)")
                 })?;
-                "generic"
+                (id, "generic")
             }
         };
+        if let Some(path) = pin {
+            let link = prog.take_link(id)?;
+            let fd = FdLink::try_from(link).context("XDP attachment is not a BPF link")?;
+            // The pin keeps the link (and so the attachment) alive; the
+            // link goes back to the program so it is the one running.
+            let pinned = fd
+                .pin(&path)
+                .with_context(|| format!("pinning XDP link at {}", path.display()))?;
+            prog.attach_to_link(XdpLink::try_from(FdLink::from(pinned))?)?;
+        }
         info!(iface, ifindex, mode, "XDP program attached");
+        Ok(self.record(iface, ifindex, mode))
+    }
+
+    fn record(&mut self, iface: &str, ifindex: u32, mode: &'static str) -> Attachment {
         let a = Attachment {
             iface: iface.to_string(),
             ifindex,
             mode,
         };
         self.attachments.push(a.clone());
-        Ok(a)
+        a
     }
 
     pub fn attachments(&self) -> &[Attachment] {
@@ -108,6 +149,15 @@ impl Kernel {
             .with_context(|| format!("program {name} missing"))?
             .try_into()?)
     }
+}
+
+/// Puts this program into the XDP link pinned at `path` (atomic replace).
+fn adopt_link(prog: &mut Xdp, path: &Path) -> Result<()> {
+    let pinned =
+        PinnedLink::from_pin(path).with_context(|| format!("opening {}", path.display()))?;
+    let link = XdpLink::try_from(FdLink::from(pinned))?;
+    prog.attach_to_link(link)?;
+    Ok(())
 }
 
 fn verifier_error(name: &str, e: aya::programs::ProgramError) -> anyhow::Error {
@@ -140,4 +190,42 @@ fn raise_memlock() {
 /// Default pin directory for a cluster: /sys/fs/bpf/hb/<cluster>.
 pub fn pin_dir_for(cluster: &str) -> PathBuf {
     PathBuf::from("/sys/fs/bpf/hb").join(cluster)
+}
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Whether `dir` (or its nearest existing ancestor) is on a BPF filesystem;
+/// if /sys/fs/bpf is not mounted yet, mounts it (as systemd would).
+pub fn ensure_bpffs(dir: &Path) -> Result<()> {
+    let on_bpffs = |p: &Path| {
+        let mut p = p.to_path_buf();
+        while !p.exists() {
+            if !p.pop() {
+                return false;
+            }
+        }
+        nix::sys::statfs::statfs(&p).is_ok_and(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
+    };
+    if on_bpffs(dir) {
+        return Ok(());
+    }
+    let root = Path::new("/sys/fs/bpf");
+    if dir.starts_with(root) {
+        std::fs::create_dir_all(root)?;
+        nix::mount::mount(
+            Some("bpf"),
+            root,
+            Some("bpf"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .context("mounting the BPF filesystem at /sys/fs/bpf")?;
+        if on_bpffs(dir) {
+            return Ok(());
+        }
+    }
+    Err(anyhow!(
+        "{} is not on a BPF filesystem (mount -t bpf bpf DIR)",
+        dir.display()
+    ))
 }

@@ -242,7 +242,14 @@ pub fn spawn_as(
         .arg(bin)
         .args(["run", cfg_flag])
         .arg(conf)
-        .args(["--node", name, "--log-format", "json", "--socket"])
+        .args([
+            "--node",
+            name,
+            "--no-pin",
+            "--log-format",
+            "json",
+            "--socket",
+        ])
         .arg(&socket)
         .arg("--state-dir")
         .arg(&state)
