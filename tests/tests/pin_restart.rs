@@ -206,5 +206,16 @@ fn detection_survives_agent_restart_and_is_adopted() {
     assert!(accepted(&pins) >= c1 + 10);
     let log = std::fs::read_to_string(dir.join("b.log")).unwrap();
     assert!(log.contains("XDP link adopted from pin"), "{log}");
+    // The kernel never said "first heard" to the new agent (a was alive all
+    // along); the agent still knows a is alive, from the pinned state.
+    assert_eq!(
+        s.nodes
+            .iter()
+            .find(|n| n.name == "a")
+            .map(|n| n.state.as_str()),
+        Some("alive"),
+        "{:?}",
+        s.nodes
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

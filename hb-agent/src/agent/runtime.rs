@@ -365,6 +365,31 @@ impl Agent {
         for g in adopt {
             agent.feed(Event::AdoptHeld { group: g });
         }
+        // With pinned maps the kernel may already know peers alive (it kept
+        // running while no agent was here) and will not say "first heard"
+        // again: start from its current view, not from old queued events.
+        let stale = events.try_drain().len();
+        let mut known = 0;
+        for (key, st) in agent.kernel.peer_states()? {
+            if st.status == hb_common::maps::STATUS_ALIVE {
+                known += 1;
+                agent.feed(Event::LinkUp {
+                    node: key.node_id,
+                    link: key.ifindex,
+                });
+                agent.feed(Event::PeerAdvert {
+                    node: key.node_id,
+                    advert: convert::wire_to_advert(&st.state),
+                });
+            }
+        }
+        if known > 0 || stale > 0 {
+            info!(
+                alive_links = known,
+                stale_events = stale,
+                "took over the kernel's view from pinned maps"
+            );
+        }
         // Attached and configured, first state known: tell systemd.
         super::notify::ready(&format!(
             "attached to {} link(s); node {}",
