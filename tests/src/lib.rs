@@ -6,3 +6,4 @@ pub mod lab;
 pub mod netns;
 pub mod packets;
 pub mod pair;
+pub mod twohost;

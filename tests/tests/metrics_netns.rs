@@ -6,27 +6,17 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hb_agent::config::{Auth, AuthMethod, fnv1a32};
 use hb_common::{siphash::key_words, wire::Heartbeat};
-use hb_tests::netns::{Netns, veth};
+use hb_tests::{
+    netns::Netns,
+    twohost::{TwoHosts, config},
+};
 
 const CLUSTER: &str = "metrics-test";
 const SECRET: &str = "metrics test secret";
-
-fn config() -> String {
-    format!(
-        "cluster = \"{CLUSTER}\"\nmetrics_addr = \"127.0.0.1:9694\"\nrealtime = false\n\
-         [timing]\nkeepalive = \"100ms\"\ndeadtime = \"5s\"\nwarntime = \"2s\"\ninitdead = \"10s\"\n\
-         [auth]\nsecret = \"{SECRET}\"\n\
-         [[link]]\nname = \"hb\"\niface = \"eth2\"\nkind = \"bcast\"\n\
-         [[node]]\nname = \"a\"\naddrs = {{ hb = \"10.160.100.30\" }}\n\
-         [[node]]\nname = \"b\"\naddrs = {{ hb = \"10.160.100.31\" }}\n"
-    )
-}
 
 /// GET /metrics from inside `ns`.
 fn scrape(ns: &Netns) -> String {
@@ -51,48 +41,21 @@ fn value(metrics: &str, name_and_labels: &str) -> Option<f64> {
 
 #[test]
 fn scraped_counters_add_up_to_what_was_sent() {
-    let a = Netns::new("ma").unwrap();
-    let b = Netns::new("mb").unwrap();
-    veth(
-        &a,
-        "eth2",
-        Some("10.160.100.30/24"),
-        &b,
-        "eth2",
-        Some("10.160.100.31/24"),
+    let h = TwoHosts::new(
+        "mt",
+        &config(
+            CLUSTER,
+            SECRET,
+            "100ms",
+            "5s",
+            "metrics_addr = \"127.0.0.1:9694\"",
+        ),
     )
     .unwrap();
-    let dir = std::env::temp_dir().join(hb_tests::netns::unique("metrics"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("hb.toml");
-    std::fs::write(&conf, config()).unwrap();
-    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let bin = hb_tests::lab::default_agent_bin().unwrap();
-    let log = std::fs::File::create(dir.join("b.log")).unwrap();
-    let agent = Command::new("ip")
-        .args(["netns", "exec", &b.name])
-        .arg(&bin)
-        .args(["run", "--node", "b", "--no-pin", "--config"])
-        .arg(&conf)
-        .arg("--socket")
-        .arg(dir.join("b.sock"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .stdin(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    /// Ends the agent this test started, also on panic.
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(agent);
+    let (a, b) = (&h.a, &h.b);
+    let _agent = h.start_b(&["--no-pin"]).unwrap();
     let t0 = Instant::now();
-    while !scrape(&b).contains("hb_node_info") {
+    while !scrape(b).contains("hb_node_info") {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
             "agent did not serve metrics"
@@ -136,7 +99,7 @@ fn scraped_counters_add_up_to_what_was_sent() {
 
     let t0 = Instant::now();
     let m = loop {
-        let m = scrape(&b);
+        let m = scrape(b);
         if value(&m, "hb_heartbeats_received_total{peer=\"a\",link=\"eth2\"}") == Some(950.0) {
             break m;
         }
@@ -166,5 +129,4 @@ fn scraped_counters_add_up_to_what_was_sent() {
         Some(0.0),
         "{m}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
