@@ -541,6 +541,17 @@ impl Agent {
             .unwrap_or_else(|| format!("#{id:08x}"))
     }
 
+    /// A release reason with node names instead of ids, for the log.
+    fn reason(&self, r: crate::cluster::ReleaseReason) -> String {
+        use crate::cluster::ReleaseReason as R;
+        match r {
+            R::SplitBrain { winner } => format!("split brain, {} keeps it", self.node_name(winner)),
+            R::Failback { to } => format!("failback to {}", self.node_name(to)),
+            R::Requested { by } => format!("requested by {}", self.node_name(by)),
+            other => format!("{other:?}"),
+        }
+    }
+
     fn apply(&mut self, a: Action) {
         match a {
             Action::SendAdvert => {
@@ -554,7 +565,7 @@ impl Agent {
                 self.workers.submit(group, Op::Start);
             }
             Action::Release { group, reason } => {
-                info!(group = %self.group_name(group), reason = ?reason, "releasing group");
+                info!(group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
                 self.workers.submit(group, Op::Stop);
             }
             Action::Fence { node, group } => {
@@ -572,7 +583,14 @@ impl Agent {
                 });
             }
             Action::Warn(w) => {
-                let msg = w.to_string();
+                // The pure logic speaks in ids; people read names.
+                let mut msg = w.to_string();
+                for n in &self.cfg.nodes {
+                    msg = msg.replace(&n.id.to_string(), &n.name);
+                }
+                for g in &self.cfg.groups {
+                    msg = msg.replace(&g.id.to_string(), &g.name);
+                }
                 warn!("{msg}");
                 if self.warnings.len() == WARNINGS_KEPT {
                     self.warnings.pop_front();
