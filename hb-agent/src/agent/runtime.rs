@@ -291,7 +291,7 @@ impl Agent {
             }
         }
 
-        let sender = Sender::start(
+        let sender = Sender::start_paused(
             SenderConfig {
                 cluster_id: cfg.cluster_id,
                 node_id: local.id,
@@ -390,6 +390,13 @@ impl Agent {
                 "took over the kernel's view from pinned maps"
             );
         }
+        // Only now, with the state known (adopted groups included), speak:
+        // a first heartbeat claiming nothing would invite a takeover.
+        agent
+            .sender
+            .set_state(convert::advert_to_wire(&agent.cluster.advert()));
+        agent.sender.pause(false);
+        agent.sender.send_now();
         // Attached and configured, first state known: tell systemd.
         super::notify::ready(&format!(
             "attached to {} link(s); node {}",
@@ -462,6 +469,16 @@ impl Agent {
             }
         }
         info!("agent stopped");
+        // Without pinning, closing the XDP links detaches the program; on
+        // veth that holds the kernel's RTNL lock for 7-15 ms (measured in the
+        // lab), and rtnetlink requests anywhere on the host, in every network
+        // namespace (the lab's other nodes), wait for it.
+        let t = Instant::now();
+        drop(agent);
+        tracing::debug!(
+            took_us = t.elapsed().as_micros() as u64,
+            "XDP links and maps closed"
+        );
         Ok(())
     }
 
@@ -473,6 +490,9 @@ impl Agent {
         self.last_loop_ns = now;
         let sender = self.sender.take_stall().unwrap_or(0);
         let ns = gap.max(sender);
+        if gap > 3_000_000 {
+            info!(gap_us = gap / 1000, "frozen TMP loop gap");
+        }
         if ns > self.cfg.timing.deadtime.as_nanos() as u64 {
             warn!(
                 stall_ms = ns as f64 / 1e6,

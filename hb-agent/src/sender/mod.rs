@@ -57,6 +57,18 @@ pub struct Sender {
 
 impl Sender {
     pub fn start(cfg: SenderConfig, targets: &[LinkTarget]) -> Result<Sender> {
+        Self::spawn(cfg, targets, false)
+    }
+
+    /// Starts paused: nothing is sent until `pause(false)`. The agent uses
+    /// it so that its first heartbeat already carries its state (an empty
+    /// one would tell peers it holds nothing, and they would take over
+    /// what a restarted agent is about to adopt).
+    pub fn start_paused(cfg: SenderConfig, targets: &[LinkTarget]) -> Result<Sender> {
+        Self::spawn(cfg, targets, true)
+    }
+
+    fn spawn(cfg: SenderConfig, targets: &[LinkTarget], paused: bool) -> Result<Sender> {
         let links = targets
             .iter()
             .map(|t| LinkSocket::open(t, cfg.port))
@@ -67,7 +79,7 @@ impl Sender {
             state: Mutex::new(ClusterState::default()),
             seq: AtomicU64::new(0),
             send_lock: Mutex::new(()),
-            paused: AtomicBool::new(false),
+            paused: AtomicBool::new(paused),
             stop: AtomicBool::new(false),
             last_stall_ns: AtomicU64::new(0),
             last_sent_ns: AtomicU64::new(0),
