@@ -1,13 +1,26 @@
 //! One worker task per resource group: start and stop requests for a group
 //! run strictly one after another, in the order the cluster logic issued
 //! them, and their outcomes go back to the main loop as cluster events.
+//!
+//! The workers, and the rtnetlink connection they use, run on a runtime of
+//! their own ([`ResourceThread`]), not on the main loop's. Handing a request
+//! to rtnetlink (`sendmsg`) sleeps on the kernel's RTNL lock while anything
+//! else on the host holds it: another process adding or removing interfaces,
+//! attaching or detaching XDP (7-15 ms measured for a veth). On a worker of
+//! the main runtime that sleep can also stop the runtime's timers and I/O
+//! (they are driven by an idle worker, and the other one may be parked
+//! without them), so heartbeat events, the tick and hang detection froze
+//! with it; a freeze longer than deadtime was taken for a hang and every
+//! group released. Now only resource operations wait for the lock.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
+use anyhow::{Context as _, Result};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use crate::cluster::{Event, GroupId};
@@ -26,12 +39,51 @@ pub struct Done {
     pub event: Event,
 }
 
+/// A single-threaded runtime on a thread of its own (`hb-resources`) for
+/// resource operations; it stops (cancelling what still runs there, e.g.
+/// periodic announcements) when this is dropped.
+pub struct ResourceThread {
+    handle: Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl ResourceThread {
+    pub fn start() -> Result<ResourceThread> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("building the resources runtime")?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("hb-resources".into())
+            .spawn(move || {
+                rt.block_on(async {
+                    let _ = stopped.await;
+                })
+            })
+            .context("starting the resources thread")?;
+        Ok(ResourceThread {
+            handle,
+            _stop: stop,
+        })
+    }
+
+    /// Where `Resources::new` must be called (`handle().enter()`) so that
+    /// its rtnetlink connection runs here, and where the workers are spawned.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
 pub struct GroupWorkers {
     queues: BTreeMap<GroupId, mpsc::UnboundedSender<Op>>,
 }
 
 impl GroupWorkers {
+    /// One worker per group, on `rt`.
     pub fn spawn(
+        rt: &Handle,
         resources: Arc<Resources>,
         groups: Vec<(GroupId, String, Vec<ResourceSpec>)>,
         neighbours: Vec<IpAddr>,
@@ -44,7 +96,7 @@ impl GroupWorkers {
             let res = resources.clone();
             let done = done.clone();
             let neighbours = neighbours.clone();
-            tokio::spawn(async move {
+            rt.spawn(async move {
                 while let Some(op) = rx.recv().await {
                     let t0 = Instant::now();
                     let event = match op {

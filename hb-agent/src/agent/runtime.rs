@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 
 use super::{
     RunOptions, convert,
-    groups::{Done, GroupWorkers, Op},
+    groups::{Done, GroupWorkers, Op, ResourceThread},
     status,
 };
 use crate::{
@@ -221,7 +221,11 @@ impl Agent {
         let state_dir = opts.state_dir.clone().unwrap_or_else(|| {
             PathBuf::from("/run/hb").join(format!("{}-{}", cfg.cluster, local.name))
         });
-        let resources = Arc::new(
+        // Resource operations (and their rtnetlink connection) run on a
+        // thread of their own: see groups.rs.
+        let resource_thread = ResourceThread::start()?;
+        let resources = {
+            let _in = resource_thread.handle().enter();
             Resources::new(ResourcesConfig {
                 groups: cfg
                     .groups
@@ -233,8 +237,9 @@ impl Agent {
                 state_dir,
                 ..Default::default()
             })
-            .map_err(|e| anyhow!("resources: {e}"))?,
-        );
+            .map_err(|e| anyhow!("resources: {e}"))?
+        };
+        let resources = Arc::new(resources);
 
         let spec = cluster_spec(&cfg, &local);
         spec.validate()
@@ -254,6 +259,7 @@ impl Agent {
             }
         }
         let workers = GroupWorkers::spawn(
+            resource_thread.handle(),
             resources.clone(),
             cfg.groups
                 .iter()
@@ -490,9 +496,6 @@ impl Agent {
         self.last_loop_ns = now;
         let sender = self.sender.take_stall().unwrap_or(0);
         let ns = gap.max(sender);
-        if gap > 3_000_000 {
-            info!(gap_us = gap / 1000, "frozen TMP loop gap");
-        }
         if ns > self.cfg.timing.deadtime.as_nanos() as u64 {
             warn!(
                 stall_ms = ns as f64 / 1e6,
