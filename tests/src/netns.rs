@@ -115,3 +115,19 @@ pub fn veth(
     }
     Ok(())
 }
+
+/// Hosts a and b on a veth pair: eth2 with 10.160.100.30/24 and .31/24,
+/// the heartbeat network of the two-host tests.
+pub fn heartbeat_pair(tag: &str) -> Result<(Netns, Netns)> {
+    let a = Netns::new(&format!("{tag}a"))?;
+    let b = Netns::new(&format!("{tag}b"))?;
+    veth(
+        &a,
+        "eth2",
+        Some("10.160.100.30/24"),
+        &b,
+        "eth2",
+        Some("10.160.100.31/24"),
+    )?;
+    Ok((a, b))
+}

@@ -10,7 +10,7 @@ use hb_agent::{
 };
 
 use crate::kernel::{CLUSTER, KEY, PEER, PORT, configured};
-use crate::netns::{Netns, veth};
+use crate::netns::{Netns, heartbeat_pair};
 
 pub struct Pair {
     // Drop order: sender and kernel before their namespaces.
@@ -24,16 +24,7 @@ pub struct Pair {
 impl Pair {
     /// Needs a tokio runtime (the event stream registers with it).
     pub fn new(keepalive: Duration, deadtime: Duration, realtime: bool) -> Result<Pair> {
-        let a = Netns::new("pa")?;
-        let b = Netns::new("pb")?;
-        veth(
-            &a,
-            "eth2",
-            Some("10.160.100.30/24"),
-            &b,
-            "eth2",
-            Some("10.160.100.31/24"),
-        )?;
+        let (a, b) = heartbeat_pair("p")?;
         let mut kernel = b.run(move || -> Result<Kernel> {
             let mut k = configured(deadtime.as_nanos() as u64, 0)?;
             k.attach("eth2")?;

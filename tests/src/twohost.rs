@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use hb_agent::control::{Request, StatusReport, client};
 
-use crate::netns::{Netns, veth};
+use crate::netns::{Netns, heartbeat_pair};
 
 /// The TOML every two-host test uses: cluster `cluster`, nodes a and b on
 /// link `hb` (eth2, bcast), and `extra` lines at the top level.
@@ -35,16 +35,7 @@ pub struct TwoHosts {
 
 impl TwoHosts {
     pub fn new(tag: &str, config: &str) -> Result<TwoHosts> {
-        let a = Netns::new(&format!("{tag}a"))?;
-        let b = Netns::new(&format!("{tag}b"))?;
-        veth(
-            &a,
-            "eth2",
-            Some("10.160.100.30/24"),
-            &b,
-            "eth2",
-            Some("10.160.100.31/24"),
-        )?;
+        let (a, b) = heartbeat_pair(tag)?;
         let dir = std::env::temp_dir().join(crate::netns::unique(tag));
         std::fs::create_dir_all(&dir)?;
         let conf = dir.join("hb.toml");

@@ -90,6 +90,16 @@ pub enum Outcome {
     Unchanged,
 }
 
+impl Outcome {
+    fn from_changed(changed: bool) -> Outcome {
+        if changed {
+            Outcome::Changed
+        } else {
+            Outcome::Unchanged
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ResourceOutcome {
     pub resource: String,
@@ -444,13 +454,6 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
         let nl = &self.inner.nl;
-        let changed = |c: bool| {
-            if c {
-                Outcome::Changed
-            } else {
-                Outcome::Unchanged
-            }
-        };
         match spec {
             ResourceSpec::IpAddr {
                 addr,
@@ -468,7 +471,7 @@ impl Resources {
                     label.as_deref(),
                 )
                 .await?;
-                Ok((changed(c), vec![t]))
+                Ok((Outcome::from_changed(c), vec![t]))
             }
             ResourceSpec::Mac {
                 iface,
@@ -486,14 +489,14 @@ impl Resources {
                     gateway: *gateway,
                 };
                 let out = mac::start(nl, &self.inner.state, &req).await?;
-                Ok((changed(out.changed), out.targets))
+                Ok((Outcome::from_changed(out.changed), out.targets))
             }
             ResourceSpec::Hostname { name } => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::start(all, group, name))?;
-                Ok((changed(c), Vec::new()))
+                Ok((Outcome::from_changed(c), Vec::new()))
             }
             ResourceSpec::Script {
                 name,
@@ -511,7 +514,7 @@ impl Resources {
                     timeout: *timeout,
                 };
                 let c = self.inner.scripts.start(&call).await?;
-                Ok((changed(c), Vec::new()))
+                Ok((Outcome::from_changed(c), Vec::new()))
             }
         }
     }
@@ -522,13 +525,6 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
         let nl = &self.inner.nl;
-        let changed = |c: bool| {
-            if c {
-                Outcome::Changed
-            } else {
-                Outcome::Unchanged
-            }
-        };
         match spec {
             ResourceSpec::IpAddr {
                 addr,
@@ -536,7 +532,7 @@ impl Resources {
                 iface,
                 ..
             } => Ok((
-                changed(ipaddr::stop(nl, *addr, *prefix, iface.as_deref()).await?),
+                Outcome::from_changed(ipaddr::stop(nl, *addr, *prefix, iface.as_deref()).await?),
                 Vec::new(),
             )),
             ResourceSpec::Mac {
@@ -555,14 +551,14 @@ impl Resources {
                     gateway: *gateway,
                 };
                 let out = mac::stop(nl, &self.inner.state, &req).await?;
-                Ok((changed(out.changed), out.targets))
+                Ok((Outcome::from_changed(out.changed), out.targets))
             }
             ResourceSpec::Hostname { .. } => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::stop(all, group))?;
-                Ok((changed(c), Vec::new()))
+                Ok((Outcome::from_changed(c), Vec::new()))
             }
             ResourceSpec::Script {
                 name,
@@ -579,7 +575,10 @@ impl Resources {
                     params,
                     timeout: *timeout,
                 };
-                Ok((changed(self.inner.scripts.stop(&call).await?), Vec::new()))
+                Ok((
+                    Outcome::from_changed(self.inner.scripts.stop(&call).await?),
+                    Vec::new(),
+                ))
             }
         }
     }
