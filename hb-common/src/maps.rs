@@ -107,7 +107,10 @@ pub mod counter {
     pub const STATE_FULL: u32 = 9;
     /// UDP to our port without our magic: passed on untouched.
     pub const FOREIGN: u32 = 10;
-    pub const COUNT: u32 = 11;
+    /// Traffic for a guarded service address while the service lease had
+    /// lapsed (this node's heartbeats stopped: peers may own it by now).
+    pub const LEASE_EXPIRED: u32 = 11;
+    pub const COUNT: u32 = 12;
 
     /// Names for logs and metrics, indexed like the constants.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -122,8 +125,30 @@ pub mod counter {
         "not_configured",
         "state_full",
         "foreign",
+        "lease_expired",
     ];
 }
+
+/// `GUARD[0]`: the service addresses the XDP program fences with the
+/// service lease. Written by the agent; empty (both counts 0) = no guard.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardConfig {
+    pub v4_count: u32,
+    pub v6_count: u32,
+    /// IPv4 addresses as they appear on the wire (`u32::from_ne_bytes(octets)`).
+    pub v4: [u32; MAX_GUARD_V4],
+    pub v6: [[u8; 16]; MAX_GUARD_V6],
+}
+
+pub const MAX_GUARD_V4: usize = 16;
+pub const MAX_GUARD_V6: usize = 8;
+
+/// `LEASE[0]`: CLOCK_MONOTONIC ns until which this node may answer for its
+/// guarded addresses. The sender renews it to `send time + deadtime` with
+/// every heartbeat, so it lapses no later than the peers' kernels declare
+/// this node dead: a frozen node goes quiet before anyone takes over.
+pub type LeaseUntil = u64;
 
 pub const MAX_PEERS: u32 = 256;
 /// PEER_STATE holds one entry per peer and link.
@@ -138,9 +163,12 @@ mod pod {
     unsafe impl aya::Pod for PeerConfig {}
     unsafe impl aya::Pod for PeerKey {}
     unsafe impl aya::Pod for PeerEntry {}
+    unsafe impl aya::Pod for GuardConfig {}
     unsafe impl aya::Pod for crate::events::Event {}
 }
 
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 24);
+const _: () =
+    assert!(core::mem::size_of::<GuardConfig>() == 8 + 4 * MAX_GUARD_V4 + 16 * MAX_GUARD_V6);
 const _: () = assert!(core::mem::size_of::<PeerStats>() == 13 * 8 + 16 + 72);
 const _: () = assert!(core::mem::size_of::<PeerEntry>() == 16 + core::mem::size_of::<PeerStats>());

@@ -5,10 +5,12 @@
 //! is checked (cluster, known peer, replay, SipHash tag) and accounted in
 //! `PEER_STATE`, then consumed (`heartbeat`). A per-peer-and-link bpf_timer
 //! declares the peer dead after deadtime of silence and tells the agent via
-//! the `EVENTS` ring buffer (`timer`).
+//! the `EVENTS` ring buffer (`timer`). On service interfaces the same program
+//! fences the node's service addresses with its heartbeat lease (`guard`).
 #![no_std]
 #![no_main]
 
+mod guard;
 mod heartbeat;
 mod maps;
 mod parse;
@@ -18,6 +20,10 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 #[xdp]
 pub fn hb_xdp(ctx: XdpContext) -> u32 {
+    if guard::blocks(&ctx) {
+        maps::count(hb_common::maps::counter::LEASE_EXPIRED);
+        return xdp_action::XDP_DROP;
+    }
     let Some(off) = parse::heartbeat_offset(&ctx) else {
         return xdp_action::XDP_PASS;
     };

@@ -7,12 +7,23 @@ use aya_ebpf::{
 };
 use hb_common::{
     events::Event,
-    maps::{KernelConfig, MAX_PEER_LINKS, MAX_PEERS, PeerConfig, PeerKey, PeerStats, counter},
+    maps::{
+        GuardConfig, KernelConfig, LeaseUntil, MAX_PEER_LINKS, MAX_PEERS, PeerConfig, PeerKey,
+        PeerStats, counter,
+    },
 };
 
 /// Written by the agent: cluster id, port, key.
 #[btf_map]
 pub static CONFIG: Array<KernelConfig, 1> = Array::new();
+
+/// Written by the agent: the service addresses fenced by the lease.
+#[btf_map]
+pub static GUARD: Array<GuardConfig, 1> = Array::new();
+
+/// Written by the agent's heartbeat sender with every heartbeat.
+#[btf_map]
+pub static LEASE: Array<LeaseUntil, 1> = Array::new();
 
 /// Written by the agent: the peers it expects, by node id.
 #[btf_map]

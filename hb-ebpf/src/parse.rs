@@ -7,12 +7,12 @@ use hb_common::wire::PACKET_LEN;
 
 use crate::maps::CONFIG;
 
-const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
-const ETH_P_8021AD: u16 = 0x88a8;
+pub const ETH_HLEN: usize = 14;
+pub const VLAN_HLEN: usize = 4;
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const IPV6_HLEN: usize = 40;
 const UDP_HLEN: usize = 8;
@@ -25,7 +25,7 @@ pub struct Payload {
 }
 
 #[inline(always)]
-fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
+pub fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
     let start = ctx.data();
     if start + off + N > ctx.data_end() {
         return None;
@@ -35,7 +35,7 @@ fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
 }
 
 #[inline(always)]
-fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
+pub fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
     bytes::<2>(ctx, off).map(u16::from_be_bytes)
 }
 

@@ -109,3 +109,34 @@ pub fn arp_frame() -> Vec<u8> {
     f.resize(60, 0);
     f
 }
+
+/// `frame` (built by [`Frame::build`] without VLAN) sent to `dst` instead.
+pub fn to_addr(mut frame: Vec<u8>, dst: std::net::IpAddr) -> Vec<u8> {
+    match dst {
+        std::net::IpAddr::V4(a) => frame[30..34].copy_from_slice(&a.octets()),
+        std::net::IpAddr::V6(a) => frame[38..54].copy_from_slice(&a.octets()),
+    }
+    frame
+}
+
+/// An ARP request for `target`.
+pub fn arp_request_for(target: Ipv4Addr) -> Vec<u8> {
+    let mut f = arp_frame();
+    f[38..42].copy_from_slice(&target.octets());
+    f
+}
+
+/// An IPv6 neighbour solicitation for `target` (to its solicited-node group).
+pub fn neighbour_solicitation_for(target: Ipv6Addr) -> Vec<u8> {
+    let mut f = vec![0x33, 0x33, 0xff, 0, 0, 0];
+    f[3..6].copy_from_slice(&target.octets()[13..]);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01, 0x86, 0xdd]);
+    f.extend_from_slice(&[0x60, 0, 0, 0, 0, 24, 58, 255]);
+    f.extend_from_slice(&"fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+    let mut group = "ff02::1:ff00:0".parse::<Ipv6Addr>().unwrap().octets();
+    group[13..].copy_from_slice(&target.octets()[13..]);
+    f.extend_from_slice(&group);
+    f.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(&target.octets());
+    f
+}

@@ -1,7 +1,7 @@
 //! The XDP program on crafted packets through BPF_PROG_TEST_RUN: each test
 //! asserts the verdict and the map/counter change it causes.
 
-use hb_agent::kernel::KernelEventKind;
+use hb_agent::{kernel::KernelEventKind, sender::clock};
 use hb_common::{
     events as ev,
     maps::{STATUS_ALIVE, STATUS_DEAD, counter},
@@ -9,7 +9,7 @@ use hb_common::{
 };
 use hb_tests::{
     kernel::*,
-    packets::{Frame, L3, arp_frame},
+    packets::{Frame, L3, arp_frame, arp_request_for, neighbour_solicitation_for, to_addr},
 };
 
 fn hb_frame(inc: u64, seq: u64) -> Vec<u8> {
@@ -347,4 +347,81 @@ async fn real_bpf_timer_declares_a_silent_peer_dead() {
     assert!(after >= DEADTIME_NS, "not before deadtime: {after} ns");
     assert!(dead.ts_ns >= stopped);
     assert_eq!(t.peer().unwrap().status, STATUS_DEAD);
+}
+
+// ----- the service lease guard -----
+
+const VIP4: &str = "192.168.32.21";
+const VIP6: &str = "fd00::21";
+
+fn guarded(lease_until: u64) -> TestKernel {
+    let mut t = TestKernel::new();
+    let mut g = hb_common::maps::GuardConfig {
+        v4_count: 1,
+        v6_count: 1,
+        ..Default::default()
+    };
+    g.v4[0] = u32::from_ne_bytes(VIP4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    g.v6[0] = VIP6.parse::<std::net::Ipv6Addr>().unwrap().octets();
+    t.k.set_guard(g).unwrap();
+    t.k.lease_writer().unwrap().set(lease_until).unwrap();
+    t
+}
+
+/// Service traffic of every kind the guard knows: IPv4 to the VIP, ARP for
+/// it, IPv6 to it, neighbour solicitation for it.
+fn service_frames() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "ipv4",
+            to_addr(Frame::udp(L3::V4, 80, b"x").build(), VIP4.parse().unwrap()),
+        ),
+        ("arp", arp_request_for(VIP4.parse().unwrap())),
+        (
+            "ipv6",
+            to_addr(Frame::udp(L3::V6, 80, b"x").build(), VIP6.parse().unwrap()),
+        ),
+        ("nd", neighbour_solicitation_for(VIP6.parse().unwrap())),
+    ]
+}
+
+#[tokio::test]
+async fn guard_passes_service_traffic_while_the_lease_runs() {
+    let t = guarded(clock::now_ns() + 10_000_000_000);
+    let c0 = t.counters();
+    for (what, f) in service_frames() {
+        assert_eq!(t.run(&f), XDP_PASS, "{what}");
+    }
+    assert_eq!(c0, t.counters());
+}
+
+#[tokio::test]
+async fn guard_drops_service_traffic_once_the_lease_lapsed() {
+    let t = guarded(clock::now_ns() - 1);
+    for (what, f) in service_frames() {
+        let c0 = t.counters();
+        assert_eq!(t.run(&f), XDP_DROP, "{what}");
+        only_changed(&c0, &t.counters(), counter::LEASE_EXPIRED, 1);
+    }
+    // Other addresses and the node's own traffic are not fenced ...
+    let c0 = t.counters();
+    let other = to_addr(
+        Frame::udp(L3::V4, 80, b"x").build(),
+        "192.168.32.30".parse().unwrap(),
+    );
+    assert_eq!(t.run(&other), XDP_PASS);
+    assert_eq!(t.run(&arp_frame()), XDP_PASS);
+    assert_eq!(c0, t.counters());
+    // ... and heartbeats still count: the lease fences service, not liveness.
+    assert_eq!(t.run(&hb_frame(5, 1)), XDP_DROP);
+    only_changed(&c0, &t.counters(), counter::ACCEPTED, 1);
+}
+
+#[tokio::test]
+async fn guard_without_addresses_fences_nothing() {
+    let mut t = guarded(1);
+    t.k.set_guard(Default::default()).unwrap();
+    for (what, f) in service_frames() {
+        assert_eq!(t.run(&f), XDP_PASS, "{what}");
+    }
 }

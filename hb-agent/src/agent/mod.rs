@@ -6,6 +6,7 @@
 mod convert;
 mod fence;
 mod groups;
+mod lease;
 pub mod notify;
 mod runtime;
 mod status;

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use super::{
     RunOptions, convert,
     groups::{Done, GroupWorkers, Op, ResourceThread},
-    status,
+    lease, status,
 };
 use crate::{
     cluster::{Action, AdminCmd, Cluster, ClusterSpec, Event, GroupId, GroupSpec, NodeId},
@@ -26,8 +26,8 @@ use crate::{
     control::{Request, Response, server},
     kernel::{Kernel, events::EventStream},
     ping::{Pinger, Target},
-    resources::{Resources, ResourcesConfig},
-    sender::{LinkTarget, Sender, SenderConfig, clock},
+    resources::{AnnounceGate, Resources, ResourcesConfig},
+    sender::{Lease, LinkTarget, Sender, SenderConfig, clock},
 };
 
 /// How many warnings `status` keeps.
@@ -218,6 +218,32 @@ impl Agent {
         }
         let mut events = EventStream::new(kernel.take_events()?)?;
 
+        // The service lease (see sender::lease). Alone in a cluster there is
+        // nobody to hand over to, so no lease.
+        let guarded = cfg.service_lease && cfg.nodes.len() > 1;
+        let lease = if guarded {
+            let until = kernel.lease_until()?;
+            let lapsed = until != 0 && clock::now_ns() > until;
+            let mut w = kernel.lease_writer()?;
+            let mut failing = false;
+            let sink = Box::new(move |until| match w.set(until) {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    failing = true;
+                    error!("renewing the service lease: {e:#}");
+                }
+                Err(_) => {}
+            });
+            Some(Arc::new(Lease::new(
+                sink,
+                cfg.timing.deadtime.as_nanos() as u64,
+                lapsed,
+            )))
+        } else {
+            None
+        };
+        let lease_lapsed = lease.as_ref().is_some_and(|l| l.on_hold());
+
         let state_dir = opts.state_dir.clone().unwrap_or_else(|| {
             PathBuf::from("/run/hb").join(format!("{}-{}", cfg.cluster, local.name))
         });
@@ -235,6 +261,9 @@ impl Agent {
                 arp: cfg.arp.clone(),
                 script_dirs: cfg.script_dirs.clone(),
                 state_dir,
+                announce_gate: lease
+                    .clone()
+                    .map(|l| AnnounceGate(Arc::new(move || l.running()))),
                 ..Default::default()
             })
             .map_err(|e| anyhow!("resources: {e}"))?
@@ -244,6 +273,28 @@ impl Agent {
         let spec = cluster_spec(&cfg, &local);
         spec.validate()
             .map_err(|e| anyhow!("cluster configuration: {e}"))?;
+
+        if guarded {
+            // Fence our groups' addresses on the interfaces their traffic
+            // arrives on.
+            let ours: Vec<&config::Group> = cfg
+                .groups
+                .iter()
+                .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
+                .collect();
+            let (addrs, svc_ifaces) = lease::targets(&ours, &resources).await;
+            for i in &svc_ifaces {
+                if !kernel.attachments().iter().any(|a| &a.iface == i) {
+                    kernel.attach(i)?;
+                }
+            }
+            kernel.set_guard(lease::guard_config(&addrs))?;
+            info!(
+                addresses = addrs.len(),
+                interfaces = %svc_ifaces.join(","),
+                "service lease fences the service addresses"
+            );
+        }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut neighbours: Vec<IpAddr> = cfg.ping_nodes.clone();
         neighbours.extend(cfg.ping_groups.iter().flat_map(|g| g.addrs.clone()));
@@ -311,6 +362,10 @@ impl Agent {
             &link_targets(&cfg, &local),
         )?;
 
+        if let Some(l) = &lease {
+            sender.set_lease(l.clone());
+        }
+
         let (ping_tx, mut ping_rx) = watch::channel(None);
         let targets = ping_targets(&cfg)?;
         if !targets.is_empty() {
@@ -368,8 +423,17 @@ impl Agent {
             "agent started"
         );
         agent.feed(Event::Start);
+        let adopting = !adopt.is_empty();
         for g in adopt {
             agent.feed(Event::AdoptHeld { group: g });
+        }
+        if lease_lapsed && adopting {
+            // The previous agent died holding these and stayed away past
+            // its lease: peers may own them now. Same as a hang.
+            warn!("the previous agent's service lease lapsed: releasing adopted groups");
+            agent.feed(Event::Stalled {
+                ns: agent.cfg.timing.deadtime.as_nanos() as u64 * 2,
+            });
         }
         // With pinned maps the kernel may already know peers alive (it kept
         // running while no agent was here) and will not say "first heard"
@@ -472,6 +536,17 @@ impl Agent {
                 }
                 _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.feed(Event::Shutdown); }
                 _ = hup.recv() => agent.reload(&src),
+            }
+            if let Some(l) = &lease
+                && lease::may_resume(l.on_hold(), agent.cluster.held_groups().len())
+            {
+                l.resume();
+            }
+        }
+        if guarded {
+            // Pinned, the program outlives us: fence nothing once we are gone.
+            if let Err(e) = agent.kernel.set_guard(Default::default()) {
+                warn!("clearing the service lease guard: {e:#}");
             }
         }
         info!("agent stopped");

@@ -123,6 +123,8 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         script_timeout: DEFAULT_SCRIPT_TIMEOUT,
         // Heartbeat ran realtime by default; so does hb (SCHED_FIFO sender).
         realtime: cf.realtime.unwrap_or(true),
+        // Not a Heartbeat directive: on, as in TOML's default.
+        service_lease: true,
         warnings: Vec::new(),
         source,
     };

@@ -46,6 +46,8 @@ pub struct Config {
     pub script_timeout: Duration,
     /// The heartbeat sender runs SCHED_FIFO.
     pub realtime: bool,
+    /// Fence the service addresses with the heartbeat lease (see `guard` in hb-ebpf).
+    pub service_lease: bool,
     /// Ignored directives and other non-fatal findings, with file:line.
     pub warnings: Vec<Diag>,
     /// The files the configuration was read from.

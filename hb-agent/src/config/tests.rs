@@ -698,6 +698,7 @@ fn example_toml_is_the_seed_cluster() {
         script_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
         script_timeout: secs(20),
         realtime: true,
+        service_lease: true,
         warnings: cfg.warnings.clone(),
         source: vec![fixtures().join("example.toml")],
     };

@@ -1,8 +1,12 @@
 //! Typed access to the program's maps.
 
+use std::os::fd::AsFd as _;
+
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-use hb_common::maps::{KernelConfig, PeerConfig, PeerEntry, PeerKey, PeerStats, counter};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf};
+use hb_common::maps::{
+    GuardConfig, KernelConfig, LeaseUntil, PeerConfig, PeerEntry, PeerKey, PeerStats, counter,
+};
 
 use super::Kernel;
 
@@ -12,6 +16,30 @@ impl Kernel {
             Array::try_from(self.ebpf.map_mut("CONFIG").context("map CONFIG")?)?;
         m.set(0, cfg, 0).context("writing CONFIG")?;
         Ok(())
+    }
+
+    pub fn set_guard(&mut self, g: GuardConfig) -> Result<()> {
+        let mut m: Array<&mut MapData, GuardConfig> =
+            Array::try_from(self.ebpf.map_mut("GUARD").context("map GUARD")?)?;
+        m.set(0, g, 0).context("writing GUARD")?;
+        Ok(())
+    }
+
+    /// The lease in force (0 = never renewed), e.g. left by a previous agent.
+    pub fn lease_until(&self) -> Result<LeaseUntil> {
+        let m: Array<&MapData, LeaseUntil> =
+            Array::try_from(self.ebpf.map("LEASE").context("map LEASE")?)?;
+        Ok(m.get(&0, 0)?)
+    }
+
+    /// A handle on `LEASE` of its own, for the sender thread.
+    pub fn lease_writer(&self) -> Result<LeaseWriter> {
+        let Some(Map::Array(data)) = self.ebpf.map("LEASE") else {
+            anyhow::bail!("map LEASE missing or not an array");
+        };
+        let fd = data.fd().as_fd().try_clone_to_owned()?;
+        let map = Map::Array(MapData::from_fd(fd)?);
+        Ok(LeaseWriter(Array::try_from(map)?))
     }
 
     pub fn set_peer(&mut self, node_id: u32, cfg: PeerConfig) -> Result<()> {
@@ -66,5 +94,15 @@ impl Kernel {
             .take_map("EVENTS")
             .context("map EVENTS (already taken?)")?;
         Ok(RingBuf::try_from(map)?)
+    }
+}
+
+/// Renews the service lease (see `guard` in hb-ebpf).
+pub struct LeaseWriter(Array<MapData, LeaseUntil>);
+
+impl LeaseWriter {
+    pub fn set(&mut self, until: LeaseUntil) -> Result<()> {
+        self.0.set(0, until, 0).context("writing LEASE")?;
+        Ok(())
     }
 }

@@ -130,10 +130,24 @@ impl RateLimiter {
     }
 }
 
+/// Whether announcements may go out now: the agent's service lease is
+/// running. A node resuming from a freeze must not send the rounds that
+/// were due while it was frozen: they would pull the clients and the switch
+/// back to it, away from the node that took over meanwhile.
+#[derive(Clone)]
+pub struct AnnounceGate(pub std::sync::Arc<dyn Fn() -> bool + Send + Sync>);
+
+impl std::fmt::Debug for AnnounceGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnnounceGate")
+    }
+}
+
 /// Sends announcements and refreshes neighbour entries.
 #[derive(Debug)]
 pub struct Announcer {
     settings: ArpSettings,
+    gate: Option<AnnounceGate>,
     netlink: Netlink,
     limiter: Mutex<RateLimiter>,
     /// One long-lived send-only socket: closing an AF_PACKET socket waits for
@@ -152,10 +166,17 @@ impl Announcer {
         })?;
         Ok(Announcer {
             settings,
+            gate: None,
             netlink,
             limiter,
             sock,
         })
+    }
+
+    /// Announce only while `gate` says so.
+    pub fn with_gate(mut self, gate: Option<AnnounceGate>) -> Self {
+        self.gate = gate;
+        self
     }
 
     pub fn settings(&self) -> &ArpSettings {
@@ -196,6 +217,11 @@ impl Announcer {
         }
         let sock = &self.sock;
         for round in 0..self.settings.count {
+            if self.gate.as_ref().is_some_and(|g| !(g.0)()) {
+                tracing::debug!("announcement withheld: the service lease is not running");
+                out.suppressed += live.len() * (self.settings.count - round) as usize;
+                break;
+            }
             for t in &live {
                 let allowed = self
                     .limiter

@@ -82,6 +82,19 @@ pub async fn ensure_on(
     broadcast: Option<Ipv4Addr>,
     label: Option<&str>,
 ) -> Result<bool, ResourceError> {
+    ensure_on_flags(nl, link, addr, prefix, broadcast, label, 0).await
+}
+
+/// [`ensure_on`] with `IFA_F_*` flags (e.g. no prefix route).
+pub async fn ensure_on_flags(
+    nl: &Netlink,
+    link: &Link,
+    addr: IpAddr,
+    prefix: u8,
+    broadcast: Option<Ipv4Addr>,
+    label: Option<&str>,
+    flags: u32,
+) -> Result<bool, ResourceError> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if prefix > max {
         return Err(ResourceError::Invalid {
@@ -109,7 +122,7 @@ pub async fn ensure_on(
         broadcast,
         label,
         scope: 0,
-        flags: 0,
+        flags,
     };
     nl.add_address(link, &a, true).await
 }

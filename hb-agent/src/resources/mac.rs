@@ -433,6 +433,9 @@ async fn replace_stop(
 
 // ----- macvlan -----
 
+/// `IFA_F_NOPREFIXROUTE` (linux/if_addr.h).
+const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+
 async fn macvlan_start(
     nl: &Netlink,
     parent_name: &str,
@@ -471,7 +474,20 @@ async fn macvlan_start(
         out.changed = true;
     }
     if let Some((vip, prefix)) = addr {
-        out.changed |= ipaddr::ensure_on(nl, &child, vip, prefix, None, None).await?;
+        // Without its own subnet route the child never becomes the way out
+        // for this node's traffic (pings to the ping node, ARP for the
+        // gateway): that traffic would carry the virtual MAC and pull the
+        // switch's entry for it to this node, away from whoever owns the
+        // VIP now (seen in the lab: a node resuming from a hang took the
+        // VIP's traffic for a deadtime). The parent's route serves instead
+        // when it covers the VIP's subnet.
+        let covered = nl.addresses(Some(parent.index)).await?.iter().any(|a| {
+            a.addr.is_ipv4() == vip.is_ipv4()
+                && crate::resources::netlink::in_subnet(vip, a.addr, a.prefix)
+                && a.prefix <= prefix
+        });
+        let flags = if covered { IFA_F_NOPREFIXROUTE } else { 0 };
+        out.changed |= ipaddr::ensure_on_flags(nl, &child, vip, prefix, None, None, flags).await?;
         out.targets.push(target(name, vip));
     }
     Ok(out)
@@ -552,7 +568,11 @@ fn ipv6_sysctl(name: &str) -> String {
 }
 
 /// Disables IPv6 on a child whose VIP is IPv4 (or absent); true if done.
+/// Also makes its reverse-path filter loose: the child's VIP has no route
+/// of its own (see `macvlan_start`), so under a strict `rp_filter` (RHEL's
+/// default) every packet arriving on it would fail the check.
 fn quiet_if_v4(name: &str, addr: Option<(IpAddr, u8)>) -> bool {
+    let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "2");
     if addr.is_some_and(|(a, _)| a.is_ipv6()) {
         return false;
     }

@@ -37,7 +37,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use announce::{AnnounceOutcome, AnnounceTarget, Announcer, ArpSettings, NeighbourRefresh};
+pub use announce::{
+    AnnounceGate, AnnounceOutcome, AnnounceTarget, Announcer, ArpSettings, NeighbourRefresh,
+};
 pub use error::ResourceError;
 pub use netlink::Netlink;
 pub use script::{ScriptCall, ScriptRunner};
@@ -56,6 +58,8 @@ pub struct ResourcesConfig {
     pub ocf_root: PathBuf,
     /// Where `<group>.json` state files live.
     pub state_dir: PathBuf,
+    /// Announcements go out only while this says so (the service lease).
+    pub announce_gate: Option<AnnounceGate>,
 }
 
 impl Default for ResourcesConfig {
@@ -66,6 +70,7 @@ impl Default for ResourcesConfig {
             script_dirs: vec!["/etc/ha.d/resource.d".into(), "/etc/init.d".into()],
             ocf_root: script::DEFAULT_OCF_ROOT.into(),
             state_dir: "/run/hb".into(),
+            announce_gate: None,
         }
     }
 }
@@ -219,7 +224,8 @@ impl Resources {
     pub fn new(config: ResourcesConfig) -> Result<Self, ResourceError> {
         let nl = Netlink::connect()?;
         let state = StateStore::open(&config.state_dir)?;
-        let announcer = Announcer::new(config.arp.clone(), nl.clone())?;
+        let announcer =
+            Announcer::new(config.arp.clone(), nl.clone())?.with_gate(config.announce_gate.clone());
         let scripts = ScriptRunner::new(config.script_dirs.clone(), config.ocf_root.clone());
         Ok(Resources {
             inner: Arc::new(Inner {

@@ -3,8 +3,11 @@
 //! every link. It also notices when it was stalled (SIGSTOP, VM pause): a
 //! wake-up later than deadtime means our peers have declared us dead; the
 //! agent learns it through `take_stall` and releases what it holds.
+//!
+//! With every heartbeat it also renews the service lease (`lease`).
 
 pub mod clock;
+pub mod lease;
 pub mod socket;
 mod stats;
 
@@ -19,6 +22,7 @@ use anyhow::{Context as _, Result};
 use hb_common::wire::{ClusterState, Heartbeat};
 use tracing::{info, warn};
 
+pub use lease::{Lease, LeaseSink};
 pub use socket::{LinkSocket, LinkTarget};
 pub use stats::{SendStats, StatsSnapshot};
 
@@ -48,6 +52,7 @@ struct Shared {
     /// CLOCK_MONOTONIC of the last heartbeat actually sent.
     last_sent_ns: AtomicU64,
     stats: SendStats,
+    lease: Mutex<Option<Arc<Lease>>>,
 }
 
 pub struct Sender {
@@ -84,6 +89,7 @@ impl Sender {
             last_stall_ns: AtomicU64::new(0),
             last_sent_ns: AtomicU64::new(0),
             stats: SendStats::default(),
+            lease: Mutex::new(None),
         });
         let s2 = shared.clone();
         let thread = std::thread::Builder::new()
@@ -106,9 +112,15 @@ impl Sender {
         send_once(&self.shared, None);
     }
 
-    /// Stops sending (tests use this to play a dead node).
+    /// Stops sending (tests use this to play a dead node). A pause longer
+    /// than deadtime lapses the lease like any other silence.
     pub fn pause(&self, paused: bool) {
         self.shared.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Renew `lease` with every heartbeat from now on.
+    pub fn set_lease(&self, lease: Arc<Lease>) {
+        *self.shared.lease.lock().unwrap() = Some(lease);
     }
 
     /// A stall longer than deadtime seen by the timing thread, in ns, once.
@@ -192,6 +204,9 @@ fn send_once(sh: &Shared, now: Option<u64>) {
     }
     let state = *sh.state.lock().unwrap();
     let _g = sh.send_lock.lock().unwrap();
+    if let Some(l) = sh.lease.lock().unwrap().as_ref() {
+        l.renew();
+    }
     let seq = sh.seq.fetch_add(1, Ordering::SeqCst) + 1;
     let hb = Heartbeat {
         cluster_id: sh.cfg.cluster_id,

@@ -128,6 +128,7 @@ impl Build<'_> {
             script_timeout,
             // As Heartbeat: the sender runs SCHED_FIFO unless told otherwise.
             realtime: f.realtime.unwrap_or(true),
+            service_lease: f.service_lease.unwrap_or(true),
             warnings: Vec::new(),
             source: Vec::new(),
         };

@@ -25,6 +25,7 @@ pub(super) struct FileT {
     pub(super) script_dirs: Option<Spanned<Vec<Spanned<PathBuf>>>>,
     pub(super) script_timeout: Option<Spanned<Dur>>,
     pub(super) realtime: Option<bool>,
+    pub(super) service_lease: Option<bool>,
     pub(super) timing: Option<TimingT>,
     pub(super) auth: Spanned<AuthT>,
     #[serde(default)]

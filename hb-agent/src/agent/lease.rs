@@ -1,0 +1,122 @@
+//! The service lease, agent side: which addresses the XDP program fences,
+//! on which interfaces, and when a lapsed lease may run again.
+//!
+//! The sender renews `LEASE` to `send time + deadtime` with every heartbeat;
+//! the kernel drops traffic for the guarded addresses past it (hb-ebpf
+//! `guard`). Peers declare us dead no earlier than a deadtime after our last
+//! heartbeat reached them, so a frozen node goes quiet before anyone takes
+//! over. After a lapse the lease stays lapsed until this node holds nothing
+//! (the hang rule has released it all); then it runs again.
+
+use std::net::IpAddr;
+
+use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6};
+use tracing::{info, warn};
+
+use crate::config::Group;
+use crate::resources::{ResourceSpec, Resources, ipaddr};
+
+/// Service addresses of `groups` and the interfaces their traffic arrives on.
+pub async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<String>) {
+    let mut addrs = Vec::new();
+    let mut ifaces: Vec<String> = Vec::new();
+    for g in groups {
+        for r in &g.resources {
+            let (addr, iface) = match r {
+                ResourceSpec::IpAddr { addr, iface, .. } => (*addr, iface.clone()),
+                // The VIP sits on the interface (replace) or on a macvlan
+                // child of it: either way its packets arrive on `iface`.
+                ResourceSpec::Mac {
+                    iface,
+                    addr: Some((addr, _)),
+                    ..
+                } => (*addr, Some(iface.clone())),
+                _ => continue,
+            };
+            let iface = match iface {
+                Some(i) => Some(i),
+                None => ipaddr::find_interface(resources.netlink(), addr)
+                    .await
+                    .map(|l| l.name)
+                    .map_err(|e| {
+                        warn!(group = %g.name, %addr, error = %e, "service lease: no interface for the address yet; fencing it on the heartbeat links only");
+                    })
+                    .ok(),
+            };
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+            if let Some(i) = iface
+                && !ifaces.contains(&i)
+            {
+                ifaces.push(i);
+            }
+        }
+    }
+    (addrs, ifaces)
+}
+
+/// The `GUARD` value for `addrs`; addresses beyond the map's room are
+/// reported and left unfenced.
+pub fn guard_config(addrs: &[IpAddr]) -> GuardConfig {
+    let mut g = GuardConfig::default();
+    for a in addrs {
+        match a {
+            IpAddr::V4(v4) if (g.v4_count as usize) < MAX_GUARD_V4 => {
+                g.v4[g.v4_count as usize] = u32::from_ne_bytes(v4.octets());
+                g.v4_count += 1;
+            }
+            IpAddr::V6(v6) if (g.v6_count as usize) < MAX_GUARD_V6 => {
+                g.v6[g.v6_count as usize] = v6.octets();
+                g.v6_count += 1;
+            }
+            _ => {
+                warn!(addr = %a, "service lease: too many service addresses; this one is not fenced")
+            }
+        }
+    }
+    g
+}
+
+/// Whether a lapsed lease may run again: only once nothing is held here.
+pub fn may_resume(on_hold: bool, held_groups: usize) -> bool {
+    if on_hold && held_groups == 0 {
+        info!("service lease renewed again: everything held during the lapse is released");
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_config_packs_both_families_in_wire_order() {
+        let g = guard_config(&[
+            "192.168.32.21".parse().unwrap(),
+            "fd00::21".parse().unwrap(),
+            "192.168.32.22".parse().unwrap(),
+        ]);
+        assert_eq!((g.v4_count, g.v6_count), (2, 1));
+        assert_eq!(g.v4[0].to_ne_bytes(), [192, 168, 32, 21]);
+        assert_eq!(g.v4[1].to_ne_bytes(), [192, 168, 32, 22]);
+        assert_eq!(g.v6[0][0..2], [0xfd, 0]);
+        assert_eq!(g.v6[0][15], 0x21);
+    }
+
+    #[test]
+    fn guard_config_keeps_the_first_addresses_that_fit() {
+        let many: Vec<IpAddr> = (0..40u8).map(|i| IpAddr::from([10, 0, 0, i])).collect();
+        let g = guard_config(&many);
+        assert_eq!(g.v4_count as usize, MAX_GUARD_V4);
+        assert_eq!(g.v4[MAX_GUARD_V4 - 1].to_ne_bytes(), [10, 0, 0, 15]);
+    }
+
+    #[test]
+    fn lapsed_lease_resumes_only_when_nothing_is_held() {
+        assert!(!may_resume(true, 1));
+        assert!(may_resume(true, 0));
+        assert!(!may_resume(false, 0));
+    }
+}
