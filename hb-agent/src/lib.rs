@@ -11,6 +11,7 @@
 //! - `control`: the control socket and `status` output.
 
 pub mod agent;
+pub mod carrier;
 pub mod cluster;
 pub mod config;
 pub mod control;

@@ -4,6 +4,9 @@
 //! its members is. The count goes to the cluster logic, which compares it
 //! with what the peers report.
 //!
+//! A target on a directly connected subnet is lost at once when its
+//! interface loses carrier (a pulled cable), without waiting a deadping.
+//!
 //! IPv4 only for now (a raw ICMP socket); IPv6 ping targets are rejected
 //! by `check` with that reason.
 
@@ -53,6 +56,16 @@ impl Pinger {
         let ident = (std::process::id() & 0xffff) as u16;
         let addrs: Vec<Ipv4Addr> = self.targets.iter().flat_map(|t| t.addrs.clone()).collect();
         let mut last_reply: Vec<Option<Instant>> = vec![None; addrs.len()];
+        let via = connected_via(&addrs).await;
+        let mut carrier = match crate::carrier::subscribe() {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!(
+                    "ping nodes: no link notifications ({e:#}); a pulled cable is noticed after deadping"
+                );
+                None
+            }
+        };
         let started = Instant::now();
         let mut seq: u16 = 0;
         let mut tick = tokio::time::interval(self.interval);
@@ -67,6 +80,15 @@ impl Pinger {
                         let to: SocketAddr = SocketAddrV4::new(*a, 0).into();
                         if let Err(e) = sock.get_ref().send_to(&pkt, &to.into()) {
                             debug!(target = %a, error = %e, "ping send failed");
+                        }
+                    }
+                }
+                Some((index, up)) = async { carrier.as_mut()?.recv().await } => {
+                    if !up {
+                        for (i, v) in via.iter().enumerate() {
+                            if *v == Some(index) && last_reply[i].take().is_some() {
+                                debug!(target = %addrs[i], ifindex = index, "ping target lost with its interface's carrier");
+                            }
                         }
                     }
                 }
@@ -104,6 +126,25 @@ impl Pinger {
             }
         }
     }
+}
+
+/// The interface of the connected subnet each address is on, if any.
+async fn connected_via(addrs: &[Ipv4Addr]) -> Vec<Option<u32>> {
+    let Ok(nl) = crate::resources::Netlink::connect() else {
+        return vec![None; addrs.len()];
+    };
+    let ours = nl.addresses(None).await.unwrap_or_default();
+    addrs
+        .iter()
+        .map(|a| {
+            ours.iter()
+                // A VIP without its own route (IFA_F_NOPREFIXROUTE) is not the way there.
+                .filter(|o| o.addr.is_ipv4() && !o.addr.is_loopback() && o.flags & 0x200 == 0)
+                .filter(|o| crate::resources::netlink::in_subnet((*a).into(), o.addr, o.prefix))
+                .max_by_key(|o| o.prefix)
+                .map(|o| o.index)
+        })
+        .collect()
 }
 
 fn echo_request(ident: u16, seq: u16) -> [u8; 16] {

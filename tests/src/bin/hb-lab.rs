@@ -4,6 +4,7 @@
 //! Options: `--toml` (native configuration instead of ha.d directories),
 //! `--only SUBSTRING` (run matching scenarios), `--json PATH` (default
 //! lab-results/lab.json), `--keepalive-ms/--deadtime-ms N`, `--quiet`.
+//! `HB_LAB_RUNS=1` prints, per scenario, which node answered each VIP when.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -92,10 +93,12 @@ fn main() -> Result<()> {
         }
         let r = scenarios::run(&mut lab, name, f);
         println!(
-            "  -> {}: outage vip1 {:.1} ms, vip2 {:.1} ms{}",
+            "  -> {}: outage vip1 {:.1} ms, vip2 {:.1} ms; answers by node0/node1/node2/other: vip1 {:?}, vip2 {:?}{}",
             if r.passed() { "pass" } else { "FAIL" },
             r.outage_ms[0],
             r.outage_ms[1],
+            r.answers[0],
+            r.answers[1],
             r.error
                 .as_ref()
                 .map(|e| format!(" ({e})"))

@@ -13,11 +13,36 @@ use super::topology::VIPS;
 
 /// Which network carries VRRP adverts.
 #[derive(Clone, Copy, Debug)]
-pub enum Variant {
+pub enum Net {
     /// VRRP on the service network (eth0), the usual setup.
     Service,
     /// VRRP on the heartbeat network (eth2) with `track_interface eth0`.
     HeartbeatNetTrack,
+}
+
+/// One keepalived setup of the benchmark.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    pub net: Net,
+    /// Seconds, as written in the configuration ("0.01" is its floor).
+    pub advert_int: &'static str,
+    /// `down_timer_adverts N`: the backup takes over after N missed adverts
+    /// instead of the RFC's 3 (plus skew). Not in the RFC.
+    pub down_timer_adverts: Option<u32>,
+}
+
+impl Variant {
+    pub fn name(&self) -> String {
+        let mut s = format!("keepalived 2.2.7 advert_int {}", self.advert_int);
+        match self.net {
+            Net::Service => s.push_str(", VRRP on eth0"),
+            Net::HeartbeatNetTrack => s.push_str(", VRRP on eth2 + track_interface eth0"),
+        }
+        if let Some(n) = self.down_timer_adverts {
+            s.push_str(&format!(", down_timer_adverts {n}"));
+        }
+        s
+    }
 }
 
 pub fn config(i: usize, v: Variant) -> String {
@@ -26,18 +51,21 @@ pub fn config(i: usize, v: Variant) -> String {
     } else {
         ("BACKUP", 100)
     };
-    let (iface, track) = match v {
-        Variant::Service => ("eth0", ""),
-        Variant::HeartbeatNetTrack => ("eth2", "  track_interface {\n    eth0\n  }\n"),
+    let (iface, mut extra) = match v.net {
+        Net::Service => ("eth0", String::new()),
+        Net::HeartbeatNetTrack => ("eth2", "  track_interface {\n    eth0\n  }\n".to_string()),
     };
+    if let Some(n) = v.down_timer_adverts {
+        extra.push_str(&format!("  down_timer_adverts {n}\n"));
+    }
     format!(
         "global_defs {{\n  router_id node{i}\n  vrrp_version 3\n  vrrp_garp_master_delay 0\n  \
          vrrp_garp_master_repeat 3\n  vrrp_garp_interval 0.001\n  vrrp_rt_priority 50\n  \
          script_user root\n}}\n\
-         vrrp_instance VI_1 {{\n  state {state}\n  interface {iface}\n{track}  virtual_router_id 51\n  \
-         priority {prio}\n  advert_int 0.01\n  use_vmac vrrp51\n  vmac_xmit_base\n  \
+         vrrp_instance VI_1 {{\n  state {state}\n  interface {iface}\n{extra}  virtual_router_id 51\n  \
+         priority {prio}\n  advert_int {}\n  use_vmac vrrp51\n  vmac_xmit_base\n  \
          virtual_ipaddress {{\n    {}/24 dev eth0\n  }}\n}}\n",
-        VIPS[0]
+        v.advert_int, VIPS[0]
     )
 }
 

@@ -12,21 +12,55 @@ use hb_agent::resources::netlink::Netlink;
 use hb_agent::sender::clock;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::topology::VIPS;
+use super::topology::{NODES, VIPS};
 use crate::netns::Netns;
 
 pub const PROBE_INTERVAL: Duration = Duration::from_micros(500);
 
-/// Reply times per VIP (CLOCK_MONOTONIC ns).
+/// Answers per VIP, in arrival order: CLOCK_MONOTONIC ns and the node
+/// that answered (by the reply's source MAC, its eth0; `None` for any other
+/// MAC).
 #[derive(Default)]
 pub struct Replies {
     pub at: [Vec<u64>; 2],
+    pub from: [Vec<Option<usize>>; 2],
 }
 
 pub struct Prober {
     stop: Arc<AtomicBool>,
     pub replies: Arc<Mutex<Replies>>,
     thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Which lab node's eth0 has this MAC.
+fn node_of_mac(mac: &[u8]) -> Option<usize> {
+    NODES.iter().position(|n| {
+        let m: Vec<u8> = n
+            .mac
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16).unwrap_or(0))
+            .collect();
+        m == mac
+    })
+}
+
+/// A non-blocking packet socket seeing every IPv4 frame of the namespace,
+/// so replies can be told apart by the node that sent them.
+fn packet_socket() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd as _;
+    // SAFETY: plain socket(2); the fd is owned from here on.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            (libc::ETH_P_IP as u16).to_be() as i32,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(2).
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 impl Prober {
@@ -36,15 +70,20 @@ impl Prober {
         let (s2, r2) = (stop.clone(), replies.clone());
         let path = format!("/run/netns/{}", gw.name);
         let thread = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd as _;
             crate::netns::enter(&path).expect("enter gateway namespace");
             let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
                 .expect("raw ICMP socket");
             sock.set_nonblocking(true).unwrap();
+            // Replies are read with their Ethernet header from here; the
+            // ICMP socket's own copies are drained and dropped.
+            let pkt = packet_socket().expect("packet socket");
             let ident = (std::process::id() as u16) ^ 0x5a5a;
             let vips: Vec<Ipv4Addr> = VIPS.iter().map(|v| v.parse().unwrap()).collect();
             let mut seq: u16 = 0;
             let mut next = clock::now_ns();
             let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 2048];
+            let mut frame = [0u8; 2048];
             while !s2.load(Ordering::Relaxed) {
                 clock::sleep_until(next);
                 next += PROBE_INTERVAL.as_nanos() as u64;
@@ -59,17 +98,30 @@ impl Prober {
                     let to: SocketAddr = SocketAddrV4::new(*v, 0).into();
                     let _ = sock.send_to(&p, &to.into());
                 }
-                while let Ok((n, _)) = sock.recv_from(&mut buf) {
-                    // SAFETY: recv_from initialised n bytes.
-                    let d: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast(), n) };
-                    let ihl = (d[0] & 0x0f) as usize * 4;
-                    if d.len() < ihl + 8 || d[ihl] != 0 {
+                while sock.recv_from(&mut buf).is_ok() {}
+                loop {
+                    // SAFETY: recv into a buffer we own, of its length.
+                    let n = unsafe {
+                        libc::recv(pkt.as_raw_fd(), frame.as_mut_ptr().cast(), frame.len(), 0)
+                    };
+                    if n <= 0 {
+                        break;
+                    }
+                    let d = &frame[..n as usize];
+                    if d.len() < 14 + 20 + 8 {
                         continue;
                     }
-                    let id = u16::from_be_bytes([d[ihl + 4], d[ihl + 5]]);
+                    let ihl = (d[14] & 0x0f) as usize * 4;
+                    let icmp = 14 + ihl;
+                    if d[14 + 9] != 1 || d.len() < icmp + 8 || d[icmp] != 0 {
+                        continue;
+                    }
+                    let id = u16::from_be_bytes([d[icmp + 4], d[icmp + 5]]);
                     let vip = id.wrapping_sub(ident);
                     if vip < 2 {
-                        r2.lock().unwrap().at[vip as usize].push(clock::now_ns());
+                        let mut r = r2.lock().unwrap();
+                        r.at[vip as usize].push(clock::now_ns());
+                        r.from[vip as usize].push(node_of_mac(&d[6..12]));
                     }
                 }
             }
@@ -102,6 +154,78 @@ impl Prober {
             .last()
             .is_some_and(|t| now - t <= window.as_nanos() as u64)
     }
+
+    /// Time two nodes answered for `vip` in [from, to], as the client saw
+    /// it: every answer from one node that arrived while another node was
+    /// answering (between two of its answers at most [`TENURE_GAP`] apart)
+    /// counts one probe interval. A clean hand-over (the old owner's last
+    /// answer before the new owner's first) counts zero, however short.
+    pub fn dual_answer_ns(&self, vip: usize, from: u64, to: u64) -> u64 {
+        let r = self.replies.lock().unwrap();
+        let answers: Vec<(u64, Option<usize>)> = r.at[vip]
+            .iter()
+            .zip(&r.from[vip])
+            .filter(|(t, _)| **t >= from && **t <= to)
+            .map(|(t, n)| (*t, *n))
+            .collect();
+        interleaved(&answers) as u64 * PROBE_INTERVAL.as_nanos() as u64
+    }
+
+    /// Runs of answers to `vip` in [from, to]: (node, first, last, count), ns from `from`.
+    pub fn runs(&self, vip: usize, from: u64, to: u64) -> Vec<(Option<usize>, u64, u64, usize)> {
+        let r = self.replies.lock().unwrap();
+        let mut out: Vec<(Option<usize>, u64, u64, usize)> = Vec::new();
+        for (t, n) in r.at[vip].iter().zip(&r.from[vip]) {
+            if *t < from || *t > to {
+                continue;
+            }
+            let t = t - from;
+            match out.last_mut() {
+                Some(l) if l.0 == *n && t - l.2 < 5_000_000 => {
+                    l.2 = t;
+                    l.3 += 1;
+                }
+                _ => out.push((*n, t, t, 1)),
+            }
+        }
+        out
+    }
+
+    /// Answers to `vip` in [from, to] per node (index 3: unknown MAC).
+    pub fn answers_by_node(&self, vip: usize, from: u64, to: u64) -> [usize; 4] {
+        let r = self.replies.lock().unwrap();
+        let mut out = [0; 4];
+        for (t, n) in r.at[vip].iter().zip(&r.from[vip]) {
+            if *t >= from && *t <= to {
+                out[n.unwrap_or(3)] += 1;
+            }
+        }
+        out
+    }
+}
+
+/// Two answers of one node this close belong to one uninterrupted tenure.
+pub const TENURE_GAP: Duration = Duration::from_micros(4 * 500);
+
+/// How many answers arrived inside another node's tenure.
+fn interleaved(answers: &[(u64, Option<usize>)]) -> usize {
+    let gap = TENURE_GAP.as_nanos() as u64;
+    let mut by: std::collections::BTreeMap<Option<usize>, Vec<u64>> = Default::default();
+    for (t, n) in answers {
+        by.entry(*n).or_default().push(*t);
+    }
+    answers
+        .iter()
+        .filter(|(t, n)| {
+            by.iter().any(|(m, ts)| {
+                if m == n {
+                    return false;
+                }
+                let i = ts.partition_point(|x| x < t);
+                i > 0 && i < ts.len() && ts[i] - ts[i - 1] <= gap
+            })
+        })
+        .count()
 }
 
 impl Drop for Prober {
@@ -202,5 +326,37 @@ impl Drop for Watcher {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interleaved;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn clean_hand_over_is_not_dual() {
+        let a: Vec<_> = (0..10).map(|i| (i * MS / 2, Some(0))).collect();
+        let b: Vec<_> = (0..10)
+            .map(|i| (5 * MS + 100 + i * MS / 2, Some(1)))
+            .collect();
+        assert_eq!(interleaved(&[a, b].concat()), 0);
+    }
+
+    #[test]
+    fn alternating_answers_are_dual() {
+        let v: Vec<_> = (0..10)
+            .map(|i| (i * MS / 2, Some(i as usize % 2)))
+            .collect();
+        // All but the first and last answer sit inside the other's tenure.
+        assert_eq!(interleaved(&v), 8);
+    }
+
+    #[test]
+    fn one_stale_answer_inside_a_tenure_counts() {
+        let mut v: Vec<_> = (0..10).map(|i| (i * MS / 2, Some(1))).collect();
+        v.insert(5, (2 * MS + MS / 4, Some(0)));
+        assert_eq!(interleaved(&v), 1);
     }
 }

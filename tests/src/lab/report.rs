@@ -4,8 +4,8 @@ use super::scenarios::ScenarioResult;
 
 pub fn table(results: &[ScenarioResult]) -> String {
     let mut o = String::new();
-    o.push_str("| scenario | outage vip1 | outage vip2 | failover | owner vip1 before/during/after | owner vip2 before/during/after | two owners (ms) | identity | result |\n");
-    o.push_str("|---|---:|---:|---:|---|---|---:|---|---|\n");
+    o.push_str("| scenario | outage vip1 | outage vip2 | failover | owner vip1 before/during/after | owner vip2 before/during/after | two holders (ms) | two answering (ms) | identity | result |\n");
+    o.push_str("|---|---:|---:|---:|---|---|---:|---:|---|---|\n");
     for r in results {
         let dual = match r.dual_after_resume_ms {
             Some(after) => format!(
@@ -15,7 +15,7 @@ pub fn table(results: &[ScenarioResult]) -> String {
             None => format!("{:.1} / {:.1}", r.dual_ms[0], r.dual_ms[1]),
         };
         o.push_str(&format!(
-            "| {} | {:.1} ms | {:.1} ms | {} | {} / {} / {} | {} / {} / {} | {} | {} | {} |\n",
+            "| {} | {:.1} ms | {:.1} ms | {} | {} / {} / {} | {} / {} / {} | {} | {:.1} / {:.1} | {} | {} |\n",
             r.name,
             r.outage_ms[0],
             r.outage_ms[1],
@@ -29,6 +29,8 @@ pub fn table(results: &[ScenarioResult]) -> String {
             r.owner_during[1],
             r.owner_after[1],
             dual,
+            r.dual_answer_ms[0],
+            r.dual_answer_ms[1],
             if r.identity_ok { "ok" } else { "WRONG" },
             match &r.error {
                 None if r.identity_ok => "pass".to_string(),

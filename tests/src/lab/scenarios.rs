@@ -24,8 +24,15 @@ pub struct ScenarioResult {
     pub owner_before: [String; 2],
     pub owner_during: [String; 2],
     pub owner_after: [String; 2],
-    /// Time two nodes held one VIP, per VIP, ms (whole scenario).
+    /// Time two nodes held one VIP, per VIP, ms (whole scenario), by their
+    /// addresses (netlink view).
     pub dual_ms: [f64; 2],
+    /// Time two nodes answered the client for one VIP, per VIP, ms (whole
+    /// scenario; see `Prober::dual_answer_ns`). An address fenced by the
+    /// service lease holds but does not answer.
+    pub dual_answer_ms: [f64; 2],
+    /// Answers per VIP by node0, node1, node2 and unknown source MAC.
+    pub answers: [[usize; 4]; 2],
     /// Of which after a hung node resumed (target: 0).
     pub dual_after_resume_ms: Option<[f64; 2]>,
     pub identity_ok: bool,
@@ -90,6 +97,18 @@ pub fn run(l: &mut Lab, name: &str, f: ScenarioFn) -> ScenarioResult {
     let t0 = l.now();
     let r = f(l);
     let t1 = l.now();
+    if std::env::var_os("HB_LAB_RUNS").is_some() {
+        for v in 0..2 {
+            for (n, a, b, c) in l.prober.runs(v, t0, t1) {
+                eprintln!(
+                    "vip{} {n:?} {:.1}..{:.1} ms x{c}",
+                    v + 1,
+                    a as f64 / 1e6,
+                    b as f64 / 1e6
+                );
+            }
+        }
+    }
     let (phases, error) = match r {
         Ok(p) => (p, None),
         Err(e) => (Phases::default(), Some(format!("{e:#}"))),
@@ -107,6 +126,8 @@ pub fn run(l: &mut Lab, name: &str, f: ScenarioFn) -> ScenarioResult {
         owner_during: phases.during.unwrap_or_else(|| ["?".into(), "?".into()]),
         owner_after: owners_str(l),
         dual_ms: [0, 1].map(|v| l.watcher.dual_ns(v, t0, t1) as f64 / 1e6),
+        dual_answer_ms: [0, 1].map(|v| l.prober.dual_answer_ns(v, t0, t1) as f64 / 1e6),
+        answers: [0, 1].map(|v| l.prober.answers_by_node(v, t0, t1)),
         dual_after_resume_ms: phases
             .resumed_at
             .map(|r| [0, 1].map(|v| l.watcher.dual_ns(v, r, t1) as f64 / 1e6)),
@@ -221,8 +242,9 @@ fn reset_node(l: &Lab, i: usize) -> Result<()> {
 }
 
 /// The seed's test 4: the primary hangs (SIGSTOP). Its kernel still holds
-/// the VIP (a SIGSTOP is not a kernel hang), the standby takes over; on
-/// SIGCONT the primary must give up at once, then fail back normally.
+/// the VIP (a SIGSTOP is not a kernel hang) but stops answering for it when
+/// its service lease lapses, before the standby takes over; on SIGCONT the
+/// primary gives up the address at once, then fails back normally.
 pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
     let t0 = l.now();
     let v = vip_of(i);
