@@ -12,14 +12,14 @@ use hb_tests::lab::{
     scenarios::{self, ScenarioResult},
 };
 
-const DEADTIME_MS: u64 = 150;
+const DEADTIME_MS: f64 = 150.0;
 
 fn lab(toml: bool) -> Lab {
     let timings = Timings {
-        keepalive_ms: 20,
+        keepalive_ms: 20.0,
         deadtime_ms: DEADTIME_MS,
-        warntime_ms: 80,
-        initdead_ms: 600,
+        warntime_ms: 80.0,
+        initdead_ms: 600.0,
     };
     Lab::start(LabOptions {
         timings,
@@ -48,7 +48,7 @@ fn run(l: &mut Lab, name: &str) -> ScenarioResult {
     // Generous: a loaded CI machine, failover plus failback.
     for v in 0..2 {
         assert!(
-            r.outage_ms[v] < 20.0 * DEADTIME_MS as f64,
+            r.outage_ms[v] < 20.0 * DEADTIME_MS,
             "{name}: outage {:?}",
             r.outage_ms
         );
@@ -124,7 +124,7 @@ fn hung_primary_gives_up_on_resume() {
     );
     let after = r.dual_after_resume_ms.expect("resume measured");
     assert!(
-        after[0] < DEADTIME_MS as f64,
+        after[0] < DEADTIME_MS,
         "dual ownership after resume: {after:?}"
     );
     assert_eq!(after[1], 0.0);
@@ -159,10 +159,10 @@ fn agent_restart_adopts_held_group_without_outage() {
     // A deadtime longer than an agent restart, as in production.
     let mut l = Lab::start(LabOptions {
         timings: Timings {
-            keepalive_ms: 100,
-            deadtime_ms: 1500,
-            warntime_ms: 800,
-            initdead_ms: 3000,
+            keepalive_ms: 100.0,
+            deadtime_ms: 1500.0,
+            warntime_ms: 800.0,
+            initdead_ms: 3000.0,
         },
         toml: false,
         agent_bin: default_agent_bin().unwrap(),

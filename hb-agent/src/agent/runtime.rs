@@ -46,15 +46,19 @@ pub struct Agent {
     pub(super) owners: BTreeMap<GroupId, (Option<NodeId>, Instant)>,
     done_tx: mpsc::UnboundedSender<Done>,
     exit: bool,
-    /// When the loop last ran: a gap longer than deadtime means this process
-    /// was frozen (SIGSTOP, VM pause).
-    last_loop_ns: u64,
     /// For metrics: takeovers/releases and takeover durations per group.
     pub(super) group_counts: BTreeMap<GroupId, GroupCounts>,
     /// When each pending takeover was decided.
     acquiring_since: BTreeMap<GroupId, Instant>,
     /// For metrics: times each peer was declared dead on all links.
     pub(super) dead_events: BTreeMap<NodeId, u64>,
+    /// Groups held when the shutdown began: after releasing them the agent
+    /// stays (heartbeating, attached) until a peer says it holds each, or a
+    /// deadtime passes. The peer's takeover then runs on a quiet host:
+    /// detaching XDP holds the kernel's RTNL lock for milliseconds, which
+    /// every rtnetlink call on the host, the taker's included, waits for.
+    handing_over: Vec<GroupId>,
+    drain_until: Option<Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -409,10 +413,11 @@ impl Agent {
             owners: BTreeMap::new(),
             done_tx,
             exit: false,
-            last_loop_ns: now,
             group_counts: BTreeMap::new(),
             acquiring_since: BTreeMap::new(),
             dead_events: BTreeMap::new(),
+            handing_over: Vec::new(),
+            drain_until: None,
         };
         info!(
             node = %agent.local.name,
@@ -532,11 +537,12 @@ impl Agent {
                 _ = term.recv() => {
                     info!("SIGTERM: releasing groups and stopping");
                     super::notify::stopping();
-                    agent.feed(Event::Shutdown);
+                    agent.shutdown();
                 }
-                _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.feed(Event::Shutdown); }
+                _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.shutdown(); }
                 _ = hup.recv() => agent.reload(&src),
             }
+            agent.check_drained();
             if let Some(l) = &lease
                 && lease::may_resume(l.on_hold(), agent.cluster.held_groups().len())
             {
@@ -563,14 +569,13 @@ impl Agent {
         Ok(())
     }
 
-    /// Detects that this process was frozen, from the sender thread's view
-    /// or from the loop's own gap, and tells the cluster logic first.
+    /// Detects that this process was frozen, from the sender thread's view,
+    /// and tells the cluster logic first. Only the sender's silence counts:
+    /// peers take over after a deadtime without heartbeats, not after a slow
+    /// event loop (at millisecond deadtimes a busy loop is routinely late by
+    /// more than that, while the real-time sender is not).
     fn check_stall(&mut self) {
-        let now = clock::now_ns();
-        let gap = now.saturating_sub(self.last_loop_ns);
-        self.last_loop_ns = now;
-        let sender = self.sender.take_stall().unwrap_or(0);
-        let ns = gap.max(sender);
+        let ns = self.sender.take_stall().unwrap_or(0);
         if ns > self.cfg.timing.deadtime.as_nanos() as u64 {
             warn!(
                 stall_ms = ns as f64 / 1e6,
@@ -695,7 +700,52 @@ impl Agent {
                 }
                 self.warnings.push_back(msg);
             }
-            Action::Exit => self.exit = true,
+            Action::Exit => {
+                let alive = self
+                    .cfg
+                    .nodes
+                    .iter()
+                    .any(|n| n.id != self.local.id && self.cluster.is_peer_alive(n.id));
+                if self.handing_over.is_empty() || !alive || self.drain_until.is_some() {
+                    self.exit = true;
+                } else {
+                    self.drain_until = Some(Instant::now() + self.cfg.timing.deadtime);
+                    self.check_drained();
+                }
+            }
+        }
+    }
+
+    /// SIGTERM/SIGINT: release in order; a second one exits without waiting
+    /// for the hand-over.
+    fn shutdown(&mut self) {
+        if self.drain_until.is_some() {
+            self.exit = true;
+            return;
+        }
+        if !self.cluster.is_shutting_down() {
+            self.handing_over = self.cluster.held_groups();
+        }
+        self.feed(Event::Shutdown);
+    }
+
+    /// Ends the shutdown once every released group is held by a peer.
+    fn check_drained(&mut self) {
+        let Some(until) = self.drain_until else {
+            return;
+        };
+        let taken = self.handing_over.iter().all(|g| {
+            self.cfg.nodes.iter().any(|n| {
+                self.cluster.is_peer_alive(n.id)
+                    && self
+                        .cluster
+                        .peer_advert(n.id)
+                        .is_some_and(|a| a.claims.iter().any(|c| c.group == *g && c.held))
+            })
+        });
+        if taken || Instant::now() >= until {
+            info!(taken_over = taken, "hand-over done; stopping");
+            self.exit = true;
         }
     }
 

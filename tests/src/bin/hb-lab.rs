@@ -57,8 +57,8 @@ fn main() -> Result<()> {
     }
     if let Some(v) = arg("--deadtime-ms") {
         timings.deadtime_ms = v.parse()?;
-        timings.warntime_ms = timings.deadtime_ms / 2;
-        timings.initdead_ms = timings.deadtime_ms * 5;
+        timings.warntime_ms = timings.deadtime_ms / 2.0;
+        timings.initdead_ms = timings.deadtime_ms * 5.0;
     }
     let toml = flag("--toml");
     let only = arg("--only");

@@ -13,21 +13,22 @@ use hb_agent::control::{Request, StatusReport, client};
 
 use super::topology::{GATEWAY, NODES, VHOSTS, VIPS, VMACS};
 
+/// Milliseconds (fractions allowed: "0.2ms" is a valid ha.cf duration).
 #[derive(Clone, Debug)]
 pub struct Timings {
-    pub keepalive_ms: u64,
-    pub deadtime_ms: u64,
-    pub warntime_ms: u64,
-    pub initdead_ms: u64,
+    pub keepalive_ms: f64,
+    pub deadtime_ms: f64,
+    pub warntime_ms: f64,
+    pub initdead_ms: f64,
 }
 
 impl Default for Timings {
     fn default() -> Self {
         Timings {
-            keepalive_ms: 10,
-            deadtime_ms: 60,
-            warntime_ms: 30,
-            initdead_ms: 300,
+            keepalive_ms: 10.0,
+            deadtime_ms: 60.0,
+            warntime_ms: 30.0,
+            initdead_ms: 300.0,
         }
     }
 }

@@ -118,12 +118,12 @@ impl Lab {
     }
 
     pub fn deadtime(&self) -> Duration {
-        Duration::from_millis(self.opts.timings.deadtime_ms)
+        Duration::from_secs_f64(self.opts.timings.deadtime_ms / 1e3)
     }
 
     /// Generous: initdead plus several deadtimes for failback stability.
     pub fn settle_timeout(&self) -> Duration {
-        Duration::from_millis(self.opts.timings.initdead_ms)
+        Duration::from_secs_f64(self.opts.timings.initdead_ms / 1e3)
             + self.deadtime() * 20
             + Duration::from_secs(2)
     }
