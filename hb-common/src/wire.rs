@@ -15,7 +15,7 @@
 //!  40    4 keepalive_us   sender's keepalive
 //!  44    4 deadtime_us    sender's deadtime
 //!  48   72 state          count, held, eligible, ping_reachable, flags,
-//!                         stuck, takeover, 0, then 8 x (group u32, epoch u32)
+//!                         stuck, takeover, serving, then 8 x (group u32, epoch u32)
 //! 120    8 tag            SipHash-2-4 over bytes 0..120
 //! ```
 //! All integers are little-endian. The tag is a keyed MAC: the XDP program
@@ -56,8 +56,9 @@ pub const STATE_SETTLING: u8 = 2;
 
 /// The sender's view for the cluster logic: the groups it is configured
 /// for (`claims[..count]`), which of them it holds, would accept, failed to
-/// stop, or asks to take over (bit i of `held`/`eligible`/`stuck`/`takeover`
-/// is `claims[i]`), and how many ping targets it reaches.
+/// stop, asks to take over, or serves with every resource started (bit i of
+/// `held`/`eligible`/`stuck`/`takeover`/`serving` is `claims[i]`), and how
+/// many ping targets it reaches.
 /// 8-aligned so that the XDP program can compare and copy it in words.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,7 +70,8 @@ pub struct ClusterState {
     pub flags: u8,
     pub stuck: u8,
     pub takeover: u8,
-    pub _reserved: u8,
+    /// Bit i: claim i's resources are all started (not starting or stopping).
+    pub serving: u8,
     pub claims: [Claim; MAX_CLAIMS],
 }
 pub const STATE_LEN: usize = 72;
@@ -161,7 +163,7 @@ pub fn state_of(pkt: &[u8; PACKET_LEN]) -> ClusterState {
         flags: pkt[OFF_STATE + 4],
         stuck: pkt[OFF_STATE + 5],
         takeover: pkt[OFF_STATE + 6],
-        _reserved: 0,
+        serving: pkt[OFF_STATE + 7],
         claims: [Claim::default(); MAX_CLAIMS],
     };
     let mut i = 0;
@@ -197,6 +199,7 @@ impl Heartbeat {
         p[OFF_STATE + 4] = s.flags;
         p[OFF_STATE + 5] = s.stuck;
         p[OFF_STATE + 6] = s.takeover;
+        p[OFF_STATE + 7] = s.serving;
         for (i, c) in s.claims.iter().enumerate() {
             let o = OFF_STATE + 8 + i * 8;
             p[o..o + 4].copy_from_slice(&c.group.to_le_bytes());
@@ -254,6 +257,7 @@ mod tests {
             flags: STATE_SETTLING,
             stuck: 0b10,
             takeover: 0b01,
+            serving: 0b01,
             ..Default::default()
         };
         state.claims[0] = Claim {

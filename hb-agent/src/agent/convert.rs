@@ -24,6 +24,7 @@ pub fn advert_to_wire(a: &Advert) -> ClusterState {
         st.eligible |= if c.eligible { bit } else { 0 };
         st.stuck |= if c.stuck { bit } else { 0 };
         st.takeover |= if c.takeover { bit } else { 0 };
+        st.serving |= if c.serving { bit } else { 0 };
         st.count += 1;
     }
     st
@@ -42,6 +43,7 @@ pub fn wire_to_advert(st: &ClusterState) -> Advert {
                     eligible: st.eligible & bit != 0,
                     stuck: st.stuck & bit != 0,
                     takeover: st.takeover & bit != 0,
+                    serving: st.serving & bit != 0,
                 }
             })
             .collect(),
@@ -86,6 +88,7 @@ mod tests {
                     eligible: true,
                     stuck: false,
                     takeover: false,
+                    serving: true,
                 },
                 GroupClaim {
                     group: 9,
@@ -94,6 +97,7 @@ mod tests {
                     eligible: false,
                     stuck: true,
                     takeover: true,
+                    serving: false,
                 },
             ],
             ping_reachable: 2,

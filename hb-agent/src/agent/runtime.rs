@@ -729,21 +729,35 @@ impl Agent {
         self.feed(Event::Shutdown);
     }
 
-    /// Ends the shutdown once every released group is held by a peer.
+    /// Ends the shutdown once a peer serves every released group (its start
+    /// finished, so it no longer needs the kernel's RTNL lock that our exit
+    /// takes).
     fn check_drained(&mut self) {
         let Some(until) = self.drain_until else {
             return;
         };
+        // The cluster logic takes no events after Exit: read the peers'
+        // latest states from the kernel's map instead.
+        let peers: Vec<_> = self
+            .kernel
+            .peer_states()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, s)| s.status == hb_common::maps::STATUS_ALIVE)
+            .map(|(_, s)| convert::wire_to_advert(&s.state))
+            .collect();
         let taken = self.handing_over.iter().all(|g| {
-            self.cfg.nodes.iter().any(|n| {
-                self.cluster.is_peer_alive(n.id)
-                    && self
-                        .cluster
-                        .peer_advert(n.id)
-                        .is_some_and(|a| a.claims.iter().any(|c| c.group == *g && c.held))
-            })
+            peers
+                .iter()
+                .any(|a| a.claims.iter().any(|c| c.group == *g && c.serving))
         });
         if taken || Instant::now() >= until {
+            if !taken {
+                warn!(
+                    peers = ?peers,
+                    "no peer confirmed serving the released groups within deadtime; stopping anyway"
+                );
+            }
             info!(taken_over = taken, "hand-over done; stopping");
             self.exit = true;
         }

@@ -25,6 +25,9 @@ pub struct GroupClaim {
     /// Added to the brief: the node asks the current holder to hand the group over (`hb_takeover`).
     /// Honoured only by a holder less preferred than the asking node.
     pub takeover: bool,
+    /// The node's resources for the group are all started (held, not starting or stopping):
+    /// what a node handing the group over waits for before it stops.
+    pub serving: bool,
 }
 
 /// The wire-visible state of a node.

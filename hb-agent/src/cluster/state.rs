@@ -197,6 +197,7 @@ impl Cluster {
                 eligible: self.local_eligible(i),
                 stuck: g.hold == HoldState::Stuck,
                 takeover: g.takeover && !self.shutting_down,
+                serving: g.hold == HoldState::Held,
             })
             .collect();
         Advert {

@@ -52,7 +52,47 @@ struct Stats {
     /// Hang: time two nodes answered the client, from SIGSTOP until the
     /// primary serves alone again (`Prober::dual_answer_ns`).
     dual_answer_ms: Vec<f64>,
+    /// Hang: changes of the answering node the client saw, from SIGSTOP
+    /// until the primary serves alone again (clean: 2).
+    switches: Vec<f64>,
+    /// hb only: when each step of the failover happened, ms after the fault.
+    steps: Vec<[Option<f64>; STEPS.len()]>,
     failed: usize,
+}
+
+/// The steps of an hb failover of vip1 from node0 to node1, as the agents
+/// log them (node, message), and the client's first answer from node1.
+const STEPS: [(&str, &str); 6] = [
+    ("node0", "releasing group"),
+    ("node0", "group released"),
+    ("node1", "peer dead on all links"),
+    ("node1", "taking over group"),
+    ("node1", "group started"),
+    ("client", "first answer from node1"),
+];
+
+fn steps(l: &Lab, t0: u64) -> [Option<f64>; STEPS.len()] {
+    let mut out = [None; STEPS.len()];
+    for (i, (node, msg)) in STEPS.iter().enumerate() {
+        if *node == "client" {
+            out[i] = l
+                .prober
+                .first_answer_from(0, 1, t0)
+                .map(|t| (t - t0) as f64 / 1e6);
+            continue;
+        }
+        out[i] = l
+            .timeline
+            .entries
+            .iter()
+            .find(|(at, line)| {
+                *at >= 0.0
+                    && line.starts_with(&format!("{node}: {msg}"))
+                    && (msg.starts_with("peer") || line.contains("99:5E"))
+            })
+            .map(|(at, _)| *at);
+    }
+    out
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
@@ -105,6 +145,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
         let mut st = Stats::default();
         for _ in 0..trials {
             let r = (|| -> Result<()> {
+                l.timeline.begin(f.name());
                 let t0 = l.now();
                 match f {
                     Fault::Graceful => {
@@ -112,9 +153,9 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                     }
                     Fault::CablePull => l.topo.cable(0, true, false)?,
                     Fault::PowerOff => {
-                        // Links die first (see scenarios::power_off).
-                        l.topo.cable(0, true, false)?;
-                        l.topo.cable(0, false, false)?;
+                        // As scenarios::power_off: frozen, cut, killed.
+                        l.agent(0)?.signal(libc::SIGSTOP);
+                        l.topo.both_cables_fast(0, false)?;
                         l.agents[0].take().unwrap().kill();
                         let ns = &l.topo.nodes[0];
                         for line in ns.exec(&["ip", "-o", "link", "show"])?.lines() {
@@ -135,6 +176,8 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                 })?;
                 let served = l.now();
                 st.outages_ms.push(outage(&l.prober, t0, served));
+                l.timeline.poll();
+                st.steps.push(steps(&l, t0));
                 // Recover and wait for node0 to hold vip1 alone again.
                 let resumed = l.now();
                 match f {
@@ -154,6 +197,8 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                         .push(l.watcher.dual_ns(0, resumed, back) as f64 / 1e6);
                     st.dual_answer_ms
                         .push(l.prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
+                    st.switches
+                        .push(l.prober.answer_switches(0, t0, back) as f64);
                 }
                 pause(SETTLE);
                 Ok(())
@@ -192,8 +237,8 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                     Fault::Graceful => ka[0].take().unwrap().stop(),
                     Fault::CablePull => topo.cable(0, true, false)?,
                     Fault::PowerOff => {
-                        topo.cable(0, true, false)?;
-                        topo.cable(0, false, false)?;
+                        ka[0].as_ref().unwrap().signal_all(libc::SIGSTOP);
+                        topo.both_cables_fast(0, false)?;
                         ka[0].take().unwrap().kill();
                         let _ = topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
                     }
@@ -222,6 +267,7 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                         .push(watcher.dual_ns(0, resumed, back) as f64 / 1e6);
                     st.dual_answer_ms
                         .push(prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
+                    st.switches.push(prober.answer_switches(0, t0, back) as f64);
                 }
                 pause(Duration::from_millis(200));
                 Ok(())
@@ -306,25 +352,45 @@ fn main() -> Result<()> {
         columns.push((v.name(), keepalived_trials(v, trials)?));
     }
     println!(
-        "| fault | contender | median outage | p95 outage | trials ok | two answering, hang to recovery (median) | address on two nodes after resume (median) |"
+        "| fault | contender | median outage | p95 outage | trials ok | two answering, hang to recovery (median) | answering node changes, hang to recovery (median; clean = 2) | address on two nodes after resume (median) |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
     for f in FAULTS {
         for (name, col) in &columns {
             let Some((_, st)) = col.iter().find(|(g, _)| *g == f) else {
-                println!("| {} | {name} | - | - | 0 | - | - |", f.name());
+                println!("| {} | {name} | - | - | 0 | - | - | - |", f.name());
                 continue;
             };
             println!(
-                "| {} | {name} | {:.2} ms | {:.2} ms | {}/{} | {} | {} |",
+                "| {} | {name} | {:.2} ms | {:.2} ms | {}/{} | {} | {} | {} |",
                 f.name(),
                 pct(&st.outages_ms, 0.5),
                 pct(&st.outages_ms, 0.95),
                 st.outages_ms.len(),
                 st.outages_ms.len() + st.failed,
-                median_or_dash(&st.dual_answer_ms),
-                median_or_dash(&st.dual_after_resume_ms),
+                median_or_dash(&st.dual_answer_ms, " ms"),
+                median_or_dash(&st.switches, ""),
+                median_or_dash(&st.dual_after_resume_ms, " ms"),
             );
+        }
+    }
+    for (name, col) in columns.iter().filter(|(n, _)| n.starts_with("hb")) {
+        println!("\nwhere the time goes, {name}: median ms after the fault (- = step not taken)\n");
+        let head: Vec<String> = STEPS.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+        println!("| fault | {} |", head.join(" | "));
+        println!("|---|{}", "---:|".repeat(STEPS.len()));
+        for (f, st) in col {
+            let cells: Vec<String> = (0..STEPS.len())
+                .map(|i| {
+                    let v: Vec<f64> = st.steps.iter().filter_map(|s| s[i]).collect();
+                    if v.len() * 2 < st.steps.len().max(1) {
+                        "-".to_string()
+                    } else {
+                        format!("{:.2}", pct(&v, 0.5))
+                    }
+                })
+                .collect();
+            println!("| {} | {} |", f.name(), cells.join(" | "));
         }
     }
     println!("\nratio keepalived (best variant) / hb (fastest), median outage:");
@@ -342,10 +408,10 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn median_or_dash(v: &[f64]) -> String {
+fn median_or_dash(v: &[f64], unit: &str) -> String {
     if v.is_empty() {
         "-".to_string()
     } else {
-        format!("{:.2} ms", pct(v, 0.5))
+        format!("{:.2}{unit}", pct(v, 0.5))
     }
 }

@@ -191,6 +191,29 @@ impl Prober {
         out
     }
 
+    /// How often the answering node changed in [from, to], as the client
+    /// saw it (a clean failover and failback: 2; a flapping owner: more).
+    pub fn answer_switches(&self, vip: usize, from: u64, to: u64) -> usize {
+        let r = self.replies.lock().unwrap();
+        let seq: Vec<Option<usize>> = r.at[vip]
+            .iter()
+            .zip(&r.from[vip])
+            .filter(|(t, _)| **t >= from && **t <= to)
+            .map(|(_, n)| *n)
+            .collect();
+        seq.windows(2).filter(|w| w[0] != w[1]).count()
+    }
+
+    /// The first answer to `vip` from `node` at or after `from`.
+    pub fn first_answer_from(&self, vip: usize, node: usize, from: u64) -> Option<u64> {
+        let r = self.replies.lock().unwrap();
+        r.at[vip]
+            .iter()
+            .zip(&r.from[vip])
+            .find(|(t, n)| **t >= from && **n == Some(node))
+            .map(|(t, _)| *t)
+    }
+
     /// Answers to `vip` in [from, to] per node (index 3: unknown MAC).
     pub fn answers_by_node(&self, vip: usize, from: u64, to: u64) -> [usize; 4] {
         let r = self.replies.lock().unwrap();

@@ -196,10 +196,14 @@ pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
     let t0 = l.now();
     for &i in nodes {
         l.timeline.note(&format!("powering {} off", NODES[i].name));
-        // Links die the instant power goes; the agent's exit (closing BPF
-        // objects) takes tens of ms, so cut the cables first.
-        l.topo.cable(i, true, false)?;
-        l.topo.cable(i, false, false)?;
+        // Power goes at once: the agent must not see its links die and
+        // react (it would hand over like a pulled cable), so freeze it, cut
+        // both cables within microseconds, then kill it (its exit, closing
+        // BPF objects, takes tens of ms while the kernel would still answer).
+        if let Some(a) = &l.agents[i] {
+            a.signal(libc::SIGSTOP);
+        }
+        l.topo.both_cables_fast(i, false)?;
         if let Some(a) = l.agents[i].take() {
             a.kill();
         }

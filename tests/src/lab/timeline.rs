@@ -68,6 +68,7 @@ const INTERESTING: &[&str] = &[
     "resource stop",
     "split brain",
     "WARN",
+    "no peer confirmed",
 ];
 
 impl Timeline {
