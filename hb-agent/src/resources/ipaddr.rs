@@ -74,19 +74,8 @@ pub(crate) fn effective_label(
 }
 
 /// Adds `addr/prefix` to `link` unless present. Returns whether it was added.
+/// `flags`: `IFA_F_*` flags for a new address (e.g. no prefix route).
 pub async fn ensure_on(
-    nl: &Netlink,
-    link: &Link,
-    addr: IpAddr,
-    prefix: u8,
-    broadcast: Option<Ipv4Addr>,
-    label: Option<&str>,
-) -> Result<bool, ResourceError> {
-    ensure_on_flags(nl, link, addr, prefix, broadcast, label, 0).await
-}
-
-/// [`ensure_on`] with `IFA_F_*` flags (e.g. no prefix route).
-pub async fn ensure_on_flags(
     nl: &Netlink,
     link: &Link,
     addr: IpAddr,
@@ -140,7 +129,7 @@ pub async fn start(
         Some(n) => nl.link(n).await?,
         None => find_interface(nl, addr).await?,
     };
-    let changed = ensure_on(nl, &link, addr, prefix, broadcast, label).await?;
+    let changed = ensure_on(nl, &link, addr, prefix, broadcast, label, 0).await?;
     if changed {
         tracing::info!("added {addr}/{prefix} to {}", link.name);
     }

@@ -308,7 +308,7 @@ async fn replace_start(
                     out.changed = true;
                 }
             }
-            out.changed |= ipaddr::ensure_on(nl, &link, vip, prefix, None, None).await?;
+            out.changed |= ipaddr::ensure_on(nl, &link, vip, prefix, None, None, 0).await?;
             out.targets.push(target(iface, vip));
             let previous = saved
                 .routes
@@ -487,7 +487,7 @@ async fn macvlan_start(
                 && a.prefix <= prefix
         });
         let flags = if covered { IFA_F_NOPREFIXROUTE } else { 0 };
-        out.changed |= ipaddr::ensure_on_flags(nl, &child, vip, prefix, None, None, flags).await?;
+        out.changed |= ipaddr::ensure_on(nl, &child, vip, prefix, None, None, flags).await?;
         out.targets.push(target(name, vip));
     }
     Ok(out)
