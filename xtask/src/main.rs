@@ -92,7 +92,10 @@ fn main() -> Result<()> {
             require_root("the benchmarks")?;
             let bin = match what.as_str() {
                 "datapath" => "bench-datapath",
-                "failover" => "bench-failover",
+                "failover" => {
+                    setup::bench_failover()?;
+                    "bench-failover"
+                }
                 other => bail!("unknown benchmark {other:?}: expected datapath or failover"),
             };
             run_tests_bin(bin, &args)

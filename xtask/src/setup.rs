@@ -17,7 +17,7 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// Debian packages and why: iproute2 (ip netns/veth for tests and the lab),
 /// iputils-ping and arping (probes), tcpdump (debugging captures),
 /// net-tools (ifconfig/route used by the seed's Remac scripts), stress-ng
-/// (load in benchmarks), keepalived (the benchmark's comparison),
+/// (load in benchmarks), keepalived (the failover benchmark's comparison),
 /// bpftool (inspecting maps, troubleshooting).
 const PACKAGES: &[&str] = &[
     "iproute2",
@@ -30,10 +30,85 @@ const PACKAGES: &[&str] = &[
     "bpftool",
 ];
 
+/// Installed by `cargo xtask bench failover` only: Linux-HA Heartbeat 3.0.6,
+/// its third contender. It pulls in cluster-glue, resource-agents and more,
+/// which nothing else needs, so `setup` (and the tests) leave it out.
+const BENCH_FAILOVER_PACKAGES: &[&str] = &["heartbeat"];
+
+/// What `cargo xtask bench failover` needs beyond `run`.
+pub fn bench_failover() -> Result<()> {
+    debian_packages(BENCH_FAILOVER_PACKAGES)
+}
+
+/// Services that packages above would start on this host (in the root
+/// namespace) and enable at boot, where they are not wanted: the benchmark
+/// runs them only inside the lab's namespaces. heartbeat's postinst runs
+/// `invoke-rc.d heartbeat start` (and, under systemd, starts
+/// heartbeat.service); its dependency cluster-glue starts and enables
+/// logd.service (ha_logd) under systemd. While packages install, a
+/// policy-rc.d denies every start (see [`DenyServiceStarts`]); the services
+/// of a package this setup installed are then disabled at boot. A host that
+/// already had the package keeps its own settings.
+const NO_SERVICES: &[(&str, &[&str])] = &[("heartbeat", &["heartbeat", "logd"])];
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Debian's way to keep maintainer scripts from starting services
+/// (invoke-rc.d and deb-systemd-invoke both ask it): a policy-rc.d that
+/// exits 101, for as long as this guard lives. An existing policy-rc.d is
+/// the administrator's and is left as it is.
+struct DenyServiceStarts {
+    installed: bool,
+}
+
+impl DenyServiceStarts {
+    fn install() -> Result<DenyServiceStarts> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::path::Path::new(POLICY_RC_D);
+        if path.exists() {
+            return Ok(DenyServiceStarts { installed: false });
+        }
+        std::fs::write(
+            path,
+            "#!/bin/sh\n# cargo xtask setup: no service starts while it installs packages\nexit 101\n",
+        )
+        .with_context(|| format!("writing {POLICY_RC_D}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(DenyServiceStarts { installed: true })
+    }
+}
+
+impl Drop for DenyServiceStarts {
+    fn drop(&mut self) {
+        if self.installed {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
+/// Keeps `service` from starting at boot: systemd unit and SysV links
+/// (systemctl works without systemd running), or update-rc.d alone.
+fn disable_at_boot(service: &str) {
+    let quiet = |cmd: &mut Command| {
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let done = quiet(Command::new("systemctl").args([
+        "--no-reload",
+        "disable",
+        &format!("{service}.service"),
+    ])) || quiet(Command::new("update-rc.d").args([service, "disable"]));
+    if !done {
+        eprintln!("setup: warning: could not disable {service} at boot");
+    }
+}
+
 pub fn run() -> Result<()> {
     nightly_rust_src()?;
     bpf_linker()?;
-    debian_packages()?;
+    debian_packages(PACKAGES)?;
     Ok(())
 }
 
@@ -154,8 +229,8 @@ fn bpf_linker() -> Result<()> {
     )
 }
 
-fn debian_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+fn debian_packages(packages: &[&'static str]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| {
@@ -174,11 +249,19 @@ fn debian_packages() -> Result<()> {
             .args(["update", "-q"])
             .stdout(Stdio::null()),
     )?;
+    let deny = DenyServiceStarts::install()?;
     status(
         Command::new("apt-get")
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null()),
-    )
+    )?;
+    drop(deny);
+    for (pkg, services) in NO_SERVICES {
+        if missing.contains(pkg) {
+            services.iter().for_each(|s| disable_at_boot(s));
+        }
+    }
+    Ok(())
 }

@@ -1,20 +1,22 @@
 //! `cargo xtask bench failover`: client-visible outage of vip1 when node0
-//! fails, for hb and for keepalived, in the same lab with the same client
-//! probe (ICMP echo to the VIP every 0.5 ms; outage = longest gap between
-//! answers from the fault until the standby serves). One invocation runs
-//! all contenders so the comparison is fair. `--trials N` (default 10).
+//! fails, for hb, for keepalived and for Heartbeat itself, in the same lab
+//! with the same client probe (ICMP echo to the VIP every 0.5 ms; outage =
+//! longest gap between answers from the fault until the standby serves).
+//! One invocation runs all contenders so the comparison is fair.
+//! `--trials N` (default 10).
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use hb_agent::sender::clock;
 use hb_tests::lab::{
     Lab, LabOptions,
     agents::Timings,
     default_agent_bin,
+    heartbeat::{self, Heartbeat},
     keepalived::{Keepalived, Net, Variant},
     observe::{Prober, Watcher},
-    topology::Topology,
+    topology::{Topology, VIPS},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,6 +57,8 @@ struct Stats {
     /// Hang: changes of the answering node the client saw, from SIGSTOP
     /// until the primary serves alone again (clean: 2).
     switches: Vec<f64>,
+    /// After a hang: from SIGCONT until vip1 answers again.
+    unanswered_after_resume_ms: Vec<f64>,
     /// hb only: when each step of the failover happened, ms after the fault.
     steps: Vec<[Option<f64>; STEPS.len()]>,
     failed: usize,
@@ -286,6 +290,170 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
     Ok(out)
 }
 
+/// Before each fault Heartbeat must be settled: its logs unchanged for
+/// this long (after a failback it still runs scripts: send_arp for a
+/// second, ipfail's ping-count exchange, status scripts) ...
+const HEARTBEAT_QUIET: Duration = Duration::from_secs(2);
+
+/// ... and both master control processes up for this long: a node that
+/// (re)started less than about 5 s ago was declared dead only some 2.5 s
+/// after its link (measured by hand: power-off outages of 2.5 s instead of
+/// 0.5 s two seconds after a restart, none after six). node0 restarts after
+/// a graceful stop and a power off, node1 restarts itself after the hang
+/// ("returning after partition"). The benchmark measures failover from a
+/// settled cluster, as for the other contenders.
+const HEARTBEAT_STEADY: Duration = Duration::from_secs(6);
+
+/// Waits (at most 30 s) until both Heartbeats are settled.
+fn heartbeat_settle(hb: &[Option<Heartbeat>; 2]) {
+    let size = || -> u64 {
+        hb.iter()
+            .flatten()
+            .filter_map(|h| std::fs::metadata(h.log()).ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    let steady = || {
+        hb.iter()
+            .flatten()
+            .all(|h| h.master_age().is_some_and(|a| a >= HEARTBEAT_STEADY))
+    };
+    let t0 = std::time::Instant::now();
+    let (mut last, mut since) = (size(), std::time::Instant::now());
+    while (since.elapsed() < HEARTBEAT_QUIET || !steady()) && t0.elapsed() < Duration::from_secs(30)
+    {
+        pause(Duration::from_millis(20));
+        let now = size();
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+    }
+}
+
+/// Longest wait for vip1 to answer again after a trial (a stale ARP entry
+/// at the gateway goes through REACHABLE, STALE, DELAY and PROBE first).
+const UNANSWERED_MAX: Duration = Duration::from_secs(90);
+
+fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
+    let dir = std::env::temp_dir().join(hb_tests::netns::unique("heartbeat"));
+    std::fs::create_dir_all(&dir)?;
+    let topo = Topology::build()?;
+    let watcher = Watcher::start(&topo.nodes);
+    let prober = Prober::start(&topo.gw)?;
+    let start = |i: usize| Heartbeat::start(&topo.nodes[i].name, i, &dir);
+    let to = Duration::from_secs(30);
+    // A fresh cluster, also after a failed trial (v1 Heartbeat can stay
+    // with both nodes owning vip1): both stopped, vip1 gone, cables in,
+    // node0 started first, then node1, as two v1 Heartbeats starting
+    // within each other's initdead can both take vip1 and keep it.
+    let fresh = |hb: &mut [Option<Heartbeat>; 2]| -> Result<()> {
+        *hb = [None, None];
+        for (i, ns) in topo.nodes.iter().take(2).enumerate() {
+            let _ = ns.exec(&[
+                "ip",
+                "addr",
+                "del",
+                &format!("{}/24", VIPS[0]),
+                "dev",
+                "eth0",
+            ]);
+            topo.cable(i, true, true)?;
+            topo.cable(i, false, true)?;
+        }
+        hb[0] = Some(start(0)?);
+        wait("heartbeat: node0 holds vip1", to, || {
+            watcher.holders(0) == [0]
+        })?;
+        hb[1] = Some(start(1)?);
+        heartbeat_settle(hb);
+        wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
+            prober.answering(0, Duration::from_millis(5))
+        })?;
+        Ok(())
+    };
+    let mut hb = [None, None];
+    fresh(&mut hb).with_context(|| format!("logs in {}", dir.display()))?;
+    let mut out = Vec::new();
+    for f in FAULTS {
+        let mut st = Stats::default();
+        for _ in 0..trials {
+            let r = (|| -> Result<()> {
+                let t0 = clock::now_ns();
+                match f {
+                    Fault::Graceful => hb[0].take().unwrap().stop(Duration::from_secs(20))?,
+                    Fault::CablePull => topo.cable(0, true, false)?,
+                    Fault::PowerOff => {
+                        hb[0].as_ref().unwrap().signal_all(libc::SIGSTOP);
+                        topo.both_cables_fast(0, false)?;
+                        hb[0].take().unwrap().kill();
+                        // A powered-off node holds no addresses.
+                        let vip = format!("{}/24", VIPS[0]);
+                        let _ = topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
+                    }
+                    Fault::Hang => hb[0].as_ref().unwrap().signal_all(libc::SIGSTOP),
+                }
+                let served = wait("heartbeat: node1 serves vip1", to, || {
+                    watcher.holders(0).contains(&1)
+                })?;
+                st.outages_ms.push(outage(&prober, t0, served));
+                let resumed = clock::now_ns();
+                match f {
+                    Fault::Graceful => hb[0] = Some(start(0)?),
+                    Fault::CablePull => topo.cable(0, true, true)?,
+                    Fault::PowerOff => {
+                        topo.cable(0, true, true)?;
+                        topo.cable(0, false, true)?;
+                        hb[0] = Some(start(0)?);
+                    }
+                    Fault::Hang => hb[0].as_ref().unwrap().signal_all(libc::SIGCONT),
+                }
+                let back = wait("heartbeat: node0 holds vip1 again", to, || {
+                    watcher.holders(0) == [0]
+                })?;
+                if f == Fault::Hang {
+                    st.dual_after_resume_ms
+                        .push(watcher.dual_ns(0, resumed, back) as f64 / 1e6);
+                    st.dual_answer_ms
+                        .push(prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
+                    st.switches.push(prober.answer_switches(0, t0, back) as f64);
+                }
+                // node0 kept vip1 through the hang and does not announce it
+                // again, so the gateway's ARP entry names node1 until it
+                // expires: every trial starts with vip1 answering.
+                let answers = wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
+                    prober.answering(0, Duration::from_millis(5))
+                })?;
+                if f == Fault::Hang {
+                    st.unanswered_after_resume_ms
+                        .push((answers - resumed) as f64 / 1e6);
+                }
+                heartbeat_settle(&hb);
+                Ok(())
+            })();
+            if let Err(e) = r {
+                eprintln!("heartbeat {}: trial failed: {e:#}", f.name());
+                st.failed += 1;
+                // Back to the initial state for the next trial.
+                fresh(&mut hb).with_context(|| format!("logs in {}", dir.display()))?;
+            }
+        }
+        out.push((f, st));
+    }
+    drop(hb);
+    drop(prober);
+    drop(watcher);
+    drop(topo);
+    if out.iter().any(|(_, s)| s.failed > 0) {
+        eprintln!(
+            "heartbeat: logs of the failed trials kept in {}",
+            dir.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(out)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let trials: usize = args
@@ -295,7 +463,7 @@ fn main() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     println!(
-        "# hb vs keepalived: client-visible outage of vip1 when node0 fails ({trials} trials per fault)\n"
+        "# hb vs keepalived vs Heartbeat: client-visible outage of vip1 when node0 fails ({trials} trials per fault)\n"
     );
     let mut columns: Vec<(String, Vec<(Fault, Stats)>)> = Vec::new();
     let eq = Timings {
@@ -351,6 +519,19 @@ fn main() -> Result<()> {
     for v in keepalived {
         columns.push((v.name(), keepalived_trials(v, trials)?));
     }
+    let t = &heartbeat::TIMINGS;
+    columns.push((
+        format!(
+            "heartbeat 3.0.6 keepalive {} ms / deadtime {} ms (bcast eth2, ping + ipfail)",
+            t.keepalive_ms, t.deadtime_ms
+        ),
+        // A column of its own failing (Heartbeat not installed, a cluster
+        // that would not come up) leaves the others' results standing.
+        heartbeat_trials(trials).unwrap_or_else(|e| {
+            eprintln!("heartbeat: {e:#}");
+            Vec::new()
+        }),
+    ));
     println!(
         "| fault | contender | median outage | p95 outage | trials ok | two answering, hang to recovery (median) | answering node changes, hang to recovery (median; clean = 2) | address on two nodes after resume (median) |"
     );
@@ -371,6 +552,20 @@ fn main() -> Result<()> {
                 median_or_dash(&st.dual_answer_ms, " ms"),
                 median_or_dash(&st.switches, ""),
                 median_or_dash(&st.dual_after_resume_ms, " ms"),
+            );
+        }
+    }
+    for (name, col) in &columns {
+        if let Some((_, st)) = col
+            .iter()
+            .find(|(_, s)| !s.unanswered_after_resume_ms.is_empty())
+        {
+            println!(
+                "\n{name}, hang: after SIGCONT vip1 went unanswered for {:.0} ms (median; p95 {:.0} ms): \
+                 node0 kept it through the hang and does not announce it again, so the gateway's \
+                 ARP entry still named node1 until it expired.",
+                pct(&st.unanswered_after_resume_ms, 0.5),
+                pct(&st.unanswered_after_resume_ms, 0.95)
             );
         }
     }
@@ -398,7 +593,13 @@ fn main() -> Result<()> {
         let best = |hb: bool| {
             columns
                 .iter()
-                .filter(|(n, _)| n.starts_with("hb") == hb)
+                .filter(|(n, _)| {
+                    if hb {
+                        n.starts_with("hb")
+                    } else {
+                        n.starts_with("keepalived")
+                    }
+                })
                 .filter_map(|(_, c)| c.iter().find(|(g, _)| *g == f))
                 .map(|(_, s)| pct(&s.outages_ms, 0.5))
                 .fold(f64::NAN, f64::min)

@@ -3,6 +3,7 @@
 //! integration tests in `tests/tests/lab.rs` and by the failover benchmark.
 
 pub mod agents;
+pub mod heartbeat;
 pub mod keepalived;
 pub mod observe;
 pub mod report;

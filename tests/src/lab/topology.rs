@@ -99,11 +99,15 @@ impl Topology {
                 "dev",
                 "eth0",
             ])?;
+            // With its broadcast address, as ifupdown sets it: Heartbeat's
+            // `bcast` sends to the interface's broadcast address.
             ns.exec(&[
                 "ip",
                 "addr",
                 "add",
                 &format!("{}/24", n.hb_ip),
+                "brd",
+                "+",
                 "dev",
                 "eth2",
             ])?;
