@@ -16,6 +16,7 @@ use hb_common::{
 };
 
 use crate::{
+    frame,
     maps::{CONFIG, PEER_STATE, PEERS, PeerValue, ZERO_PEER, count},
     parse::Payload,
     timer,
@@ -43,15 +44,14 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
         return xdp_action::XDP_PASS;
     }
     // Copy out of the frame into an 8-aligned stack buffer, so the SipHash
-    // and the state copy read whole words. A direct, bounds-checked read is
-    // about 30 ns cheaper than the bpf_xdp_load_bytes helper it replaces.
-    let src = (start + p.off) as *const u64;
+    // and the state copy read whole words: 16 word loads and stores.
+    let src = start + p.off;
     let dst = buf.0.as_mut_ptr() as *mut u64;
     let mut i = 0;
     while i < PACKET_LEN / 8 {
         // SAFETY: the 128 bytes from src are inside the frame (checked
         // above); dst is the 8-aligned 128-byte stack buffer.
-        unsafe { dst.add(i).write(src.add(i).read_unaligned()) };
+        unsafe { dst.add(i).write(frame::load_u64(src + i * 8)) };
         i += 1;
     }
     let pkt = &buf.0;

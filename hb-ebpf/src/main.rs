@@ -8,7 +8,10 @@
 //! the `EVENTS` ring buffer (`timer`).
 #![no_std]
 #![no_main]
+// Inline asm on the BPF target (one unaligned 8-byte packet load; see `frame`).
+#![feature(asm_experimental_arch)]
 
+mod frame;
 mod heartbeat;
 mod maps;
 mod parse;
