@@ -21,7 +21,7 @@
 //! All integers are little-endian. The tag is a keyed MAC: the XDP program
 //! verifies it with the same [`tag`] function the agent signs with.
 
-use crate::siphash::siphash24;
+use crate::siphash::{siphash24, siphash24_words};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"HBT1");
 pub const VERSION: u8 = 1;
@@ -29,6 +29,9 @@ pub const DEFAULT_PORT: u16 = 694;
 pub const PACKET_LEN: usize = 128;
 /// Bytes covered by the tag.
 pub const SIGNED_LEN: usize = 120;
+/// The same, in 8-byte words.
+pub const SIGNED_WORDS: usize = SIGNED_LEN / 8;
+const _: () = assert!(SIGNED_LEN.is_multiple_of(8));
 pub const MAX_CLAIMS: usize = 8;
 
 pub const OFF_MAGIC: usize = 0;
@@ -130,6 +133,13 @@ pub fn tag(k0: u64, k1: u64, pkt: &[u8; PACKET_LEN]) -> u64 {
     }
 }
 const _: () = assert!(PACKET_LEN >= SIGNED_LEN + 8);
+
+/// [`tag`] of a packet given as its little-endian words (`word(i)` is bytes
+/// `8i..8i + 8`): what the XDP program computes, reading the words in place.
+#[inline(always)]
+pub fn tag_words(k0: u64, k1: u64, word: impl Fn(usize) -> u64) -> u64 {
+    siphash24_words::<SIGNED_WORDS>(k0, k1, word)
+}
 
 /// Whether the packet's tag is right under the key.
 #[inline(always)]
@@ -294,6 +304,16 @@ mod tests {
         assert_eq!(p[OFF_STATE], 2);
         assert_eq!(rd32(&p, OFF_STATE + 8), 0xdead_beef);
         assert_eq!(rd64(&p, OFF_TAG), tag(K0, K1, &p));
+    }
+
+    #[test]
+    fn word_form_of_the_tag_is_the_tag() {
+        let p = sample().encode(K0, K1);
+        assert_eq!(tag_words(K0, K1, |i| rd64(&p, i * 8)), rd64(&p, OFF_TAG));
+        assert_eq!(
+            tag_words(K0 ^ 1, K1, |i| rd64(&p, i * 8)),
+            tag(K0 ^ 1, K1, &p)
+        );
     }
 
     #[test]
