@@ -20,12 +20,17 @@ use hb_common::{
         counter,
     },
     siphash::SipWords,
-    wire::{ClusterState, MAGIC, OFF_STATE, OFF_TAG, PACKET_LEN, SIGNED_WORDS, STATE_LEN, VERSION},
+    wire::{
+        ClusterState, MAGIC, OFF_SEND_TS, OFF_SEQ, OFF_STATE, OFF_TAG, PACKET_LEN, SIGNED_WORDS,
+        STATE_LEN, VERSION,
+    },
 };
 
 use crate::{
     frame,
-    maps::{PEER_STATE, PEERS, PeerValue, TAG_PREFIX, TAG_PREFIX_SLOTS, ZERO_PEER, count},
+    maps::{
+        PEER_STATE, PEERS, PREFIX_WORDS, PeerValue, TAG_PREFIX, TAG_PREFIX_SLOTS, ZERO_PEER, count,
+    },
     parse::Payload,
     timer,
 };
@@ -94,7 +99,8 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
         return drop_with(counter::UNKNOWN_PEER);
     };
     let incarnation = w.at::<16>();
-    let seq = w.at::<24>();
+    const _: () = assert!(OFF_SEQ == 104);
+    let seq = w.at::<104>();
     let key = PeerKey {
         node_id: node,
         ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
@@ -110,7 +116,7 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
             return drop_with(counter::REPLAY);
         }
     }
-    if !tag_ok(cfg, w, w0, w1, incarnation) {
+    if !tag_ok(cfg, w, node) {
         return drop_with(counter::BAD_TAG);
     }
     if v.is_none() {
@@ -190,10 +196,10 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
 
 /// Whether the packet's SipHash-2-4 tag (word 15) is right: the same
 /// function as `hb_common::wire::tag`, over the words in the frame, resumed
-/// after word 2 from `TAG_PREFIX` when the key and words 0..3 match.
+/// after the first STABLE_LEN bytes from `TAG_PREFIX` when the key and those
+/// bytes match what it was computed from.
 #[inline(always)]
-fn tag_ok(cfg: &KernelConfig, w: Words, w0: u64, w1: u64, w2: u64) -> bool {
-    let node = (w1 >> 32) as u32;
+fn tag_ok(cfg: &KernelConfig, w: Words, node: u32) -> bool {
     let slot = (node ^ (node >> 8) ^ (node >> 16) ^ (node >> 24)) & (TAG_PREFIX_SLOTS - 1);
     let cache = TAG_PREFIX.get_ptr_mut(slot);
     let mut hit = false;
@@ -205,28 +211,28 @@ fn tag_ok(cfg: &KernelConfig, w: Words, w0: u64, w1: u64, w2: u64) -> bool {
         // PREEMPT_RT, a torn slot could only make a right tag fail, never a
         // wrong one pass: the state is still secret and never revealed.)
         let c = unsafe { &*c };
-        if c.words[0] == w0
-            && c.words[1] == w1
-            && c.words[2] == w2
-            && c.k0 == cfg.k0
-            && c.k1 == cfg.k1
-        {
+        let mut diff = (c.k0 ^ cfg.k0) | (c.k1 ^ cfg.k1);
+        let mut i = 0;
+        while i < PREFIX_WORDS {
+            diff |= c.words[i] ^ w.get(i);
+            i += 1;
+        }
+        if diff == 0 {
             h.v = c.state;
             hit = true;
         }
     }
     if !hit {
-        h.word(w0);
-        h.word(w1);
-        h.word(w2);
+        let mut i = 0;
+        while i < PREFIX_WORDS {
+            h.word(w.get(i));
+            i += 1;
+        }
     }
     let prefix = h.v;
-    let mut i = 3;
-    while i < SIGNED_WORDS {
-        h.word(w.get(i));
-        i += 1;
-    }
-    const _: () = assert!(SIGNED_WORDS == 15 && OFF_TAG == 120);
+    const _: () = assert!(OFF_SEND_TS == 112 && SIGNED_WORDS == 15 && OFF_TAG == 120);
+    h.word(w.at::<104>());
+    h.word(w.at::<112>());
     let ok = h.finish(SIGNED_WORDS) == w.at::<120>();
     if ok && !hit {
         if let Some(c) = cache {
@@ -234,7 +240,11 @@ fn tag_ok(cfg: &KernelConfig, w: Words, w0: u64, w1: u64, w2: u64) -> bool {
             let c = unsafe { &mut *c };
             c.k0 = cfg.k0;
             c.k1 = cfg.k1;
-            c.words = [w0, w1, w2];
+            let mut i = 0;
+            while i < PREFIX_WORDS {
+                c.words[i] = w.get(i);
+                i += 1;
+            }
             c.state = prefix;
         }
     }
@@ -246,7 +256,7 @@ fn tag_ok(cfg: &KernelConfig, w: Words, w0: u64, w1: u64, w2: u64) -> bool {
 #[inline(always)]
 fn copy_state(w: Words, dst: &mut ClusterState) -> bool {
     const WORDS: usize = STATE_LEN / 8;
-    const _: () = assert!(OFF_STATE == 48 && WORDS == 9);
+    const _: () = assert!(OFF_STATE == 32 && WORDS == 9);
     // SAFETY: ClusterState is repr(C), STATE_LEN bytes, 8-aligned (its
     // claims are u32 pairs at offset 8), valid for any bit pattern.
     let d = unsafe { &mut *(dst as *mut ClusterState as *mut [u64; WORDS]) };
@@ -258,6 +268,6 @@ fn copy_state(w: Words, dst: &mut ClusterState) -> bool {
             d[$i] = x;
         )*};
     }
-    state_word!(0 48, 1 56, 2 64, 3 72, 4 80, 5 88, 6 96, 7 104, 8 112);
+    state_word!(0 32, 1 40, 2 48, 3 56, 4 64, 5 72, 6 80, 7 88, 8 96);
     diff != 0
 }

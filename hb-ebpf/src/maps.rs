@@ -40,25 +40,26 @@ pub const PEER_VALUE_WORDS: usize = core::mem::size_of::<PeerValue>() / 8;
 const _: () = assert!(core::mem::size_of::<PeerValue>() % 8 == 0);
 
 /// Per CPU, in a slot chosen by the sender's node id: the SipHash state
-/// after the first three words of a heartbeat that verified (magic and
-/// version, cluster and node, incarnation: the same in every heartbeat of a
-/// peer's incarnation), with the key and the words it was computed from.
-/// A heartbeat whose key and first words match resumes from it: 3 of the
-/// tag's 16 compressions saved, the same tag computed. Written only after a
-/// tag verifies, so forged traffic cannot evict a peer's entry. Per CPU so
-/// that no other CPU writes a slot while it is read; never pinned (a cache).
+/// after the first `STABLE_LEN` bytes of a heartbeat that verified (all but
+/// seq and send time: the same in every heartbeat of a peer until its state
+/// changes), with the key and the words it was computed from. A heartbeat
+/// whose key and first words match resumes from it: 3 of the tag's 16
+/// compressions instead of 16, the same tag. Written only after a tag
+/// verifies, so forged traffic cannot evict a peer's entry. Per CPU so that
+/// no other CPU writes a slot while it is read; never pinned (a cache).
 #[btf_map]
 pub static TAG_PREFIX: PerCpuArray<TagPrefix, { TAG_PREFIX_SLOTS as usize }> = PerCpuArray::new();
 pub const TAG_PREFIX_SLOTS: u32 = 256;
+pub const PREFIX_WORDS: usize = hb_common::wire::STABLE_LEN / 8;
 
 #[repr(C)]
 pub struct TagPrefix {
     pub k0: u64,
     pub k1: u64,
-    /// Words 0..3 of the heartbeat; word 0 holds the magic, so an all-zero
+    /// The heartbeat's first words; word 0 holds the magic, so an all-zero
     /// (never written) slot matches no heartbeat.
-    pub words: [u64; 3],
-    /// `SipWords::v` after those three words.
+    pub words: [u64; PREFIX_WORDS],
+    /// `SipWords::v` after those words.
     pub state: [u64; 4],
 }
 

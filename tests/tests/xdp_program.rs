@@ -5,7 +5,7 @@ use hb_agent::kernel::KernelEventKind;
 use hb_common::{
     events as ev,
     maps::{STATUS_ALIVE, STATUS_DEAD, counter},
-    wire::{Claim, OFF_TAG, OFF_VERSION},
+    wire::{Claim, OFF_STATE, OFF_TAG, OFF_VERSION},
 };
 use hb_tests::{
     kernel::*,
@@ -76,14 +76,14 @@ async fn forged_body_with_valid_looking_header_is_rejected() {
     let t = TestKernel::new();
     let p = heartbeat_with(|h| h.state.ping_reachable = 9, 5, 1);
     let mut q = p.clone();
-    q[48 + 3] = 1; // change ping_reachable without re-signing
+    q[OFF_STATE + 3] = 1; // change ping_reachable without re-signing
     assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &q).build()), XDP_DROP);
     assert_eq!(t.counters()[counter::BAD_TAG as usize], 1);
 }
 
 /// The kernel resumes a verified peer's tag from a cached state after its
-/// first words (magic, cluster and node, incarnation); that cache must never
-/// let a wrong tag through, nor outlive the key it was computed under.
+/// first words (all but seq and send time); that cache must never let a
+/// wrong tag through, nor outlive the key it was computed under.
 #[tokio::test]
 async fn cached_tag_prefix_passes_nothing_the_full_tag_would_not() {
     let t = TestKernel::new();
@@ -91,7 +91,7 @@ async fn cached_tag_prefix_passes_nothing_the_full_tag_would_not() {
     assert_eq!(t.counters()[counter::ACCEPTED as usize], 1);
     // Same first words as the cached ones, body changed without re-signing.
     let mut p = heartbeat_with(|h| h.state.ping_reachable = 1, 5, 2);
-    p[48 + 3] = 2;
+    p[OFF_STATE + 3] = 2;
     assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &p).build()), XDP_DROP);
     // Same first words, tag flipped.
     let mut p = heartbeat(5, 3);
