@@ -9,7 +9,10 @@
 //! fences the node's service addresses with its heartbeat lease (`guard`).
 #![no_std]
 #![no_main]
+// Inline asm on the BPF target (one unaligned 8-byte packet load; see `frame`).
+#![feature(asm_experimental_arch)]
 
+mod frame;
 mod guard;
 mod heartbeat;
 mod maps;

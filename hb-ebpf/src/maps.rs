@@ -50,6 +50,30 @@ pub static ZERO_PEER: Array<[u64; PEER_VALUE_WORDS], 1> = Array::new();
 pub const PEER_VALUE_WORDS: usize = core::mem::size_of::<PeerValue>() / 8;
 const _: () = assert!(core::mem::size_of::<PeerValue>() % 8 == 0);
 
+/// Per CPU, in a slot chosen by the sender's node id: the SipHash state
+/// after the first `STABLE_LEN` bytes of a heartbeat that verified (all but
+/// seq and send time: the same in every heartbeat of a peer until its state
+/// changes), with the key and the words it was computed from. A heartbeat
+/// whose key and first words match resumes from it: 3 of the tag's 16
+/// compressions instead of 16, the same tag. Written only after a tag
+/// verifies, so forged traffic cannot evict a peer's entry. Per CPU so that
+/// no other CPU writes a slot while it is read; never pinned (a cache).
+#[btf_map]
+pub static TAG_PREFIX: PerCpuArray<TagPrefix, { TAG_PREFIX_SLOTS as usize }> = PerCpuArray::new();
+pub const TAG_PREFIX_SLOTS: u32 = 256;
+pub const PREFIX_WORDS: usize = hb_common::wire::STABLE_LEN / 8;
+
+#[repr(C)]
+pub struct TagPrefix {
+    pub k0: u64,
+    pub k1: u64,
+    /// The heartbeat's first words; word 0 holds the magic, so an all-zero
+    /// (never written) slot matches no heartbeat.
+    pub words: [u64; PREFIX_WORDS],
+    /// `SipWords::v` after those words.
+    pub state: [u64; 4],
+}
+
 /// Verdict counters, indexed by `hb_common::maps::counter`.
 #[btf_map]
 pub static COUNTERS: PerCpuArray<u64, { counter::COUNT as usize }> = PerCpuArray::new();

@@ -3,7 +3,7 @@
 //! before any map is touched but the config array.
 
 use aya_ebpf::programs::XdpContext;
-use hb_common::wire::PACKET_LEN;
+use hb_common::{maps::KernelConfig, wire::PACKET_LEN};
 
 use crate::maps::CONFIG;
 
@@ -17,11 +17,12 @@ const IPPROTO_UDP: u8 = 17;
 const IPV6_HLEN: usize = 40;
 const UDP_HLEN: usize = 8;
 
-/// Where the UDP payload of a packet to our port starts, and its length by
-/// the UDP header.
+/// Where the UDP payload of a packet to our port starts, its length by the
+/// UDP header, and the configuration it was matched against.
 pub struct Payload {
     pub off: usize,
     pub len: usize,
+    pub cfg: &'static KernelConfig,
 }
 
 #[inline(always)]
@@ -81,5 +82,6 @@ pub fn heartbeat_offset(ctx: &XdpContext) -> Option<Payload> {
     Some(Payload {
         off: l4 + UDP_HLEN,
         len: ulen.saturating_sub(UDP_HLEN).min(PACKET_LEN + 1),
+        cfg,
     })
 }

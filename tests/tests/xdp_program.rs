@@ -5,7 +5,7 @@ use hb_agent::{kernel::KernelEventKind, sender::clock};
 use hb_common::{
     events as ev,
     maps::{STATUS_ALIVE, STATUS_DEAD, counter},
-    wire::{Claim, OFF_TAG, OFF_VERSION},
+    wire::{Claim, OFF_STATE, OFF_TAG, OFF_VERSION},
 };
 use hb_tests::{
     kernel::*,
@@ -76,9 +76,60 @@ async fn forged_body_with_valid_looking_header_is_rejected() {
     let t = TestKernel::new();
     let p = heartbeat_with(|h| h.state.ping_reachable = 9, 5, 1);
     let mut q = p.clone();
-    q[48 + 3] = 1; // change ping_reachable without re-signing
+    q[OFF_STATE + 3] = 1; // change ping_reachable without re-signing
     assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &q).build()), XDP_DROP);
     assert_eq!(t.counters()[counter::BAD_TAG as usize], 1);
+}
+
+/// The kernel resumes a verified peer's tag from a cached state after its
+/// first words (all but seq and send time); that cache must never let a
+/// wrong tag through, nor outlive the key it was computed under.
+#[tokio::test]
+async fn cached_tag_prefix_passes_nothing_the_full_tag_would_not() {
+    let t = TestKernel::new();
+    assert_eq!(t.run(&hb_frame(5, 1)), XDP_DROP);
+    assert_eq!(t.counters()[counter::ACCEPTED as usize], 1);
+    // Same first words as the cached ones, body changed without re-signing.
+    let mut p = heartbeat_with(|h| h.state.ping_reachable = 1, 5, 2);
+    p[OFF_STATE + 3] = 2;
+    assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &p).build()), XDP_DROP);
+    // Same first words, tag flipped.
+    let mut p = heartbeat(5, 3);
+    p[OFF_TAG + 7] ^= 0x80;
+    assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &p).build()), XDP_DROP);
+    assert_eq!(t.counters()[counter::BAD_TAG as usize], 2);
+    // Signed right: accepted from the cache.
+    assert_eq!(t.run(&hb_frame(5, 4)), XDP_DROP);
+    assert_eq!(t.counters()[counter::ACCEPTED as usize], 2);
+}
+
+#[tokio::test]
+async fn a_new_key_rejects_the_old_one_despite_the_tag_cache() {
+    let mut t = TestKernel::new();
+    assert_eq!(t.run(&hb_frame(5, 1)), XDP_DROP);
+    let new_key = (KEY.0 ^ 0x5a5a, KEY.1.rotate_left(7));
+    t.k.set_config(hb_common::maps::KernelConfig {
+        cluster_id: CLUSTER,
+        udp_port: PORT,
+        flags: 0,
+        k0: new_key.0,
+        k1: new_key.1,
+    })
+    .unwrap();
+    let c0 = t.counters();
+    // Old key, same first words as the cached state.
+    assert_eq!(t.run(&hb_frame(5, 2)), XDP_DROP);
+    only_changed(&c0, &t.counters(), counter::BAD_TAG, 1);
+    // New key.
+    let mut hb = hb_common::wire::Heartbeat::decode(KEY.0, KEY.1, &heartbeat(5, 3)).unwrap();
+    hb.seq = 3;
+    let p = hb.encode(new_key.0, new_key.1);
+    assert_eq!(t.run(&Frame::udp(L3::V4, PORT, &p).build()), XDP_DROP);
+    assert_eq!(t.counters()[counter::ACCEPTED as usize], 2);
+    // And the old key again, now that the new key's state is cached.
+    assert_eq!(t.run(&hb_frame(5, 4)), XDP_DROP);
+    assert_eq!(t.counters()[counter::BAD_TAG as usize], 2);
+    assert_eq!(t.peer().unwrap().last_seq, 3);
 }
 
 #[tokio::test]
