@@ -64,6 +64,19 @@ struct Stats {
     failed: usize,
 }
 
+impl Stats {
+    /// What a hang trial leaves: vip1 on two nodes after SIGCONT (`resumed`),
+    /// two nodes answering and answering-node changes from SIGSTOP (`t0`),
+    /// until the primary serves alone again (`back`).
+    fn record_hang(&mut self, w: &Watcher, p: &Prober, t0: u64, resumed: u64, back: u64) {
+        self.dual_after_resume_ms
+            .push(w.dual_ns(0, resumed, back) as f64 / 1e6);
+        self.dual_answer_ms
+            .push(p.dual_answer_ns(0, t0, back) as f64 / 1e6);
+        self.switches.push(p.answer_switches(0, t0, back) as f64);
+    }
+}
+
 /// The steps of an hb failover of vip1 from node0 to node1, as the agents
 /// log them (node, message), and the client's first answer from node1.
 const STEPS: [(&str, &str); 6] = [
@@ -196,13 +209,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                 }
                 l.wait_owners([Some(0), Some(2)], to)?;
                 if f == Fault::Hang {
-                    let back = l.now();
-                    st.dual_after_resume_ms
-                        .push(l.watcher.dual_ns(0, resumed, back) as f64 / 1e6);
-                    st.dual_answer_ms
-                        .push(l.prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
-                    st.switches
-                        .push(l.prober.answer_switches(0, t0, back) as f64);
+                    st.record_hang(&l.watcher, &l.prober, t0, resumed, l.now());
                 }
                 pause(SETTLE);
                 Ok(())
@@ -267,11 +274,7 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
                     watcher.holders(0) == [0]
                 })?;
                 if f == Fault::Hang {
-                    st.dual_after_resume_ms
-                        .push(watcher.dual_ns(0, resumed, back) as f64 / 1e6);
-                    st.dual_answer_ms
-                        .push(prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
-                    st.switches.push(prober.answer_switches(0, t0, back) as f64);
+                    st.record_hang(&watcher, &prober, t0, resumed, back);
                 }
                 pause(Duration::from_millis(200));
                 Ok(())
@@ -411,11 +414,7 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
                     watcher.holders(0) == [0]
                 })?;
                 if f == Fault::Hang {
-                    st.dual_after_resume_ms
-                        .push(watcher.dual_ns(0, resumed, back) as f64 / 1e6);
-                    st.dual_answer_ms
-                        .push(prober.dual_answer_ns(0, t0, back) as f64 / 1e6);
-                    st.switches.push(prober.answer_switches(0, t0, back) as f64);
+                    st.record_hang(&watcher, &prober, t0, resumed, back);
                 }
                 // node0 kept vip1 through the hang and does not announce it
                 // again, so the gateway's ARP entry names node1 until it
