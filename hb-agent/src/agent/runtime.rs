@@ -53,7 +53,7 @@ pub struct Agent {
     /// For metrics: times each peer was declared dead on all links.
     pub(super) dead_events: BTreeMap<NodeId, u64>,
     /// Groups held when the shutdown began: after releasing them the agent
-    /// stays (heartbeating, attached) until a peer says it holds each, or a
+    /// stays (heartbeating, attached) until a peer serves each, or a
     /// deadtime passes. The peer's takeover then runs on a quiet host:
     /// detaching XDP holds the kernel's RTNL lock for milliseconds, which
     /// every rtnetlink call on the host, the taker's included, waits for.
