@@ -12,9 +12,7 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
 use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6};
 
 use crate::maps::{GUARD, LEASE};
-use crate::parse::{
-    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, VLAN_HLEN, be16, bytes,
-};
+use crate::parse::{ETH_P_IP, ETH_P_IPV6, bytes, ethertype};
 
 const ETH_P_ARP: u16 = 0x0806;
 const IPPROTO_ICMPV6: u8 = 58;
@@ -39,12 +37,7 @@ pub fn blocks(ctx: &XdpContext) -> bool {
 
 #[inline(always)]
 fn guarded(ctx: &XdpContext, g: &GuardConfig) -> Option<bool> {
-    let mut l3 = ETH_HLEN;
-    let mut proto = be16(ctx, 12)?;
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        proto = be16(ctx, ETH_HLEN + 2)?;
-        l3 += VLAN_HLEN;
-    }
+    let (proto, l3) = ethertype(ctx)?;
     if proto == ETH_P_IP {
         // Destination address.
         return Some(has_v4(g, u32::from_ne_bytes(bytes::<4>(ctx, l3 + 16)?)));

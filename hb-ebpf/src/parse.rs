@@ -7,12 +7,12 @@ use hb_common::{maps::KernelConfig, wire::PACKET_LEN};
 
 use crate::maps::CONFIG;
 
-pub const ETH_HLEN: usize = 14;
-pub const VLAN_HLEN: usize = 4;
+const ETH_HLEN: usize = 14;
+const VLAN_HLEN: usize = 4;
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
-pub const ETH_P_8021Q: u16 = 0x8100;
-pub const ETH_P_8021AD: u16 = 0x88a8;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const IPV6_HLEN: usize = 40;
 const UDP_HLEN: usize = 8;
@@ -36,18 +36,24 @@ pub fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
 }
 
 #[inline(always)]
-pub fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
+fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
     bytes::<2>(ctx, off).map(u16::from_be_bytes)
+}
+
+/// The frame's ethertype past one 802.1Q/802.1ad tag, and where its
+/// network header starts.
+#[inline(always)]
+pub fn ethertype(ctx: &XdpContext) -> Option<(u16, usize)> {
+    let proto = be16(ctx, 12)?;
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        return Some((be16(ctx, ETH_HLEN + 2)?, ETH_HLEN + VLAN_HLEN));
+    }
+    Some((proto, ETH_HLEN))
 }
 
 #[inline(always)]
 pub fn heartbeat_offset(ctx: &XdpContext) -> Option<Payload> {
-    let mut l3 = ETH_HLEN;
-    let mut proto = be16(ctx, 12)?;
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        proto = be16(ctx, ETH_HLEN + 2)?;
-        l3 += VLAN_HLEN;
-    }
+    let (proto, l3) = ethertype(ctx)?;
     let l4 = if proto == ETH_P_IP {
         let [vihl, _] = bytes::<2>(ctx, l3)?;
         if vihl >> 4 != 4 {

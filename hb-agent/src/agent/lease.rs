@@ -9,15 +9,60 @@
 //! (the hang rule has released it all); then it runs again.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Result;
 use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::Group;
+use crate::kernel::Kernel;
 use crate::resources::{ResourceSpec, Resources, ipaddr};
+use crate::sender::{Lease, clock};
+
+/// The lease over the kernel's `LEASE` map; on hold from the start if the
+/// lease in force (left by a previous agent, pinned) has already lapsed.
+pub fn open(kernel: &Kernel, deadtime: Duration) -> Result<Arc<Lease>> {
+    let until = kernel.lease_until()?;
+    let lapsed = until != 0 && clock::now_ns() > until;
+    let mut w = kernel.lease_writer()?;
+    let mut failing = false;
+    let sink = Box::new(move |until| match w.set(until) {
+        Ok(()) => failing = false,
+        Err(e) if !failing => {
+            failing = true;
+            error!("renewing the service lease: {e:#}");
+        }
+        Err(_) => {}
+    });
+    Ok(Arc::new(Lease::new(
+        sink,
+        deadtime.as_nanos() as u64,
+        lapsed,
+    )))
+}
+
+/// Fences `groups`' service addresses: attaches the program to the
+/// interfaces their traffic arrives on and fills `GUARD`.
+pub async fn fence(kernel: &mut Kernel, groups: &[&Group], resources: &Resources) -> Result<()> {
+    let (addrs, ifaces) = targets(groups, resources).await;
+    for i in &ifaces {
+        if !kernel.attachments().iter().any(|a| &a.iface == i) {
+            kernel.attach(i)?;
+        }
+    }
+    kernel.set_guard(guard_config(&addrs))?;
+    info!(
+        addresses = addrs.len(),
+        interfaces = %ifaces.join(","),
+        "service lease fences the service addresses"
+    );
+    Ok(())
+}
 
 /// Service addresses of `groups` and the interfaces their traffic arrives on.
-pub async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<String>) {
+async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<String>) {
     let mut addrs = Vec::new();
     let mut ifaces: Vec<String> = Vec::new();
     for g in groups {

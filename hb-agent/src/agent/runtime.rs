@@ -27,7 +27,7 @@ use crate::{
     kernel::{Kernel, events::EventStream},
     ping::{Pinger, Target},
     resources::{AnnounceGate, Resources, ResourcesConfig},
-    sender::{Lease, LinkTarget, Sender, SenderConfig, clock},
+    sender::{LinkTarget, Sender, SenderConfig, clock},
 };
 
 /// How many warnings `status` keeps.
@@ -226,23 +226,7 @@ impl Agent {
         // nobody to hand over to, so no lease.
         let guarded = cfg.service_lease && cfg.nodes.len() > 1;
         let lease = if guarded {
-            let until = kernel.lease_until()?;
-            let lapsed = until != 0 && clock::now_ns() > until;
-            let mut w = kernel.lease_writer()?;
-            let mut failing = false;
-            let sink = Box::new(move |until| match w.set(until) {
-                Ok(()) => failing = false,
-                Err(e) if !failing => {
-                    failing = true;
-                    error!("renewing the service lease: {e:#}");
-                }
-                Err(_) => {}
-            });
-            Some(Arc::new(Lease::new(
-                sink,
-                cfg.timing.deadtime.as_nanos() as u64,
-                lapsed,
-            )))
+            Some(lease::open(&kernel, cfg.timing.deadtime)?)
         } else {
             None
         };
@@ -279,25 +263,12 @@ impl Agent {
             .map_err(|e| anyhow!("cluster configuration: {e}"))?;
 
         if guarded {
-            // Fence our groups' addresses on the interfaces their traffic
-            // arrives on.
             let ours: Vec<&config::Group> = cfg
                 .groups
                 .iter()
                 .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
                 .collect();
-            let (addrs, svc_ifaces) = lease::targets(&ours, &resources).await;
-            for i in &svc_ifaces {
-                if !kernel.attachments().iter().any(|a| &a.iface == i) {
-                    kernel.attach(i)?;
-                }
-            }
-            kernel.set_guard(lease::guard_config(&addrs))?;
-            info!(
-                addresses = addrs.len(),
-                interfaces = %svc_ifaces.join(","),
-                "service lease fences the service addresses"
-            );
+            lease::fence(&mut kernel, &ours, &resources).await?;
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut neighbours: Vec<IpAddr> = cfg.ping_nodes.clone();
