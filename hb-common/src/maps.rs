@@ -110,7 +110,10 @@ pub mod counter {
     /// Traffic for a guarded service address while the service lease had
     /// lapsed (this node's heartbeats stopped: peers may own it by now).
     pub const LEASE_EXPIRED: u32 = 11;
-    pub const COUNT: u32 = 12;
+    /// Traffic for a service address this node has withdrawn (released,
+    /// still being removed: its bit in `WITHDRAWN` is set).
+    pub const WITHDRAWN: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     /// Names for logs and metrics, indexed like the constants.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -126,6 +129,7 @@ pub mod counter {
         "state_full",
         "foreign",
         "lease_expired",
+        "withdrawn",
     ];
 }
 
@@ -143,6 +147,16 @@ pub struct GuardConfig {
 
 pub const MAX_GUARD_V4: usize = 16;
 pub const MAX_GUARD_V6: usize = 8;
+
+/// `WITHDRAWN[0]`: guarded addresses this node no longer answers for,
+/// whatever the lease says: bit `i` (0..16) for `GuardConfig::v4[i]`, bit
+/// `16 + j` for `v6[j]`. A release sets its addresses' bits first, so the
+/// node stops answering at once and may hand the group over before the
+/// slower address and hostname changes are done; the next start clears them.
+pub type WithdrawnBits = u64;
+
+/// The `WITHDRAWN` bit of `GuardConfig::v6[j]`.
+pub const WITHDRAWN_V6_SHIFT: usize = MAX_GUARD_V4;
 
 /// `LEASE[0]`: CLOCK_MONOTONIC ns until which this node may answer for its
 /// guarded addresses. The sender renews it to `send time + deadtime` with

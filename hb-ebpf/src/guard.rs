@@ -6,49 +6,61 @@
 //! for its VIPs before anyone else starts: no two nodes answer at once, even
 //! while the frozen node still has the addresses configured.
 //!
+//! A released address is dropped the same way, lease or not, while the
+//! agent is still removing it (`WITHDRAWN`): a release takes effect on the
+//! wire in the time of one map write.
+//!
 //! Pass-through cost when nothing is guarded: one array lookup.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
-use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6};
+use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6, WITHDRAWN_V6_SHIFT, counter};
 
-use crate::maps::{GUARD, LEASE};
+use crate::maps::{GUARD, LEASE, WITHDRAWN};
 use crate::parse::{ETH_P_IP, ETH_P_IPV6, bytes, ethertype};
 
 const ETH_P_ARP: u16 = 0x0806;
 const IPPROTO_ICMPV6: u8 = 58;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
 
-/// True if the packet is for a guarded address and the lease has lapsed.
+/// Why a packet for a guarded address must be dropped: the drop counter
+/// to bump, or None to let it through.
 #[inline(always)]
-pub fn blocks(ctx: &XdpContext) -> bool {
-    let Some(g) = GUARD.get(0) else {
-        return false;
-    };
+pub fn blocks(ctx: &XdpContext) -> Option<u32> {
+    let g = GUARD.get(0)?;
     if g.v4_count == 0 && g.v6_count == 0 {
-        return false;
+        return None;
     }
-    if !guarded(ctx, g).unwrap_or(false) {
-        return false;
+    let bit = guarded(ctx, g)?;
+    if bit == 0 {
+        return None;
+    }
+    if WITHDRAWN.get(0).copied().unwrap_or(0) & bit != 0 {
+        return Some(counter::WITHDRAWN);
     }
     let until = LEASE.get(0).copied().unwrap_or(0);
     // SAFETY: plain helper call.
-    unsafe { bpf_ktime_get_ns() > until }
+    if unsafe { bpf_ktime_get_ns() } > until {
+        return Some(counter::LEASE_EXPIRED);
+    }
+    None
 }
 
+/// The `WITHDRAWN` bit of the guarded address the packet is for (0: none).
 #[inline(always)]
-fn guarded(ctx: &XdpContext, g: &GuardConfig) -> Option<bool> {
+fn guarded(ctx: &XdpContext, g: &GuardConfig) -> Option<u64> {
     let (proto, l3) = ethertype(ctx)?;
     if proto == ETH_P_IP {
         // Destination address.
-        return Some(has_v4(g, u32::from_ne_bytes(bytes::<4>(ctx, l3 + 16)?)));
+        return Some(v4_bit(g, u32::from_ne_bytes(bytes::<4>(ctx, l3 + 16)?)));
     }
     if proto == ETH_P_ARP {
         // Target protocol address of an Ethernet/IPv4 ARP packet.
-        return Some(has_v4(g, u32::from_ne_bytes(bytes::<4>(ctx, l3 + 24)?)));
+        return Some(v4_bit(g, u32::from_ne_bytes(bytes::<4>(ctx, l3 + 24)?)));
     }
     if proto == ETH_P_IPV6 {
-        if has_v6(g, bytes::<16>(ctx, l3 + 24)?) {
-            return Some(true);
+        let bit = v6_bit(g, bytes::<16>(ctx, l3 + 24)?);
+        if bit != 0 {
+            return Some(bit);
         }
         // Neighbour solicitation for the address: its target follows the
         // 8-byte ICMPv6 header (destination is a solicited-node group).
@@ -56,25 +68,25 @@ fn guarded(ctx: &XdpContext, g: &GuardConfig) -> Option<bool> {
         if next == IPPROTO_ICMPV6 {
             let [ty, _] = bytes::<2>(ctx, l3 + 40)?;
             if ty == ND_NEIGHBOR_SOLICIT {
-                return Some(has_v6(g, bytes::<16>(ctx, l3 + 48)?));
+                return Some(v6_bit(g, bytes::<16>(ctx, l3 + 48)?));
             }
         }
     }
-    Some(false)
+    Some(0)
 }
 
 #[inline(always)]
-fn has_v4(g: &GuardConfig, a: u32) -> bool {
+fn v4_bit(g: &GuardConfig, a: u32) -> u64 {
     let n = g.v4_count as usize;
     for i in 0..MAX_GUARD_V4 {
         if i >= n {
             break;
         }
         if g.v4[i] == a {
-            return true;
+            return 1 << i;
         }
     }
-    false
+    0
 }
 
 #[inline(always)]
@@ -87,7 +99,7 @@ fn halves(a: &[u8; 16]) -> (u64, u64) {
 }
 
 #[inline(always)]
-fn has_v6(g: &GuardConfig, a: [u8; 16]) -> bool {
+fn v6_bit(g: &GuardConfig, a: [u8; 16]) -> u64 {
     let n = g.v6_count as usize;
     let a = halves(&a);
     for i in 0..MAX_GUARD_V6 {
@@ -95,8 +107,8 @@ fn has_v6(g: &GuardConfig, a: [u8; 16]) -> bool {
             break;
         }
         if halves(&g.v6[i]) == a {
-            return true;
+            return 1 << (WITHDRAWN_V6_SHIFT + i);
         }
     }
-    false
+    0
 }

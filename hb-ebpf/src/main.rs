@@ -23,8 +23,8 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
 #[xdp]
 pub fn hb_xdp(ctx: XdpContext) -> u32 {
-    if guard::blocks(&ctx) {
-        maps::count(hb_common::maps::counter::LEASE_EXPIRED);
+    if let Some(reason) = guard::blocks(&ctx) {
+        maps::count(reason);
         return xdp_action::XDP_DROP;
     }
     let Some(off) = parse::heartbeat_offset(&ctx) else {

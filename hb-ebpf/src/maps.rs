@@ -9,7 +9,7 @@ use hb_common::{
     events::Event,
     maps::{
         GuardConfig, KernelConfig, LeaseUntil, MAX_PEER_LINKS, MAX_PEERS, PeerConfig, PeerKey,
-        PeerStats, counter,
+        PeerStats, WithdrawnBits, counter,
     },
 };
 
@@ -20,6 +20,10 @@ pub static CONFIG: Array<KernelConfig, 1> = Array::new();
 /// Written by the agent: the service addresses fenced by the lease.
 #[btf_map]
 pub static GUARD: Array<GuardConfig, 1> = Array::new();
+
+/// Written by the agent: guarded addresses released and being cleaned up.
+#[btf_map]
+pub static WITHDRAWN: Array<WithdrawnBits, 1> = Array::new();
 
 /// Written by the agent's heartbeat sender with every heartbeat.
 #[btf_map]

@@ -27,6 +27,7 @@ fn lab(toml: bool) -> Lab {
         agent_bin: default_agent_bin().expect("hb-agent binary (cargo xtask test builds it)"),
         workdir: std::env::temp_dir().join(hb_tests::netns::unique("lab")),
         verbose: false,
+        probe_interval: hb_tests::lab::observe::PROBE_INTERVAL,
     })
     .expect("lab starts and settles")
 }
@@ -168,6 +169,7 @@ fn agent_restart_adopts_held_group_without_outage() {
         agent_bin: default_agent_bin().unwrap(),
         workdir: std::env::temp_dir().join(hb_tests::netns::unique("lab")),
         verbose: false,
+        probe_interval: hb_tests::lab::observe::PROBE_INTERVAL,
     })
     .unwrap();
     let r = scenarios::run(

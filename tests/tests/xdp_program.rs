@@ -476,3 +476,34 @@ async fn guard_without_addresses_fences_nothing() {
         assert_eq!(t.run(&f), XDP_PASS, "{what}");
     }
 }
+
+#[tokio::test]
+async fn withdrawn_addresses_are_dropped_while_the_lease_runs() {
+    let t = guarded(clock::now_ns() + 10_000_000_000);
+    let mut w = t.k.withdrawn_writer().unwrap();
+    // Bit 0: v4[0]; bit 16: v6[0] (hb_common::maps::WITHDRAWN_V6_SHIFT).
+    w.set(1).unwrap();
+    let frames = service_frames();
+    for (what, f) in &frames {
+        let c0 = t.counters();
+        let v4 = matches!(*what, "ipv4" | "arp");
+        let want = if v4 { XDP_DROP } else { XDP_PASS };
+        assert_eq!(t.run(f), want, "{what} with only the IPv4 VIP withdrawn");
+        if v4 {
+            only_changed(&c0, &t.counters(), counter::WITHDRAWN, 1);
+        } else {
+            assert_eq!(c0, t.counters(), "{what}");
+        }
+    }
+    w.set(1 << hb_common::maps::WITHDRAWN_V6_SHIFT).unwrap();
+    for (what, f) in &frames {
+        let v6 = matches!(*what, "ipv6" | "nd");
+        let want = if v6 { XDP_DROP } else { XDP_PASS };
+        assert_eq!(t.run(f), want, "{what} with only the IPv6 VIP withdrawn");
+    }
+    // Restored: everything answers again.
+    w.set(0).unwrap();
+    for (what, f) in &frames {
+        assert_eq!(t.run(f), XDP_PASS, "{what} restored");
+    }
+}

@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
 use crate::resources::{
     Resources,
@@ -34,9 +35,19 @@ pub enum Op {
     Stop,
 }
 
-/// What a finished operation reports to the main loop.
-pub struct Done {
-    pub event: Event,
+/// What an operation reports to the main loop.
+pub enum Done {
+    /// For the cluster logic (started, released, failed).
+    Cluster(Event),
+    /// A stop is over, its resources removed (`ok`) or not. With
+    /// `handed_over` the group was reported released earlier, when its
+    /// addresses were withdrawn (see withdraw.rs); a failure then leaves
+    /// them withdrawn.
+    StopFinished {
+        group: GroupId,
+        handed_over: bool,
+        ok: bool,
+    },
 }
 
 /// A single-threaded runtime on a thread of its own (`hb-resources`) for
@@ -51,6 +62,7 @@ impl ResourceThread {
     pub fn start() -> Result<ResourceThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_unpark(super::realtime::apply_here)
             .build()
             .context("building the resources runtime")?;
         let handle = rt.handle().clone();
@@ -81,48 +93,36 @@ pub struct GroupWorkers {
 }
 
 impl GroupWorkers {
-    /// One worker per group, on `rt`.
+    /// One worker per group, on `rt`. With `withdrawal`, releases hand the
+    /// group over as soon as its addresses are withdrawn in the kernel.
     pub fn spawn(
         rt: &Handle,
         resources: Arc<Resources>,
         groups: Vec<(GroupId, String, Vec<ResourceSpec>)>,
         neighbours: Vec<IpAddr>,
+        withdrawal: Option<Arc<Withdrawal>>,
         done: mpsc::UnboundedSender<Done>,
     ) -> GroupWorkers {
         let mut queues = BTreeMap::new();
         for (id, name, specs) in groups {
             let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
             queues.insert(id, tx);
-            let res = resources.clone();
-            let done = done.clone();
-            let neighbours = neighbours.clone();
+            let w = Worker {
+                id,
+                name,
+                specs,
+                res: resources.clone(),
+                neighbours: neighbours.clone(),
+                withdrawal: withdrawal.clone(),
+                done: done.clone(),
+            };
             rt.spawn(async move {
                 while let Some(op) = rx.recv().await {
-                    let t0 = Instant::now();
-                    let event = match op {
-                        Op::Start => match res.start_group(&name, &specs).await {
-                            Ok(report) => {
-                                info!(group = %name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
-                                refresh_paths(&res, &name, &specs, &neighbours).await;
-                                Event::Acquired { group: id }
-                            }
-                            Err(e) => {
-                                error!(group = %name, error = %e, "group start failed");
-                                Event::AcquireFailed { group: id }
-                            }
-                        },
-                        Op::Stop => {
-                            let report = res.stop_group(&name, &specs).await;
-                            if report.is_clean() {
-                                info!(group = %name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group released");
-                                Event::Released { group: id }
-                            } else {
-                                error!(group = %name, failures = ?report.failures, "group stop failed");
-                                Event::ReleaseFailed { group: id }
-                            }
-                        }
+                    let ok = match op {
+                        Op::Start => w.start().await,
+                        Op::Stop => w.stop().await,
                     };
-                    if done.send(Done { event }).is_err() {
+                    if !ok {
                         return;
                     }
                 }
@@ -138,6 +138,85 @@ impl GroupWorkers {
             }
             None => warn!(group, "no such group here"),
         }
+    }
+}
+
+/// One group's worker: its resources and where to report.
+struct Worker {
+    id: GroupId,
+    name: String,
+    specs: Vec<ResourceSpec>,
+    res: Arc<Resources>,
+    neighbours: Vec<IpAddr>,
+    withdrawal: Option<Arc<Withdrawal>>,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+impl Worker {
+    /// False once the main loop is gone.
+    fn report(&self, d: Done) -> bool {
+        self.done.send(d).is_ok()
+    }
+
+    async fn start(&self) -> bool {
+        let t0 = Instant::now();
+        if let Some(w) = &self.withdrawal {
+            w.restore(&withdraw::addresses(&self.specs));
+        }
+        let event = match self.res.start_group(&self.name, &self.specs).await {
+            Ok(report) => {
+                info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
+                refresh_paths(&self.res, &self.name, &self.specs, &self.neighbours).await;
+                Event::Acquired { group: self.id }
+            }
+            Err(e) => {
+                error!(group = %self.name, error = %e, "group start failed");
+                Event::AcquireFailed { group: self.id }
+            }
+        };
+        self.report(Done::Cluster(event))
+    }
+
+    async fn stop(&self) -> bool {
+        let t0 = Instant::now();
+        let mut handed_over = false;
+        let report = self
+            .res
+            .stop_group_with(&self.name, &self.specs, |left| {
+                let (Some(w), Some(addrs)) = (&self.withdrawal, withdraw::identity_only(left))
+                else {
+                    return;
+                };
+                if w.withdraw(&addrs) {
+                    handed_over = true;
+                    info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, addresses = ?addrs, "group released (addresses withdrawn, removing them)");
+                    let _ = self.done.send(Done::Cluster(Event::Released { group: self.id }));
+                }
+            })
+            .await;
+        let clean = report.is_clean();
+        if !clean {
+            error!(group = %self.name, failures = ?report.failures, "group stop failed");
+        } else if handed_over {
+            info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group cleaned up");
+        } else {
+            info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group released");
+        }
+        if !handed_over {
+            let event = if clean {
+                Event::Released { group: self.id }
+            } else {
+                Event::ReleaseFailed { group: self.id }
+            };
+            if !self.report(Done::Cluster(event)) {
+                return false;
+            }
+        }
+        self.report(Done::StopFinished {
+            group: self.id,
+            handed_over,
+            ok: clean,
+        })
     }
 }
 

@@ -44,21 +44,26 @@ pub fn open(kernel: &Kernel, deadtime: Duration) -> Result<Arc<Lease>> {
 }
 
 /// Fences `groups`' service addresses: attaches the program to the
-/// interfaces their traffic arrives on and fills `GUARD`.
-pub async fn fence(kernel: &mut Kernel, groups: &[&Group], resources: &Resources) -> Result<()> {
+/// interfaces their traffic arrives on and fills `GUARD` (returned).
+pub async fn fence(
+    kernel: &mut Kernel,
+    groups: &[&Group],
+    resources: &Resources,
+) -> Result<GuardConfig> {
     let (addrs, ifaces) = targets(groups, resources).await;
     for i in &ifaces {
         if !kernel.attachments().iter().any(|a| &a.iface == i) {
             kernel.attach(i)?;
         }
     }
-    kernel.set_guard(guard_config(&addrs))?;
+    let guard = guard_config(&addrs);
+    kernel.set_guard(guard)?;
     info!(
         addresses = addrs.len(),
         interfaces = %ifaces.join(","),
         "service lease fences the service addresses"
     );
-    Ok(())
+    Ok(guard)
 }
 
 /// Service addresses of `groups` and the interfaces their traffic arrives on.

@@ -8,8 +8,10 @@ mod fence;
 mod groups;
 mod lease;
 pub mod notify;
+mod realtime;
 mod runtime;
 mod status;
+mod withdraw;
 
 use std::path::PathBuf;
 
@@ -53,6 +55,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .thread_name("hb-agent")
+        .on_thread_unpark(realtime::apply_here)
         .build()?;
     rt.block_on(runtime::Agent::run(opts))
 }

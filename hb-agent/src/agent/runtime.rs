@@ -1,6 +1,6 @@
 //! The agent's event loop.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,9 +19,10 @@ use super::{
     RunOptions, convert,
     groups::{Done, GroupWorkers, Op, ResourceThread},
     lease, status,
+    withdraw::Withdrawal,
 };
 use crate::{
-    cluster::{Action, AdminCmd, Cluster, ClusterSpec, Event, GroupId, GroupSpec, NodeId},
+    cluster::{Action, AdminCmd, Cluster, ClusterSpec, Event, GroupId, GroupSpec, NodeId, Warning},
     config::{self, Config, LinkKind, Node, Severity},
     control::{Request, Response, server},
     kernel::{Kernel, events::EventStream},
@@ -59,6 +60,9 @@ pub struct Agent {
     /// every rtnetlink call on the host, the taker's included, waits for.
     handing_over: Vec<GroupId>,
     drain_until: Option<Instant>,
+    /// Groups whose stop has not finished (their addresses may still be on
+    /// an interface, withdrawn): the agent does not exit before they are.
+    stopping: BTreeSet<GroupId>,
 }
 
 #[derive(Clone, Default)]
@@ -262,13 +266,18 @@ impl Agent {
         spec.validate()
             .map_err(|e| anyhow!("cluster configuration: {e}"))?;
 
+        let mut withdrawal = None;
         if guarded {
             let ours: Vec<&config::Group> = cfg
                 .groups
                 .iter()
                 .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
                 .collect();
-            lease::fence(&mut kernel, &ours, &resources).await?;
+            let guard = lease::fence(&mut kernel, &ours, &resources).await?;
+            withdrawal = Some(Arc::new(Withdrawal::new(
+                guard,
+                kernel.withdrawn_writer()?,
+            )?));
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let mut neighbours: Vec<IpAddr> = cfg.ping_nodes.clone();
@@ -293,6 +302,7 @@ impl Agent {
                 .map(|g| (g.id, g.name.clone(), g.resources.clone()))
                 .collect(),
             neighbours,
+            withdrawal,
             done_tx.clone(),
         );
 
@@ -389,6 +399,7 @@ impl Agent {
             dead_events: BTreeMap::new(),
             handing_over: Vec::new(),
             drain_until: None,
+            stopping: BTreeSet::new(),
         };
         info!(
             node = %agent.local.name,
@@ -455,6 +466,11 @@ impl Agent {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
+        // Real-time from here on: not while loading and verifying the XDP
+        // program (milliseconds of CPU that would starve the host).
+        if agent.cfg.realtime {
+            super::realtime::enable();
+        }
         let tick_every = agent.cfg.timing.keepalive.min(Duration::from_millis(100));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -478,9 +494,12 @@ impl Agent {
                         }
                     }
                 }
-                Some(d) = done_rx.recv() => {
-                    agent.feed(d.event);
-                }
+                Some(d) = done_rx.recv() => match d {
+                    Done::Cluster(ev) => agent.feed(ev),
+                    Done::StopFinished { group, handed_over, ok } => {
+                        agent.stop_finished(group, handed_over, ok)
+                    }
+                },
                 Ok(()) = ping_rx.changed() => {
                     let count = *ping_rx.borrow_and_update();
                     if let Some(count) = count {
@@ -640,6 +659,7 @@ impl Agent {
             }
             Action::Release { group, reason } => {
                 info!(group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
+                self.stopping.insert(group);
                 self.workers.submit(group, Op::Stop);
             }
             Action::Fence { node, group } => {
@@ -651,9 +671,7 @@ impl Agent {
                 let tx = self.done_tx.clone();
                 tokio::spawn(async move {
                     let ok = super::fence::fence(&f.command, &name, f.timeout).await;
-                    let _ = tx.send(Done {
-                        event: Event::Fenced { node, ok },
-                    });
+                    let _ = tx.send(Done::Cluster(Event::Fenced { node, ok }));
                 });
             }
             Action::Warn(w) => {
@@ -677,13 +695,24 @@ impl Agent {
                     .nodes
                     .iter()
                     .any(|n| n.id != self.local.id && self.cluster.is_peer_alive(n.id));
-                if self.handing_over.is_empty() || !alive || self.drain_until.is_some() {
-                    self.exit = true;
-                } else {
-                    self.drain_until = Some(Instant::now() + self.cfg.timing.deadtime);
-                    self.check_drained();
+                if !alive {
+                    // Nobody to hand over to: nothing to wait for but our
+                    // own clean-up.
+                    self.handing_over.clear();
                 }
+                if self.drain_until.is_none() {
+                    self.drain_until = Some(Instant::now() + self.cfg.timing.deadtime);
+                }
+                self.check_drained();
             }
+        }
+    }
+
+    /// A group's stop is over (see `Done::StopFinished`).
+    fn stop_finished(&mut self, group: GroupId, handed_over: bool, ok: bool) {
+        self.stopping.remove(&group);
+        if handed_over && !ok {
+            self.apply(Action::Warn(Warning::CleanupFailed { group }));
         }
     }
 
@@ -700,13 +729,18 @@ impl Agent {
         self.feed(Event::Shutdown);
     }
 
-    /// Ends the shutdown once a peer serves every released group (its start
+    /// Ends the shutdown once every stop finished (a withdrawn address
+    /// must be gone before the XDP program that drops its traffic is
+    /// detached) and a peer serves every released group (its start
     /// finished, so it no longer needs the kernel's RTNL lock that our exit
-    /// takes).
+    /// takes), or a deadtime passed without one.
     fn check_drained(&mut self) {
         let Some(until) = self.drain_until else {
             return;
         };
+        if !self.stopping.is_empty() {
+            return;
+        }
         // The cluster logic takes no events after Exit: read the peers'
         // latest states from the kernel's map instead.
         let peers: Vec<_> = self

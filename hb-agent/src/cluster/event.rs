@@ -213,6 +213,11 @@ pub enum Warning {
     ReleaseFailed {
         group: GroupId,
     },
+    /// A group handed over with its addresses withdrawn could not be fully
+    /// removed afterwards: the addresses stay withdrawn (never answered).
+    CleanupFailed {
+        group: GroupId,
+    },
     /// A peer's stop failed and no fencing is configured: the group stays with it.
     PeerStuck {
         group: GroupId,
@@ -277,6 +282,10 @@ impl fmt::Display for Warning {
             Self::ReleaseFailed { group } => write!(
                 f,
                 "stopping group {group} failed; it stays advertised as held (stuck) until a stop succeeds or we are fenced"
+            ),
+            Self::CleanupFailed { group } => write!(
+                f,
+                "removing group {group}'s resources after its hand-over failed; its addresses stay withdrawn in the kernel (not answered) until it starts here again"
             ),
             Self::PeerStuck { group, node } => write!(
                 f,

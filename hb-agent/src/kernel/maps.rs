@@ -5,7 +5,8 @@ use std::os::fd::AsFd as _;
 use anyhow::{Context as _, Result};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use hb_common::maps::{
-    GuardConfig, KernelConfig, LeaseUntil, PeerConfig, PeerEntry, PeerKey, PeerStats, counter,
+    GuardConfig, KernelConfig, LeaseUntil, PeerConfig, PeerEntry, PeerKey, PeerStats,
+    WithdrawnBits, counter,
 };
 
 use super::Kernel;
@@ -40,6 +41,17 @@ impl Kernel {
         let fd = data.fd().as_fd().try_clone_to_owned()?;
         let map = Map::Array(MapData::from_fd(fd)?);
         Ok(LeaseWriter(Array::try_from(map)?))
+    }
+
+    /// A writer for `WITHDRAWN` that can live on another thread (the
+    /// resource workers).
+    pub fn withdrawn_writer(&self) -> Result<WithdrawnWriter> {
+        let Some(Map::Array(data)) = self.ebpf.map("WITHDRAWN") else {
+            anyhow::bail!("map WITHDRAWN missing or not an array");
+        };
+        let fd = data.fd().as_fd().try_clone_to_owned()?;
+        let map = Map::Array(MapData::from_fd(fd)?);
+        Ok(WithdrawnWriter(Array::try_from(map)?))
     }
 
     pub fn set_peer(&mut self, node_id: u32, cfg: PeerConfig) -> Result<()> {
@@ -103,6 +115,16 @@ pub struct LeaseWriter(Array<MapData, LeaseUntil>);
 impl LeaseWriter {
     pub fn set(&mut self, until: LeaseUntil) -> Result<()> {
         self.0.set(0, until, 0).context("writing LEASE")?;
+        Ok(())
+    }
+}
+
+/// Sets which guarded addresses are withdrawn (see `guard` in hb-ebpf).
+pub struct WithdrawnWriter(Array<MapData, WithdrawnBits>);
+
+impl WithdrawnWriter {
+    pub fn set(&mut self, bits: WithdrawnBits) -> Result<()> {
+        self.0.set(0, bits, 0).context("writing WITHDRAWN")?;
         Ok(())
     }
 }

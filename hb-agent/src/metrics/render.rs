@@ -284,7 +284,7 @@ pub fn render(s: &MetricsSnapshot) -> String {
     o.family(
         "hb_xdp_packets_dropped_total",
         "counter",
-        "Packets the XDP program dropped, by reason (lease_expired: traffic for a service address while the service lease had lapsed; the others: heartbeat port).",
+        "Packets the XDP program dropped, by reason (lease_expired: traffic for a service address while the service lease had lapsed; withdrawn: for an address this node released and is still removing; the others: heartbeat port).",
     );
     for (i, (name, v)) in counter::NAMES.iter().zip(s.counters).enumerate() {
         if i as u32 != counter::ACCEPTED && i as u32 != counter::FOREIGN {
@@ -594,7 +594,7 @@ hb_peer_dead_events_total{peer="beta"} 2
 # HELP hb_xdp_packets_accepted_total Heartbeats the XDP program accepted.
 # TYPE hb_xdp_packets_accepted_total counter
 hb_xdp_packets_accepted_total 1000
-# HELP hb_xdp_packets_dropped_total Packets the XDP program dropped, by reason (lease_expired: traffic for a service address while the service lease had lapsed; the others: heartbeat port).
+# HELP hb_xdp_packets_dropped_total Packets the XDP program dropped, by reason (lease_expired: traffic for a service address while the service lease had lapsed; withdrawn: for an address this node released and is still removing; the others: heartbeat port).
 # TYPE hb_xdp_packets_dropped_total counter
 hb_xdp_packets_dropped_total{reason="malformed"} 0
 hb_xdp_packets_dropped_total{reason="bad_version"} 0
@@ -606,6 +606,7 @@ hb_xdp_packets_dropped_total{reason="old_incarnation"} 0
 hb_xdp_packets_dropped_total{reason="not_configured"} 0
 hb_xdp_packets_dropped_total{reason="state_full"} 0
 hb_xdp_packets_dropped_total{reason="lease_expired"} 0
+hb_xdp_packets_dropped_total{reason="withdrawn"} 0
 # HELP hb_xdp_packets_passed_total Packets to the heartbeat port the XDP program passed to the network stack, by reason.
 # TYPE hb_xdp_packets_passed_total counter
 hb_xdp_packets_passed_total{reason="foreign"} 7

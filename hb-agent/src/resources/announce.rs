@@ -186,8 +186,20 @@ impl Announcer {
     /// Announces every target `count` times, `interval` apart (rounds: one
     /// packet per target per round), within the rate limit.
     pub async fn announce(&self, targets: &[AnnounceTarget]) -> AnnounceOutcome {
+        self.announce_rounds(targets, 0..self.settings.count).await
+    }
+
+    /// Rounds `rounds` of [`Announcer::announce`] (0 is the first): each
+    /// round but round 0 waits `interval` first. A takeover sends round 0
+    /// inline, the moment the address is up, and the rest in the background.
+    pub async fn announce_rounds(
+        &self,
+        targets: &[AnnounceTarget],
+        rounds: std::ops::Range<u32>,
+    ) -> AnnounceOutcome {
         let mut out = AnnounceOutcome::default();
-        if targets.is_empty() || self.settings.count == 0 {
+        let rounds = rounds.start..rounds.end.min(self.settings.count);
+        if targets.is_empty() || rounds.is_empty() {
             return out;
         }
         // Resolve each interface once: index and current MAC.
@@ -216,10 +228,13 @@ impl Announcer {
             live.push(t);
         }
         let sock = &self.sock;
-        for round in 0..self.settings.count {
+        for round in rounds.clone() {
+            if round > 0 && !self.settings.interval.is_zero() {
+                tokio::time::sleep(self.settings.interval).await;
+            }
             if self.gate.as_ref().is_some_and(|g| !(g.0)()) {
                 tracing::debug!("announcement withheld: the service lease is not running");
-                out.suppressed += live.len() * (self.settings.count - round) as usize;
+                out.suppressed += live.len() * (rounds.end - round) as usize;
                 break;
             }
             for t in &live {
@@ -254,9 +269,6 @@ impl Announcer {
                         source,
                     }),
                 }
-            }
-            if round + 1 < self.settings.count && !self.settings.interval.is_zero() {
-                tokio::time::sleep(self.settings.interval).await;
             }
         }
         tracing::debug!(

@@ -8,8 +8,9 @@
 //! group at agent restart without an outage). Starting what is already in place
 //! changes nothing; stopping what is absent is Ok.
 //!
-//! After a successful start, every address the group put up (VIPs of IpAddr
-//! and Mac resources) is announced in the background (`announce.rs`), and, if
+//! Every address the group puts up (VIPs of IpAddr and Mac resources) is
+//! announced as soon as its resource started: the first round at once, the
+//! others in the background (`announce.rs`); after the whole group, if
 //! `ArpSettings::refresh` is set, re-announced periodically while held. After
 //! a MAC replace is undone, the restored real addresses are announced too.
 //!
@@ -311,6 +312,7 @@ impl Resources {
         tracing::info!(group, resources = specs.len(), "starting group");
         let mut resources = Vec::new();
         let mut targets: Vec<AnnounceTarget> = Vec::new();
+        self.abort_announcements(group);
         for (i, spec) in specs.iter().enumerate() {
             let t0 = std::time::Instant::now();
             let r = self.start_one(group, spec).await;
@@ -321,14 +323,23 @@ impl Resources {
                         resource: Describe(spec).to_string(),
                         outcome,
                     });
-                    for t in t {
-                        if !targets.contains(&t) {
-                            targets.push(t);
+                    let new: Vec<AnnounceTarget> =
+                        t.into_iter().filter(|t| !targets.contains(t)).collect();
+                    // The first round goes out now, before the rest of the
+                    // group (a hostname, scripts): the switch learns the
+                    // address's new port that much earlier.
+                    if !new.is_empty() {
+                        let first = self.inner.announcer.announce_rounds(&new, 0..1).await;
+                        for e in &first.errors {
+                            tracing::warn!(group, "announcement: {e}");
                         }
+                        self.spawn_announcement(group, new.clone(), 1);
                     }
+                    targets.extend(new);
                 }
                 Err(e) => {
                     tracing::error!(group, resource = %Describe(spec), "start failed: {e}; rolling back");
+                    self.abort_announcements(group);
                     let mut rollback_failures = Vec::new();
                     for j in (0..=i).rev() {
                         if let Err(re) = self.stop_one(group, &specs[j]).await {
@@ -345,7 +356,7 @@ impl Resources {
                 }
             }
         }
-        self.spawn_announcements(group, targets.clone());
+        self.spawn_refresh(group, targets.clone());
         tracing::info!(group, "group started");
         Ok(StartReport {
             group: group.to_string(),
@@ -356,19 +367,37 @@ impl Resources {
 
     /// Stops `specs` right to left, past failures.
     pub async fn stop_group(&self, group: &str, specs: &[ResourceSpec]) -> StopReport {
+        self.stop_group_with(group, specs, |_| {}).await
+    }
+
+    /// As [`Resources::stop_group`], and once everything still to stop is
+    /// network identity (addresses, MACs, hostnames) and everything before
+    /// stopped cleanly, calls `identity_left` with those specs first (the
+    /// agent withdraws the addresses in the kernel there and hands the
+    /// group over before they are gone).
+    pub async fn stop_group_with(
+        &self,
+        group: &str,
+        specs: &[ResourceSpec],
+        identity_left: impl FnOnce(&[ResourceSpec]),
+    ) -> StopReport {
         tracing::info!(group, resources = specs.len(), "stopping group");
-        if let Some(handles) = self.tasks().remove(group) {
-            for h in handles {
-                h.abort();
-            }
-        }
+        let mut identity_left = Some(identity_left);
+        self.abort_announcements(group);
         let mut report = StopReport {
             group: group.to_string(),
             resources: Vec::new(),
             failures: Vec::new(),
             announced: Vec::new(),
         };
-        for spec in specs.iter().rev() {
+        for (i, spec) in specs.iter().enumerate().rev() {
+            let left = &specs[..=i];
+            if report.failures.is_empty()
+                && left.iter().all(ResourceSpec::is_identity)
+                && let Some(f) = identity_left.take()
+            {
+                f(left);
+            }
             let t0 = std::time::Instant::now();
             let r = self.stop_one(group, spec).await;
             tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource stop");
@@ -423,35 +452,48 @@ impl Resources {
         self.inner.tasks.lock().expect("task table poisoned")
     }
 
-    fn spawn_announcements(&self, group: &str, targets: Vec<AnnounceTarget>) {
-        let mut tasks = self.tasks();
-        let handles = tasks.entry(group.to_string()).or_default();
-        for h in handles.drain(..) {
-            h.abort();
+    /// Stops the group's background announcements and refreshes.
+    fn abort_announcements(&self, group: &str) {
+        if let Some(handles) = self.tasks().remove(group) {
+            for h in handles {
+                h.abort();
+            }
         }
-        if targets.is_empty() {
-            return;
-        }
+    }
+
+    /// Announces `targets` in the background from round `from` on (an
+    /// announcement is `count` rounds of one packet per address).
+    fn spawn_announcement(&self, group: &str, targets: Vec<AnnounceTarget>, from: u32) {
         let inner = self.inner.clone();
-        let first = targets.clone();
         let g = group.to_string();
-        handles.push(tokio::spawn(async move {
-            let out = inner.announcer.announce(&first).await;
+        let h = tokio::spawn(async move {
+            let rounds = from..inner.announcer.settings().count;
+            let out = inner.announcer.announce_rounds(&targets, rounds).await;
             for e in &out.errors {
                 tracing::warn!(group = %g, "announcement: {e}");
             }
-        }));
-        if let Some(every) = self.inner.config.arp.refresh.filter(|d| !d.is_zero()) {
-            let inner = self.inner.clone();
-            handles.push(tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await; // the first tick is immediate
-                loop {
-                    tick.tick().await;
-                    inner.announcer.announce(&targets).await;
-                }
-            }));
+        });
+        self.tasks().entry(group.to_string()).or_default().push(h);
+    }
+
+    /// Re-announces `targets` every `ArpSettings::refresh` while held.
+    fn spawn_refresh(&self, group: &str, targets: Vec<AnnounceTarget>) {
+        if targets.is_empty() {
+            return;
         }
+        let Some(every) = self.inner.config.arp.refresh.filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let inner = self.inner.clone();
+        let h = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await; // the first tick is immediate
+            loop {
+                tick.tick().await;
+                inner.announcer.announce(&targets).await;
+            }
+        });
+        self.tasks().entry(group.to_string()).or_default().push(h);
     }
 
     async fn start_one(

@@ -60,3 +60,12 @@ pub enum ResourceSpec {
         timeout: Duration,
     },
 }
+
+impl ResourceSpec {
+    /// Network identity (an address, a MAC, a hostname) rather than a
+    /// service script: what may still be in place, withdrawn in the kernel,
+    /// while a peer takes the group over (see `stop_group_with`).
+    pub fn is_identity(&self) -> bool {
+        !matches!(self, ResourceSpec::Script { .. })
+    }
+}

@@ -48,15 +48,17 @@ pub fn sleep_until(deadline_ns: u64) {
 }
 
 /// Puts the calling thread under SCHED_FIFO so CPU load cannot delay
-/// heartbeats. Returns the OS error if not permitted.
+/// it, with SCHED_RESET_ON_FORK (processes it starts run normally).
+/// Returns the OS error if not permitted.
 pub fn make_realtime(priority: i32) -> std::io::Result<()> {
     let p = libc::sched_param {
         sched_priority: priority,
     };
-    // SAFETY: pthread_self is valid; p is a valid struct.
-    let r = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &p) };
+    // SAFETY: pid 0 is the calling thread; p is a valid struct.
+    let r =
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &p) };
     if r != 0 {
-        return Err(std::io::Error::from_raw_os_error(r));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask bench failover`: client-visible outage of vip1 when node0
 //! fails, for hb, for keepalived and for Heartbeat itself, in the same lab
-//! with the same client probe (ICMP echo to the VIP every 0.5 ms; outage =
+//! with the same client probe (ICMP echo to the VIP every 0.1 ms; outage =
 //! longest gap between answers from the fault until the standby serves).
 //! One invocation runs all contenders so the comparison is fair.
 //! `--trials N` (default 10).
@@ -15,7 +15,7 @@ use hb_tests::lab::{
     default_agent_bin,
     heartbeat::{self, Heartbeat},
     keepalived::{Keepalived, Net, Variant},
-    observe::{Prober, Watcher},
+    observe::{FAST_PROBE_INTERVAL, Prober, Watcher},
     topology::{Topology, VIPS},
 };
 
@@ -122,6 +122,15 @@ fn pct(v: &[f64], p: f64) -> f64 {
     s[i]
 }
 
+/// hb's fastest timings that passed every lab scenario on this 2-core
+/// machine (no false failover); `--fastest K/D` tries others.
+const FASTEST: Timings = Timings {
+    keepalive_ms: 1.0,
+    deadtime_ms: 4.0,
+    warntime_ms: 2.0,
+    initdead_ms: 100.0,
+};
+
 const SETTLE: Duration = Duration::from_millis(40);
 
 fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Result<u64> {
@@ -155,6 +164,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
         agent_bin: default_agent_bin()?,
         workdir: std::env::temp_dir().join(hb_tests::netns::unique("bench")),
         verbose: false,
+        probe_interval: FAST_PROBE_INTERVAL,
     })?;
     let to = l.settle_timeout();
     let mut out = Vec::new();
@@ -230,7 +240,7 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
     std::fs::create_dir_all(&dir)?;
     let topo = Topology::build()?;
     let watcher = Watcher::start(&topo.nodes);
-    let prober = Prober::start(&topo.gw)?;
+    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
     let start = |i: usize| Keepalived::start(&topo.nodes[i].name, i, v, &dir);
     let mut ka = [Some(start(0)?), Some(start(1)?)];
     let to = Duration::from_secs(10);
@@ -342,7 +352,7 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
     std::fs::create_dir_all(&dir)?;
     let topo = Topology::build()?;
     let watcher = Watcher::start(&topo.nodes);
-    let prober = Prober::start(&topo.gw)?;
+    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
     let start = |i: usize| Heartbeat::start(&topo.nodes[i].name, i, &dir);
     let to = Duration::from_secs(30);
     // A fresh cluster, also after a failed trial (v1 Heartbeat can stay
@@ -453,14 +463,55 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
     Ok(out)
 }
 
+/// `--name value` from the command line.
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// `--fastest K/D`: keepalive/deadtime in ms for hb's fastest column.
+fn parse_timings(s: &str) -> Result<Timings> {
+    let (k, d) = s
+        .split_once('/')
+        .with_context(|| format!("--fastest {s}: expected KEEPALIVE_MS/DEADTIME_MS"))?;
+    let keepalive_ms: f64 = k
+        .parse()
+        .with_context(|| format!("--fastest {s}: keepalive"))?;
+    let deadtime_ms: f64 = d
+        .parse()
+        .with_context(|| format!("--fastest {s}: deadtime"))?;
+    if !(keepalive_ms > 0.0 && deadtime_ms > keepalive_ms) {
+        bail!("--fastest {s}: need 0 < keepalive < deadtime");
+    }
+    Ok(Timings {
+        keepalive_ms,
+        deadtime_ms,
+        warntime_ms: deadtime_ms / 2.0,
+        initdead_ms: (deadtime_ms * 25.0).max(100.0),
+    })
+}
+
+fn fmt_ms(v: f64) -> String {
+    format!("{v}")
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let trials: usize = args
-        .iter()
-        .position(|a| a == "--trials")
-        .and_then(|i| args.get(i + 1))
+    let trials: usize = arg(&args, "--trials")
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // `--only hb` (or keepalived, heartbeat): run only the contenders whose
+    // column name starts with it (exploring; the README's table runs all).
+    let only = arg(&args, "--only");
+    let want = |name: &str| only.as_deref().is_none_or(|o| name.starts_with(o));
+    // Its fastest timings that passed the whole lab (every scenario, no
+    // false failover) on this 2-core machine.
+    let fastest = match arg(&args, "--fastest") {
+        Some(s) => parse_timings(&s)?,
+        None => FASTEST,
+    };
     println!(
         "# hb vs keepalived vs Heartbeat: client-visible outage of vip1 when node0 fails ({trials} trials per fault)\n"
     );
@@ -471,26 +522,30 @@ fn main() -> Result<()> {
         warntime_ms: 20.0,
         initdead_ms: 300.0,
     };
-    columns.push((
-        "hb 10 ms / 30 ms (keepalived-equivalent)".into(),
-        hb_trials(eq, trials)?,
-    ));
     let fast = Timings {
         keepalive_ms: 2.0,
         deadtime_ms: 10.0,
         warntime_ms: 6.0,
         initdead_ms: 200.0,
     };
-    columns.push(("hb 2 ms / 10 ms".into(), hb_trials(fast, trials)?));
-    // Its fastest timings that passed the whole lab (every scenario, no
-    // false failover) on this 2-core machine; 0.2 ms / 1 ms did not.
-    let fastest = Timings {
-        keepalive_ms: 1.0,
-        deadtime_ms: 4.0,
-        warntime_ms: 2.0,
-        initdead_ms: 100.0,
-    };
-    columns.push(("hb 1 ms / 4 ms".into(), hb_trials(fastest, trials)?));
+    let hb_columns = [
+        ("hb 10 ms / 30 ms (keepalived-equivalent)".to_string(), eq),
+        ("hb 2 ms / 10 ms".to_string(), fast),
+        (
+            format!(
+                "hb {} ms / {} ms",
+                fmt_ms(fastest.keepalive_ms),
+                fmt_ms(fastest.deadtime_ms)
+            ),
+            fastest,
+        ),
+    ];
+    for (name, t) in hb_columns {
+        if want(&name) {
+            let col = hb_trials(t, trials)?;
+            columns.push((name, col));
+        }
+    }
     let keepalived = [
         // Its floor, as its users would set it up for speed.
         Variant {
@@ -516,21 +571,24 @@ fn main() -> Result<()> {
         },
     ];
     for v in keepalived {
-        columns.push((v.name(), keepalived_trials(v, trials)?));
+        if want(&v.name()) {
+            columns.push((v.name(), keepalived_trials(v, trials)?));
+        }
     }
     let t = &heartbeat::TIMINGS;
-    columns.push((
-        format!(
-            "heartbeat 3.0.6 keepalive {} ms / deadtime {} ms (bcast eth2, ping + ipfail)",
-            t.keepalive_ms, t.deadtime_ms
-        ),
+    let name = format!(
+        "heartbeat 3.0.6 keepalive {} ms / deadtime {} ms (bcast eth2, ping + ipfail)",
+        t.keepalive_ms, t.deadtime_ms
+    );
+    if want(&name) {
         // A column of its own failing (Heartbeat not installed, a cluster
         // that would not come up) leaves the others' results standing.
-        heartbeat_trials(trials).unwrap_or_else(|e| {
+        let col = heartbeat_trials(trials).unwrap_or_else(|e| {
             eprintln!("heartbeat: {e:#}");
             Vec::new()
-        }),
-    ));
+        });
+        columns.push((name, col));
+    }
     println!(
         "| fault | contender | median outage | p95 outage | trials ok | two answering, hang to recovery (median) | answering node changes, hang to recovery (median; clean = 2) | address on two nodes after resume (median) |"
     );

@@ -82,6 +82,7 @@ fn main() -> Result<()> {
         agent_bin: default_agent_bin()?,
         workdir,
         verbose: !flag("--quiet"),
+        probe_interval: hb_tests::lab::observe::PROBE_INTERVAL,
     })?;
     let mut results: Vec<ScenarioResult> = Vec::new();
     for (name, f) in scenarios::all() {

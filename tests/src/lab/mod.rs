@@ -35,6 +35,8 @@ pub struct LabOptions {
     pub workdir: PathBuf,
     /// Print the timeline as it happens.
     pub verbose: bool,
+    /// How often the client probes each VIP.
+    pub probe_interval: std::time::Duration,
 }
 
 pub struct Lab {
@@ -52,7 +54,12 @@ pub struct Lab {
 struct DirGuard(PathBuf);
 
 impl Drop for DirGuard {
+    /// `HB_LAB_KEEP=1` keeps the work dir (configurations, agent logs).
     fn drop(&mut self) {
+        if std::env::var_os("HB_LAB_KEEP").is_some_and(|v| v == "1") {
+            eprintln!("lab work dir kept: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -96,7 +103,7 @@ impl Lab {
             confs.push(c);
         }
         let watcher = Watcher::start(&topo.nodes);
-        let prober = Prober::start(&topo.gw)?;
+        let prober = Prober::start(&topo.gw, opts.probe_interval)?;
         let timeline = timeline::Timeline::new(dir.clone(), opts.verbose);
         let mut lab = Lab {
             prober,

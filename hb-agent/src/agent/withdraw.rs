@@ -1,0 +1,207 @@
+//! Withdrawing a group's service addresses in the kernel before removing
+//! them: the hand-over's first step.
+//!
+//! A release used to end, on the wire, when its address left the
+//! interface, after the hostname went back (resources stop right to left):
+//! about 0.5-1 ms of netlink calls during which nobody answered, and only
+//! then did the peers hear "released". Now, once only network identity is
+//! left to stop (addresses, macvlan MACs, hostnames), the worker sets the
+//! addresses' bits in the XDP program's `WITHDRAWN` map: from that write
+//! on, the kernel drops all traffic for them (IP, ARP, neighbour
+//! solicitations), the group is reported released and the peers may take
+//! it over while the addresses are still being removed here. The next
+//! start of the group clears its bits.
+//!
+//! Only addresses the service lease guards can be withdrawn (the guard
+//! list is the map's index); a group with any other address, or with a MAC
+//! replaced on the interface itself (that interface would keep sending with
+//! the virtual MAC), is released the old way: everything stopped first.
+
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6, WITHDRAWN_V6_SHIFT, WithdrawnBits};
+use tracing::error;
+
+use crate::kernel::maps::WithdrawnWriter;
+use crate::resources::{MacMode, ResourceSpec};
+
+/// The `WITHDRAWN` map and the guard list that indexes it. Shared by the
+/// resource workers (one write per release and per start).
+pub struct Withdrawal {
+    guard: GuardConfig,
+    map: Mutex<(WithdrawnWriter, WithdrawnBits)>,
+}
+
+impl Withdrawal {
+    /// Starts with nothing withdrawn (bits a previous agent left in a pinned
+    /// map are cleared: this agent adopts what is in place).
+    pub fn new(guard: GuardConfig, mut writer: WithdrawnWriter) -> anyhow::Result<Withdrawal> {
+        writer.set(0)?;
+        Ok(Withdrawal {
+            guard,
+            map: Mutex::new((writer, 0)),
+        })
+    }
+
+    /// Withdraws `addrs`; false (nothing changed) if one of them is not
+    /// guarded or the map write failed.
+    pub fn withdraw(&self, addrs: &[IpAddr]) -> bool {
+        let Some(bits) = bits_of(&self.guard, addrs) else {
+            return false;
+        };
+        self.update(|b| b | bits)
+    }
+
+    /// Lets `addrs` be answered again (before a start).
+    pub fn restore(&self, addrs: &[IpAddr]) {
+        let bits: WithdrawnBits = addrs
+            .iter()
+            .filter_map(|a| bits_of(&self.guard, std::slice::from_ref(a)))
+            .fold(0, |acc, b| acc | b);
+        if bits != 0 {
+            self.update(|b| b & !bits);
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(WithdrawnBits) -> WithdrawnBits) -> bool {
+        let mut m = self.map.lock().expect("withdrawn map poisoned");
+        let next = f(m.1);
+        if next == m.1 {
+            return true;
+        }
+        match m.0.set(next) {
+            Ok(()) => {
+                m.1 = next;
+                true
+            }
+            Err(e) => {
+                error!("withdrawing service addresses: {e:#}");
+                false
+            }
+        }
+    }
+}
+
+/// The `WITHDRAWN` bits of `addrs`, None if one is not in the guard list
+/// (or there are none).
+pub fn bits_of(g: &GuardConfig, addrs: &[IpAddr]) -> Option<WithdrawnBits> {
+    if addrs.is_empty() {
+        return None;
+    }
+    let mut bits = 0;
+    for a in addrs {
+        let bit = match a {
+            IpAddr::V4(v4) => {
+                let w = u32::from_ne_bytes(v4.octets());
+                (0..(g.v4_count as usize).min(MAX_GUARD_V4)).find(|&i| g.v4[i] == w)?
+            }
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                WITHDRAWN_V6_SHIFT
+                    + (0..(g.v6_count as usize).min(MAX_GUARD_V6)).find(|&i| g.v6[i] == o)?
+            }
+        };
+        bits |= 1 << bit;
+    }
+    Some(bits)
+}
+
+/// The service addresses of a group's resources, if all that is left of it
+/// can be handed over by withdrawing them: addresses, macvlan MACs and
+/// hostnames only, at least one address. None otherwise.
+pub fn identity_only(specs: &[ResourceSpec]) -> Option<Vec<IpAddr>> {
+    let mut addrs = Vec::new();
+    for s in specs {
+        match s {
+            ResourceSpec::IpAddr { addr, .. } => addrs.push(*addr),
+            ResourceSpec::Mac {
+                mode: MacMode::Macvlan { .. },
+                addr,
+                ..
+            } => addrs.extend(addr.map(|(a, _)| a)),
+            ResourceSpec::Hostname { .. } => {}
+            ResourceSpec::Mac { .. } | ResourceSpec::Script { .. } => return None,
+        }
+    }
+    (!addrs.is_empty()).then_some(addrs)
+}
+
+/// The service addresses of a group (to restore before a start).
+pub fn addresses(specs: &[ResourceSpec]) -> Vec<IpAddr> {
+    specs
+        .iter()
+        .filter_map(|s| match s {
+            ResourceSpec::IpAddr { addr, .. } => Some(*addr),
+            ResourceSpec::Mac {
+                addr: Some((a, _)), ..
+            } => Some(*a),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::lease::guard_config;
+
+    #[test]
+    fn bits_follow_the_guard_list_v4_low_v6_from_bit_16() {
+        let v4a: IpAddr = "192.168.32.21".parse().unwrap();
+        let v4b: IpAddr = "192.168.32.22".parse().unwrap();
+        let v6: IpAddr = "fd00::21".parse().unwrap();
+        let g = guard_config(&[v4a, v6, v4b]);
+        assert_eq!(bits_of(&g, &[v4a]), Some(1));
+        assert_eq!(bits_of(&g, &[v4b]), Some(2));
+        assert_eq!(bits_of(&g, &[v6]), Some(1 << 16));
+        assert_eq!(bits_of(&g, &[v4b, v6]), Some(2 | 1 << 16));
+    }
+
+    #[test]
+    fn an_unguarded_address_withdraws_nothing() {
+        let g = guard_config(&["192.168.32.21".parse().unwrap()]);
+        let other: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(bits_of(&g, &[other]), None);
+        assert_eq!(
+            bits_of(&g, &["192.168.32.21".parse().unwrap(), other]),
+            None
+        );
+        assert_eq!(bits_of(&g, &[]), None);
+    }
+
+    fn mac(mode: MacMode) -> ResourceSpec {
+        ResourceSpec::Mac {
+            iface: "eth0".into(),
+            mac: [0, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
+            mode,
+            addr: Some(("192.168.32.21".parse().unwrap(), 24)),
+            gateway: None,
+        }
+    }
+
+    #[test]
+    fn only_addresses_macvlans_and_hostnames_are_handed_over_withdrawn() {
+        let host = ResourceSpec::Hostname {
+            name: "nodevir".into(),
+        };
+        let macvlan = mac(MacMode::Macvlan { child: None });
+        let vip: IpAddr = "192.168.32.21".parse().unwrap();
+        assert_eq!(
+            identity_only(&[macvlan.clone(), host.clone()]),
+            Some(vec![vip])
+        );
+        // The interface keeps sending with a replaced MAC: stop it first.
+        assert_eq!(identity_only(&[mac(MacMode::Replace), host.clone()]), None);
+        // Nothing to withdraw.
+        assert_eq!(identity_only(&[host]), None);
+        let script = ResourceSpec::Script {
+            name: "httpd".into(),
+            args: vec![],
+            kind: crate::resources::ScriptKind::Heartbeat,
+            params: Default::default(),
+            timeout: std::time::Duration::from_secs(1),
+        };
+        assert_eq!(identity_only(&[macvlan, script]), None);
+    }
+}
