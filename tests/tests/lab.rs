@@ -59,9 +59,16 @@ fn run(l: &mut Lab, name: &str) -> ScenarioResult {
 
 /// The watcher samples each node's addresses every millisecond, so two
 /// samples from different nodes can overlap by up to that much without two
-/// owners ever existing; anything longer is a real overlap.
+/// owners ever existing.
 const SAMPLING_MS: f64 = 2.0;
 
+/// Removing a withdrawn group's address and hostname (generous: RTNL waits).
+const CLEANUP_MS: f64 = 10.0;
+
+/// No two nodes ever answer for a VIP (the client's view: the criterion).
+/// In the netlink view an address may stay on the old owner, withdrawn (its
+/// traffic dropped in XDP), until the new owner serves or a deadtime passed
+/// (agent/withdraw.rs); anything longer is a real overlap.
 fn assert_no_dual(r: &ScenarioResult) {
     assert_eq!(
         r.dual_answer_ms,
@@ -71,8 +78,8 @@ fn assert_no_dual(r: &ScenarioResult) {
     );
     for v in 0..2 {
         assert!(
-            r.dual_ms[v] < SAMPLING_MS,
-            "{}: two nodes held a VIP: {:?} ms",
+            r.dual_ms[v] < DEADTIME_MS + CLEANUP_MS + SAMPLING_MS,
+            "{}: two nodes held a VIP longer than a withdrawn hand-over: {:?} ms",
             r.name,
             r.dual_ms
         );

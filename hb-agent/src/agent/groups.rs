@@ -33,6 +33,9 @@ use crate::resources::{
 pub enum Op {
     Start,
     Stop,
+    /// Remove what is left of a group already handed over, its addresses
+    /// withdrawn by [`GroupWorkers::hand_over`].
+    CleanUp,
 }
 
 /// What an operation reports to the main loop.
@@ -90,6 +93,9 @@ impl ResourceThread {
 
 pub struct GroupWorkers {
     queues: BTreeMap<GroupId, mpsc::UnboundedSender<Op>>,
+    /// Per group made of network identity only: its service addresses.
+    identity: BTreeMap<GroupId, Vec<IpAddr>>,
+    withdrawal: Option<Arc<Withdrawal>>,
 }
 
 impl GroupWorkers {
@@ -104,9 +110,13 @@ impl GroupWorkers {
         done: mpsc::UnboundedSender<Done>,
     ) -> GroupWorkers {
         let mut queues = BTreeMap::new();
+        let mut identity = BTreeMap::new();
         for (id, name, specs) in groups {
             let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
             queues.insert(id, tx);
+            if let Some(addrs) = withdraw::identity_only(&specs) {
+                identity.insert(id, addrs);
+            }
             let w = Worker {
                 id,
                 name,
@@ -121,6 +131,7 @@ impl GroupWorkers {
                     let ok = match op {
                         Op::Start => w.start().await,
                         Op::Stop => w.stop().await,
+                        Op::CleanUp => w.clean_up().await,
                     };
                     if !ok {
                         return;
@@ -128,7 +139,23 @@ impl GroupWorkers {
                 }
             });
         }
-        GroupWorkers { queues }
+        GroupWorkers {
+            queues,
+            identity,
+            withdrawal,
+        }
+    }
+
+    /// Releases a group made of network identity only at once, on the
+    /// caller's thread: withdraws its addresses in the kernel; their
+    /// removal (`Op::CleanUp`) is up to the caller. False (nothing done)
+    /// for any other group, or if the withdrawal failed: stop it with
+    /// `Op::Stop`.
+    pub fn hand_over(&self, group: GroupId) -> bool {
+        let (Some(w), Some(addrs)) = (&self.withdrawal, self.identity.get(&group)) else {
+            return false;
+        };
+        w.withdraw(addrs)
     }
 
     pub fn submit(&self, group: GroupId, op: Op) {
@@ -177,6 +204,25 @@ impl Worker {
         self.report(Done::Cluster(event))
     }
 
+    /// After `GroupWorkers::hand_over`: the group is released already.
+    async fn clean_up(&self) -> bool {
+        let t0 = Instant::now();
+        let report = self.res.stop_group(&self.name, &self.specs).await;
+        let ok = report.is_clean();
+        if ok {
+            info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group cleaned up");
+        } else {
+            error!(group = %self.name, failures = ?report.failures, "group clean-up failed");
+        }
+        self.report(Done::StopFinished {
+            group: self.id,
+            handed_over: true,
+            ok,
+        })
+    }
+
+    /// Stops right to left; a group with scripts is handed over once only
+    /// its network identity is left (see withdraw.rs).
     async fn stop(&self) -> bool {
         let t0 = Instant::now();
         let mut handed_over = false;

@@ -63,6 +63,15 @@ pub struct Agent {
     /// Groups whose stop has not finished (their addresses may still be on
     /// an interface, withdrawn): the agent does not exit before they are.
     stopping: BTreeSet<GroupId>,
+    /// Events raised while applying actions (a release done on the spot),
+    /// fed after the batch that raised them.
+    pending: VecDeque<Event>,
+    feeding: bool,
+    /// Groups handed over with their addresses withdrawn, whose removal
+    /// waits until a peer serves them (or this deadline): removing
+    /// addresses takes the kernel's RTNL lock, which the taker's own
+    /// netlink calls need at that very moment.
+    deferred_cleanups: BTreeMap<GroupId, Instant>,
 }
 
 #[derive(Clone, Default)]
@@ -400,6 +409,9 @@ impl Agent {
             handing_over: Vec::new(),
             drain_until: None,
             stopping: BTreeSet::new(),
+            pending: VecDeque::new(),
+            feeding: false,
+            deferred_cleanups: BTreeMap::new(),
         };
         info!(
             node = %agent.local.name,
@@ -532,6 +544,7 @@ impl Agent {
                 _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.shutdown(); }
                 _ = hup.recv() => agent.reload(&src),
             }
+            agent.run_deferred_cleanups();
             agent.check_drained();
             if let Some(l) = &lease
                 && lease::may_resume(l.on_hold(), agent.cluster.held_groups().len())
@@ -600,6 +613,19 @@ impl Agent {
 
     /// One event into the cluster logic, and its actions out.
     fn feed(&mut self, ev: Event) {
+        self.pending.push_back(ev);
+        if self.feeding {
+            // Applying an action raised it: handled after that batch.
+            return;
+        }
+        self.feeding = true;
+        while let Some(ev) = self.pending.pop_front() {
+            self.feed_one(ev);
+        }
+        self.feeding = false;
+    }
+
+    fn feed_one(&mut self, ev: Event) {
         match &ev {
             Event::Acquired { group } => {
                 let c = self.group_counts.entry(*group).or_default();
@@ -655,12 +681,24 @@ impl Agent {
             Action::Acquire { group, epoch } => {
                 info!(group = %self.group_name(group), epoch, "taking over group");
                 self.acquiring_since.insert(group, Instant::now());
+                if self.deferred_cleanups.remove(&group).is_some() {
+                    // Back before its hand-over finished: remove first, so
+                    // the start puts everything up from a known state.
+                    self.workers.submit(group, Op::CleanUp);
+                }
                 self.workers.submit(group, Op::Start);
             }
             Action::Release { group, reason } => {
                 info!(group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
                 self.stopping.insert(group);
-                self.workers.submit(group, Op::Stop);
+                if self.workers.hand_over(group) {
+                    info!(group = %self.group_name(group), "group released (addresses withdrawn, removing them)");
+                    self.pending.push_back(Event::Released { group });
+                    self.deferred_cleanups
+                        .insert(group, Instant::now() + self.cfg.timing.deadtime);
+                } else {
+                    self.workers.submit(group, Op::Stop);
+                }
             }
             Action::Fence { node, group } => {
                 let Some(f) = self.cfg.fencing.clone() else {
@@ -741,30 +779,50 @@ impl Agent {
         if !self.stopping.is_empty() {
             return;
         }
-        // The cluster logic takes no events after Exit: read the peers'
-        // latest states from the kernel's map instead.
-        let peers: Vec<_> = self
-            .kernel
-            .peer_states()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, s)| s.status == hb_common::maps::STATUS_ALIVE)
-            .map(|(_, s)| convert::wire_to_advert(&s.state))
-            .collect();
-        let taken = self.handing_over.iter().all(|g| {
-            peers
-                .iter()
-                .any(|a| a.claims.iter().any(|c| c.group == *g && c.serving))
-        });
+        let served = self.served_by_peers();
+        let taken = self.handing_over.iter().all(|g| served.contains(g));
         if taken || Instant::now() >= until {
             if !taken {
                 warn!(
-                    peers = ?peers,
+                    served = ?served,
                     "no peer confirmed serving the released groups within deadtime; stopping anyway"
                 );
             }
             info!(taken_over = taken, "hand-over done; stopping");
             self.exit = true;
+        }
+    }
+
+    /// Groups some live peer says it serves (its start finished), read
+    /// from the kernel's map: the cluster logic takes no events after Exit.
+    fn served_by_peers(&self) -> BTreeSet<GroupId> {
+        self.kernel
+            .peer_states()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, s)| s.status == hb_common::maps::STATUS_ALIVE)
+            .flat_map(|(_, s)| convert::wire_to_advert(&s.state).claims)
+            .filter(|c| c.serving)
+            .map(|c| c.group)
+            .collect()
+    }
+
+    /// Removes what is left of withdrawn groups once a peer serves them.
+    fn run_deferred_cleanups(&mut self) {
+        if self.deferred_cleanups.is_empty() {
+            return;
+        }
+        let served = self.served_by_peers();
+        let now = Instant::now();
+        let due: Vec<GroupId> = self
+            .deferred_cleanups
+            .iter()
+            .filter(|(g, until)| served.contains(g) || now >= **until)
+            .map(|(g, _)| *g)
+            .collect();
+        for g in due {
+            self.deferred_cleanups.remove(&g);
+            self.workers.submit(g, Op::CleanUp);
         }
     }
 

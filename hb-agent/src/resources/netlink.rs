@@ -341,10 +341,16 @@ fn neighbour_from_msg(msg: NeighbourMessage) -> Option<Neighbour> {
     })
 }
 
+/// How often a dump refused as busy is tried again.
+const DUMP_RETRIES: u32 = 5;
+
 /// A handle on the kernel's routing netlink, in the caller's network namespace.
 #[derive(Clone, Debug)]
 pub struct Netlink {
     handle: rtnetlink::Handle,
+    /// One dump at a time on the socket: the kernel refuses a second one
+    /// while the first runs (EBUSY), and group workers run concurrently.
+    dumps: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -357,18 +363,36 @@ impl Netlink {
                 source,
             })?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            dumps: Default::default(),
+        })
+    }
+
+    /// Collects a netlink request's answer, one dump at a time on this
+    /// socket; a dump refused as busy anyway (EBUSY) is tried again.
+    async fn dump<T, S>(&self, mut request: impl FnMut() -> S) -> Result<Vec<T>, rtnetlink::Error>
+    where
+        S: futures::Stream<Item = Result<T, rtnetlink::Error>>,
+    {
+        let _one = self.dumps.lock().await;
+        let mut tries = 0;
+        loop {
+            match request().try_collect::<Vec<T>>().await {
+                Err(e) if netlink_errno(&e) == Some(libc::EBUSY) && tries < DUMP_RETRIES => {
+                    tries += 1;
+                    tracing::debug!(tries, "netlink dump refused as busy; trying again");
+                }
+                r => return r,
+            }
+        }
     }
 
     // ----- links -----
 
     pub async fn links(&self) -> Result<Vec<Link>, ResourceError> {
         let msgs: Vec<LinkMessage> = self
-            .handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
+            .dump(|| self.handle.link().get().execute())
             .await
             .map_err(nl("listing links"))?;
         Ok(msgs.iter().map(link_from_msg).collect())
@@ -377,12 +401,7 @@ impl Netlink {
     /// The link called `name`, or None.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, ResourceError> {
         let res: Result<Vec<LinkMessage>, _> = self
-            .handle
-            .link()
-            .get()
-            .match_name(name)
-            .execute()
-            .try_collect()
+            .dump(|| self.handle.link().get().match_name(name).execute())
             .await;
         match res {
             Ok(msgs) => Ok(msgs.first().map(link_from_msg)),
@@ -400,12 +419,7 @@ impl Netlink {
 
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, ResourceError> {
         let res: Result<Vec<LinkMessage>, _> = self
-            .handle
-            .link()
-            .get()
-            .match_index(index)
-            .execute()
-            .try_collect()
+            .dump(|| self.handle.link().get().match_index(index).execute())
             .await;
         match res {
             Ok(msgs) => Ok(msgs.first().map(link_from_msg)),
@@ -481,13 +495,14 @@ impl Netlink {
 
     /// Addresses of one interface (`Some(index)`) or of all.
     pub async fn addresses(&self, index: Option<u32>) -> Result<Vec<Address>, ResourceError> {
-        let mut req = self.handle.address().get();
-        if let Some(i) = index {
-            req = req.set_link_index_filter(i);
-        }
-        let msgs: Vec<AddressMessage> = req
-            .execute()
-            .try_collect()
+        let msgs: Vec<AddressMessage> = self
+            .dump(|| {
+                let mut req = self.handle.address().get();
+                if let Some(i) = index {
+                    req = req.set_link_index_filter(i);
+                }
+                req.execute()
+            })
             .await
             .map_err(nl("listing addresses"))?;
         Ok(msgs.iter().filter_map(address_from_msg).collect())
@@ -546,13 +561,14 @@ impl Netlink {
         prefix: u8,
     ) -> Result<bool, ResourceError> {
         let present: Vec<AddressMessage> = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(link.index)
-            .set_address_filter(addr)
-            .execute()
-            .try_collect()
+            .dump(|| {
+                self.handle
+                    .address()
+                    .get()
+                    .set_link_index_filter(link.index)
+                    .set_address_filter(addr)
+                    .execute()
+            })
             .await
             .map_err(nl(format!("listing addresses of {}", link.name)))?;
         let mut removed = false;
@@ -587,11 +603,7 @@ impl Netlink {
             RouteMessageBuilder::<Ipv4Addr>::new().build()
         };
         let msgs: Vec<RouteMessage> = self
-            .handle
-            .route()
-            .get(q)
-            .execute()
-            .try_collect()
+            .dump(|| self.handle.route().get(q.clone()).execute())
             .await
             .map_err(nl("listing routes"))?;
         Ok(msgs
@@ -666,12 +678,13 @@ impl Netlink {
             AddressFamily::Inet6
         };
         let msgs: Vec<NeighbourMessage> = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(family)
-            .execute()
-            .try_collect()
+            .dump(|| {
+                self.handle
+                    .neighbours()
+                    .get()
+                    .set_address_family(family)
+                    .execute()
+            })
             .await
             .map_err(nl(format!("listing neighbours for {ip}")))?;
         Ok(msgs
