@@ -488,6 +488,8 @@ impl Agent {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let src = opts.source;
 
+        // A lapse of the lease has been turned into a release of everything.
+        let mut lapse_handled = false;
         while !agent.exit {
             tokio::select! {
                 biased;
@@ -546,10 +548,22 @@ impl Agent {
             }
             agent.run_deferred_cleanups();
             agent.check_drained();
-            if let Some(l) = &lease
-                && lease::may_resume(l.on_hold(), agent.cluster.held_groups().len())
-            {
-                l.resume();
+            if let Some(l) = &lease {
+                let held = agent.cluster.held_groups().len();
+                if l.on_hold() && held > 0 && !lapse_handled {
+                    // The lease lapsed (our silence reached a deadtime)
+                    // without the sender seeing a stall: same rule, the
+                    // peers may have taken over; our addresses stay fenced
+                    // until we released them.
+                    lapse_handled = true;
+                    agent.feed(Event::Stalled {
+                        ns: agent.cfg.timing.deadtime.as_nanos() as u64,
+                    });
+                }
+                if lease::may_resume(l.on_hold(), held) {
+                    l.resume();
+                    lapse_handled = false;
+                }
             }
         }
         if guarded {

@@ -177,12 +177,18 @@ fn run(sh: &Shared) {
         clock::sleep_until_precise(next, spin);
         let now = clock::now_ns();
         let late = now.saturating_sub(next);
-        if late > deadtime {
+        // Silence as the peers (and the lease) measure it: since the last
+        // heartbeat sent, which may be up to a keepalive before `next` (a
+        // wake-up late by less than deadtime can still lapse the lease).
+        // None before the first heartbeat and while deliberately paused.
+        let last = sh.last_sent_ns.load(Ordering::SeqCst);
+        let silent = now.saturating_sub(last);
+        if last != 0 && !sh.paused.load(Ordering::Relaxed) && silent > deadtime {
             // We were frozen: the peers have declared us dead and may hold
             // our groups. The agent releases them (see cluster, hang rule).
-            sh.last_stall_ns.store(late, Ordering::SeqCst);
+            sh.last_stall_ns.store(silent, Ordering::SeqCst);
             warn!(
-                stall_ms = late / 1_000_000,
+                stall_ms = silent as f64 / 1e6,
                 "heartbeat sender was stalled longer than deadtime"
             );
             next = now;
