@@ -35,23 +35,22 @@ impl Kernel {
 
     /// A handle on `LEASE` of its own, for the sender thread.
     pub fn lease_writer(&self) -> Result<LeaseWriter> {
-        let Some(Map::Array(data)) = self.ebpf.map("LEASE") else {
-            anyhow::bail!("map LEASE missing or not an array");
-        };
-        let fd = data.fd().as_fd().try_clone_to_owned()?;
-        let map = Map::Array(MapData::from_fd(fd)?);
-        Ok(LeaseWriter(Array::try_from(map)?))
+        Ok(LeaseWriter(self.own_array("LEASE")?))
     }
 
-    /// A writer for `WITHDRAWN` that can live on another thread (the
-    /// resource workers).
+    /// A writer for `WITHDRAWN` that can live on another thread.
     pub fn withdrawn_writer(&self) -> Result<WithdrawnWriter> {
-        let Some(Map::Array(data)) = self.ebpf.map("WITHDRAWN") else {
-            anyhow::bail!("map WITHDRAWN missing or not an array");
+        Ok(WithdrawnWriter(self.own_array("WITHDRAWN")?))
+    }
+
+    /// Array map `name` through a file descriptor of its own (movable to
+    /// another thread, independent of `self`).
+    fn own_array<T: aya::Pod>(&self, name: &str) -> Result<Array<MapData, T>> {
+        let Some(Map::Array(data)) = self.ebpf.map(name) else {
+            anyhow::bail!("map {name} missing or not an array");
         };
         let fd = data.fd().as_fd().try_clone_to_owned()?;
-        let map = Map::Array(MapData::from_fd(fd)?);
-        Ok(WithdrawnWriter(Array::try_from(map)?))
+        Ok(Array::try_from(Map::Array(MapData::from_fd(fd)?))?)
     }
 
     pub fn set_peer(&mut self, node_id: u32, cfg: PeerConfig) -> Result<()> {

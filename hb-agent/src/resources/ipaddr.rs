@@ -84,6 +84,23 @@ pub async fn ensure_on(
     label: Option<&str>,
     flags: u32,
 ) -> Result<bool, ResourceError> {
+    let present = nl.addresses(Some(link.index)).await?;
+    ensure_among(nl, link, addr, prefix, broadcast, label, flags, &present).await
+}
+
+/// [`ensure_on`] with the addresses already listed (`present`: at least
+/// those of `link`), saving a netlink round trip on a takeover's path.
+#[allow(clippy::too_many_arguments)]
+pub async fn ensure_among(
+    nl: &Netlink,
+    link: &Link,
+    addr: IpAddr,
+    prefix: u8,
+    broadcast: Option<Ipv4Addr>,
+    label: Option<&str>,
+    flags: u32,
+    present: &[Address],
+) -> Result<bool, ResourceError> {
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if prefix > max {
         return Err(ResourceError::Invalid {
@@ -91,8 +108,10 @@ pub async fn ensure_on(
             why: format!("prefix longer than {max}"),
         });
     }
-    let present = nl.addresses(Some(link.index)).await?;
-    if present.iter().any(|a| a.addr == addr && a.prefix == prefix) {
+    if present
+        .iter()
+        .any(|a| a.index == link.index && a.addr == addr && a.prefix == prefix)
+    {
         return Ok(false);
     }
     let broadcast = match addr {

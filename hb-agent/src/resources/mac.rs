@@ -481,13 +481,17 @@ async fn macvlan_start(
         // VIP now (seen in the lab: a node resuming from a hang took the
         // VIP's traffic for a deadtime). The parent's route serves instead
         // when it covers the VIP's subnet.
-        let covered = nl.addresses(Some(parent.index)).await?.iter().any(|a| {
-            a.addr.is_ipv4() == vip.is_ipv4()
+        // One dump for the parent's addresses and the child's.
+        let all = nl.addresses(None).await?;
+        let covered = all.iter().any(|a| {
+            a.index == parent.index
+                && a.addr.is_ipv4() == vip.is_ipv4()
                 && crate::resources::netlink::in_subnet(vip, a.addr, a.prefix)
                 && a.prefix <= prefix
         });
         let flags = if covered { IFA_F_NOPREFIXROUTE } else { 0 };
-        out.changed |= ipaddr::ensure_on(nl, &child, vip, prefix, None, None, flags).await?;
+        out.changed |=
+            ipaddr::ensure_among(nl, &child, vip, prefix, None, None, flags, &all).await?;
         out.targets.push(target(name, vip));
     }
     Ok(out)

@@ -235,72 +235,152 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
     Ok(out)
 }
 
-fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
-    let dir = std::env::temp_dir().join(hb_tests::netns::unique("ka"));
-    std::fs::create_dir_all(&dir)?;
-    let topo = Topology::build()?;
-    let watcher = Watcher::start(&topo.nodes);
-    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
-    let start = |i: usize| Keepalived::start(&topo.nodes[i].name, i, v, &dir);
-    let mut ka = [Some(start(0)?), Some(start(1)?)];
-    let to = Duration::from_secs(10);
-    wait("keepalived: node0 MASTER with vip1", to, || {
-        watcher.holders(0) == [0]
-    })?;
-    pause(Duration::from_millis(200));
+/// A contender run by its own daemons on a bare topology (keepalived,
+/// Heartbeat): how to inflict each fault on node0 and undo it. The trial
+/// loop (`contender_trials`) is the same for both.
+trait Contender {
+    fn label(&self) -> &'static str;
+    /// Longest wait for the standby to serve, or node0 to be back.
+    fn timeout(&self) -> Duration;
+    fn fault(&mut self, f: Fault) -> Result<()>;
+    fn recover(&mut self, f: Fault) -> Result<()>;
+    /// Node0 holds vip1 alone again: settle before the next trial; the hang
+    /// trial's time from SIGCONT (`resumed`) to vip1 answering again goes
+    /// into `st` where the contender leaves it unanswered for a while.
+    fn settle(&mut self, f: Fault, st: &mut Stats, resumed: u64) -> Result<()>;
+    /// Back to the initial state after a failed trial.
+    fn reset(&mut self) -> Result<()>;
+}
+
+/// `trials` of each fault against `c`, observed by `watcher` and `prober`.
+fn contender_trials(
+    c: &mut dyn Contender,
+    watcher: &Watcher,
+    prober: &Prober,
+    trials: usize,
+) -> Result<Vec<(Fault, Stats)>> {
+    let to = c.timeout();
     let mut out = Vec::new();
     for f in FAULTS {
         let mut st = Stats::default();
         for _ in 0..trials {
             let r = (|| -> Result<()> {
                 let t0 = clock::now_ns();
-                match f {
-                    Fault::Graceful => ka[0].take().unwrap().stop(),
-                    Fault::CablePull => topo.cable(0, true, false)?,
-                    Fault::PowerOff => {
-                        ka[0].as_ref().unwrap().signal_all(libc::SIGSTOP);
-                        topo.both_cables_fast(0, false)?;
-                        ka[0].take().unwrap().kill();
-                        let _ = topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
-                    }
-                    Fault::Hang => ka[0].as_ref().unwrap().signal_all(libc::SIGSTOP),
-                }
-                let served = wait("keepalived: node1 serves vip1", to, || {
+                c.fault(f)?;
+                let served = wait(&format!("{}: node1 serves vip1", c.label()), to, || {
                     watcher.holders(0).contains(&1)
                 })?;
-                st.outages_ms.push(outage(&prober, t0, served));
+                st.outages_ms.push(outage(prober, t0, served));
                 let resumed = clock::now_ns();
-                match f {
-                    Fault::Graceful => ka[0] = Some(start(0)?),
-                    Fault::CablePull => topo.cable(0, true, true)?,
-                    Fault::PowerOff => {
-                        topo.cable(0, true, true)?;
-                        topo.cable(0, false, true)?;
-                        ka[0] = Some(start(0)?);
-                    }
-                    Fault::Hang => ka[0].as_ref().unwrap().signal_all(libc::SIGCONT),
-                }
-                let back = wait("keepalived: node0 MASTER again", to, || {
+                c.recover(f)?;
+                let back = wait(&format!("{}: node0 holds vip1 again", c.label()), to, || {
                     watcher.holders(0) == [0]
                 })?;
                 if f == Fault::Hang {
-                    st.record_hang(&watcher, &prober, t0, resumed, back);
+                    st.record_hang(watcher, prober, t0, resumed, back);
                 }
-                pause(Duration::from_millis(200));
-                Ok(())
+                c.settle(f, &mut st, resumed)
             })();
             if let Err(e) = r {
-                eprintln!("keepalived {}: trial failed: {e:#}", f.name());
+                eprintln!("{} {}: trial failed: {e:#}", c.label(), f.name());
                 st.failed += 1;
+                c.reset()?;
             }
         }
         out.push((f, st));
     }
-    drop(ka);
+    Ok(out)
+}
+
+/// keepalived on node0 (MASTER) and node1 (BACKUP).
+struct KeepalivedRun<'a> {
+    topo: &'a Topology,
+    v: Variant,
+    dir: std::path::PathBuf,
+    ka: [Option<Keepalived>; 2],
+}
+
+impl KeepalivedRun<'_> {
+    fn start(&self, i: usize) -> Result<Keepalived> {
+        Keepalived::start(&self.topo.nodes[i].name, i, self.v, &self.dir)
+    }
+
+    fn node0(&self) -> Result<&Keepalived> {
+        self.ka[0].as_ref().context("keepalived on node0 is not running")
+    }
+}
+
+impl Contender for KeepalivedRun<'_> {
+    fn label(&self) -> &'static str {
+        "keepalived"
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn fault(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.ka[0].take().context("node0 not running")?.stop(),
+            Fault::CablePull => self.topo.cable(0, true, false)?,
+            Fault::PowerOff => {
+                self.node0()?.signal_all(libc::SIGSTOP);
+                self.topo.both_cables_fast(0, false)?;
+                self.ka[0].take().context("node0 not running")?.kill();
+                let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
+            }
+            Fault::Hang => self.node0()?.signal_all(libc::SIGSTOP),
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.ka[0] = Some(self.start(0)?),
+            Fault::CablePull => self.topo.cable(0, true, true)?,
+            Fault::PowerOff => {
+                self.topo.cable(0, true, true)?;
+                self.topo.cable(0, false, true)?;
+                self.ka[0] = Some(self.start(0)?);
+            }
+            Fault::Hang => self.node0()?.signal_all(libc::SIGCONT),
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self, _: Fault, _: &mut Stats, _: u64) -> Result<()> {
+        pause(Duration::from_millis(200));
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
+    let dir = std::env::temp_dir().join(hb_tests::netns::unique("ka"));
+    std::fs::create_dir_all(&dir)?;
+    let topo = Topology::build()?;
+    let watcher = Watcher::start(&topo.nodes);
+    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
+    let mut run = KeepalivedRun {
+        topo: &topo,
+        v,
+        dir: dir.clone(),
+        ka: [None, None],
+    };
+    run.ka = [Some(run.start(0)?), Some(run.start(1)?)];
+    wait("keepalived: node0 MASTER with vip1", run.timeout(), || {
+        watcher.holders(0) == [0]
+    })?;
+    pause(Duration::from_millis(200));
+    let out = contender_trials(&mut run, &watcher, &prober, trials);
+    drop(run);
     drop(prober);
     drop(watcher);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(out)
+    out
 }
 
 /// Before each fault Heartbeat must be settled: its logs unchanged for
@@ -347,21 +427,31 @@ fn heartbeat_settle(hb: &[Option<Heartbeat>; 2]) {
 /// at the gateway goes through REACHABLE, STALE, DELAY and PROBE first).
 const UNANSWERED_MAX: Duration = Duration::from_secs(90);
 
-fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
-    let dir = std::env::temp_dir().join(hb_tests::netns::unique("heartbeat"));
-    std::fs::create_dir_all(&dir)?;
-    let topo = Topology::build()?;
-    let watcher = Watcher::start(&topo.nodes);
-    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
-    let start = |i: usize| Heartbeat::start(&topo.nodes[i].name, i, &dir);
-    let to = Duration::from_secs(30);
-    // A fresh cluster, also after a failed trial (v1 Heartbeat can stay
-    // with both nodes owning vip1): both stopped, vip1 gone, cables in,
-    // node0 started first, then node1, as two v1 Heartbeats starting
-    // within each other's initdead can both take vip1 and keep it.
-    let fresh = |hb: &mut [Option<Heartbeat>; 2]| -> Result<()> {
-        *hb = [None, None];
-        for (i, ns) in topo.nodes.iter().take(2).enumerate() {
+/// Linux-HA Heartbeat 3.0.6 on node0 and node1.
+struct HeartbeatRun<'a> {
+    topo: &'a Topology,
+    watcher: &'a Watcher,
+    prober: &'a Prober,
+    dir: std::path::PathBuf,
+    hb: [Option<Heartbeat>; 2],
+}
+
+impl HeartbeatRun<'_> {
+    fn start(&self, i: usize) -> Result<Heartbeat> {
+        Heartbeat::start(&self.topo.nodes[i].name, i, &self.dir)
+    }
+
+    fn node0(&self) -> Result<&Heartbeat> {
+        self.hb[0].as_ref().context("heartbeat on node0 is not running")
+    }
+
+    /// A fresh cluster, also after a failed trial (v1 Heartbeat can stay
+    /// with both nodes owning vip1): both stopped, vip1 gone, cables in,
+    /// node0 started first, then node1, as two v1 Heartbeats starting
+    /// within each other's initdead can both take vip1 and keep it.
+    fn fresh(&mut self) -> Result<()> {
+        self.hb = [None, None];
+        for (i, ns) in self.topo.nodes.iter().take(2).enumerate() {
             let _ = ns.exec(&[
                 "ip",
                 "addr",
@@ -370,85 +460,105 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
                 "dev",
                 "eth0",
             ]);
-            topo.cable(i, true, true)?;
-            topo.cable(i, false, true)?;
+            self.topo.cable(i, true, true)?;
+            self.topo.cable(i, false, true)?;
         }
-        hb[0] = Some(start(0)?);
-        wait("heartbeat: node0 holds vip1", to, || {
+        self.hb[0] = Some(self.start(0)?);
+        let watcher = self.watcher;
+        wait("heartbeat: node0 holds vip1", self.timeout(), || {
             watcher.holders(0) == [0]
         })?;
-        hb[1] = Some(start(1)?);
-        heartbeat_settle(hb);
+        self.hb[1] = Some(self.start(1)?);
+        heartbeat_settle(&self.hb);
+        let prober = self.prober;
         wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
             prober.answering(0, Duration::from_millis(5))
         })?;
         Ok(())
-    };
-    let mut hb = [None, None];
-    fresh(&mut hb).with_context(|| format!("logs in {}", dir.display()))?;
-    let mut out = Vec::new();
-    for f in FAULTS {
-        let mut st = Stats::default();
-        for _ in 0..trials {
-            let r = (|| -> Result<()> {
-                let t0 = clock::now_ns();
-                match f {
-                    Fault::Graceful => hb[0].take().unwrap().stop(Duration::from_secs(20))?,
-                    Fault::CablePull => topo.cable(0, true, false)?,
-                    Fault::PowerOff => {
-                        hb[0].as_ref().unwrap().signal_all(libc::SIGSTOP);
-                        topo.both_cables_fast(0, false)?;
-                        hb[0].take().unwrap().kill();
-                        // A powered-off node holds no addresses.
-                        let vip = format!("{}/24", VIPS[0]);
-                        let _ = topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
-                    }
-                    Fault::Hang => hb[0].as_ref().unwrap().signal_all(libc::SIGSTOP),
-                }
-                let served = wait("heartbeat: node1 serves vip1", to, || {
-                    watcher.holders(0).contains(&1)
-                })?;
-                st.outages_ms.push(outage(&prober, t0, served));
-                let resumed = clock::now_ns();
-                match f {
-                    Fault::Graceful => hb[0] = Some(start(0)?),
-                    Fault::CablePull => topo.cable(0, true, true)?,
-                    Fault::PowerOff => {
-                        topo.cable(0, true, true)?;
-                        topo.cable(0, false, true)?;
-                        hb[0] = Some(start(0)?);
-                    }
-                    Fault::Hang => hb[0].as_ref().unwrap().signal_all(libc::SIGCONT),
-                }
-                let back = wait("heartbeat: node0 holds vip1 again", to, || {
-                    watcher.holders(0) == [0]
-                })?;
-                if f == Fault::Hang {
-                    st.record_hang(&watcher, &prober, t0, resumed, back);
-                }
-                // node0 kept vip1 through the hang and does not announce it
-                // again, so the gateway's ARP entry names node1 until it
-                // expires: every trial starts with vip1 answering.
-                let answers = wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
-                    prober.answering(0, Duration::from_millis(5))
-                })?;
-                if f == Fault::Hang {
-                    st.unanswered_after_resume_ms
-                        .push((answers - resumed) as f64 / 1e6);
-                }
-                heartbeat_settle(&hb);
-                Ok(())
-            })();
-            if let Err(e) = r {
-                eprintln!("heartbeat {}: trial failed: {e:#}", f.name());
-                st.failed += 1;
-                // Back to the initial state for the next trial.
-                fresh(&mut hb).with_context(|| format!("logs in {}", dir.display()))?;
-            }
-        }
-        out.push((f, st));
     }
-    drop(hb);
+}
+
+impl Contender for HeartbeatRun<'_> {
+    fn label(&self) -> &'static str {
+        "heartbeat"
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    fn fault(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.hb[0]
+                .take()
+                .context("node0 not running")?
+                .stop(Duration::from_secs(20))?,
+            Fault::CablePull => self.topo.cable(0, true, false)?,
+            Fault::PowerOff => {
+                self.node0()?.signal_all(libc::SIGSTOP);
+                self.topo.both_cables_fast(0, false)?;
+                self.hb[0].take().context("node0 not running")?.kill();
+                // A powered-off node holds no addresses.
+                let vip = format!("{}/24", VIPS[0]);
+                let _ = self.topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
+            }
+            Fault::Hang => self.node0()?.signal_all(libc::SIGSTOP),
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.hb[0] = Some(self.start(0)?),
+            Fault::CablePull => self.topo.cable(0, true, true)?,
+            Fault::PowerOff => {
+                self.topo.cable(0, true, true)?;
+                self.topo.cable(0, false, true)?;
+                self.hb[0] = Some(self.start(0)?);
+            }
+            Fault::Hang => self.node0()?.signal_all(libc::SIGCONT),
+        }
+        Ok(())
+    }
+
+    /// node0 kept vip1 through the hang and does not announce it again,
+    /// so the gateway's ARP entry names node1 until it expires: every
+    /// trial starts with vip1 answering.
+    fn settle(&mut self, f: Fault, st: &mut Stats, resumed: u64) -> Result<()> {
+        let prober = self.prober;
+        let answers = wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
+            prober.answering(0, Duration::from_millis(5))
+        })?;
+        if f == Fault::Hang {
+            st.unanswered_after_resume_ms
+                .push((answers - resumed) as f64 / 1e6);
+        }
+        heartbeat_settle(&self.hb);
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.fresh()
+            .with_context(|| format!("logs in {}", self.dir.display()))
+    }
+}
+
+fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
+    let dir = std::env::temp_dir().join(hb_tests::netns::unique("heartbeat"));
+    std::fs::create_dir_all(&dir)?;
+    let topo = Topology::build()?;
+    let watcher = Watcher::start(&topo.nodes);
+    let prober = Prober::start(&topo.gw, FAST_PROBE_INTERVAL)?;
+    let mut run = HeartbeatRun {
+        topo: &topo,
+        watcher: &watcher,
+        prober: &prober,
+        dir: dir.clone(),
+        hb: [None, None],
+    };
+    run.reset()?;
+    let out = contender_trials(&mut run, &watcher, &prober, trials)?;
+    drop(run);
     drop(prober);
     drop(watcher);
     drop(topo);
