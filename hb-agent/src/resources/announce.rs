@@ -197,6 +197,17 @@ impl Announcer {
         targets: &[AnnounceTarget],
         rounds: std::ops::Range<u32>,
     ) -> AnnounceOutcome {
+        self.announce_rounds_via(targets, rounds, &[]).await
+    }
+
+    /// [`Announcer::announce_rounds`] through `known` links (index and
+    /// MAC as the caller just set them) instead of looking them up.
+    pub async fn announce_rounds_via(
+        &self,
+        targets: &[AnnounceTarget],
+        rounds: std::ops::Range<u32>,
+        known: &[Link],
+    ) -> AnnounceOutcome {
         let mut out = AnnounceOutcome::default();
         let rounds = rounds.start..rounds.end.min(self.settings.count);
         if targets.is_empty() || rounds.is_empty() {
@@ -206,6 +217,11 @@ impl Announcer {
         let mut links: HashMap<String, Link> = HashMap::new();
         let mut live: Vec<&AnnounceTarget> = Vec::new();
         for t in targets {
+            if !links.contains_key(&t.iface)
+                && let Some(l) = known.iter().find(|l| l.name == t.iface && l.mac.is_some())
+            {
+                links.insert(t.iface.clone(), l.clone());
+            }
             if !links.contains_key(&t.iface) {
                 match self.netlink.link(&t.iface).await {
                     Ok(l) if l.mac.is_some() => {

@@ -40,6 +40,9 @@ pub struct MacOutcome {
     /// Addresses to announce (the VIP after start; the restored real addresses
     /// after a Replace stop).
     pub targets: Vec<AnnounceTarget>,
+    /// The interfaces of `targets` as they are now (index and MAC), when
+    /// known without asking the kernel again.
+    pub links: Vec<Link>,
 }
 
 /// The default macvlan child name: `hb-<group>` when that fits the kernel's
@@ -493,6 +496,11 @@ async fn macvlan_start(
         out.changed |=
             ipaddr::ensure_among(nl, &child, vip, prefix, None, None, flags, &all).await?;
         out.targets.push(target(name, vip));
+        out.links.push(Link {
+            mac: Some(vmac),
+            up: true,
+            ..child
+        });
     }
     Ok(out)
 }
@@ -539,7 +547,7 @@ async fn macvlan_stop(
     }
     Ok(MacOutcome {
         changed,
-        targets: Vec::new(),
+        ..Default::default()
     })
 }
 

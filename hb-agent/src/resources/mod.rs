@@ -106,6 +106,26 @@ impl Outcome {
     }
 }
 
+/// What starting one resource did, and what to announce through which
+/// interfaces.
+struct Started {
+    outcome: Outcome,
+    targets: Vec<AnnounceTarget>,
+    /// Interfaces of `targets` already known (no lookup before the first
+    /// announcement).
+    links: Vec<netlink::Link>,
+}
+
+impl Started {
+    fn new(changed: bool, targets: Vec<AnnounceTarget>) -> Started {
+        Started {
+            outcome: Outcome::from_changed(changed),
+            targets,
+            links: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ResourceOutcome {
     pub resource: String,
@@ -318,18 +338,25 @@ impl Resources {
             let r = self.start_one(group, spec).await;
             tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource start");
             match r {
-                Ok((outcome, t)) => {
+                Ok(started) => {
                     resources.push(ResourceOutcome {
                         resource: Describe(spec).to_string(),
-                        outcome,
+                        outcome: started.outcome,
                     });
-                    let new: Vec<AnnounceTarget> =
-                        t.into_iter().filter(|t| !targets.contains(t)).collect();
+                    let new: Vec<AnnounceTarget> = started
+                        .targets
+                        .into_iter()
+                        .filter(|t| !targets.contains(t))
+                        .collect();
                     // The first round goes out now, before the rest of the
                     // group (a hostname, scripts): the switch learns the
                     // address's new port that much earlier.
                     if !new.is_empty() {
-                        let first = self.inner.announcer.announce_rounds(&new, 0..1).await;
+                        let first = self
+                            .inner
+                            .announcer
+                            .announce_rounds_via(&new, 0..1, &started.links)
+                            .await;
                         for e in &first.errors {
                             tracing::warn!(group, "announcement: {e}");
                         }
@@ -496,11 +523,7 @@ impl Resources {
         self.tasks().entry(group.to_string()).or_default().push(h);
     }
 
-    async fn start_one(
-        &self,
-        group: &str,
-        spec: &ResourceSpec,
-    ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
+    async fn start_one(&self, group: &str, spec: &ResourceSpec) -> Result<Started, ResourceError> {
         let nl = &self.inner.nl;
         match spec {
             ResourceSpec::IpAddr {
@@ -519,7 +542,7 @@ impl Resources {
                     label.as_deref(),
                 )
                 .await?;
-                Ok((Outcome::from_changed(c), vec![t]))
+                Ok(Started::new(c, vec![t]))
             }
             ResourceSpec::Mac {
                 iface,
@@ -537,14 +560,18 @@ impl Resources {
                     gateway: *gateway,
                 };
                 let out = mac::start(nl, &self.inner.state, &req).await?;
-                Ok((Outcome::from_changed(out.changed), out.targets))
+                Ok(Started {
+                    outcome: Outcome::from_changed(out.changed),
+                    targets: out.targets,
+                    links: out.links,
+                })
             }
             ResourceSpec::Hostname { name } => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::start(all, group, name))?;
-                Ok((Outcome::from_changed(c), Vec::new()))
+                Ok(Started::new(c, Vec::new()))
             }
             ResourceSpec::Script {
                 name,
@@ -562,7 +589,7 @@ impl Resources {
                     timeout: *timeout,
                 };
                 let c = self.inner.scripts.start(&call).await?;
-                Ok((Outcome::from_changed(c), Vec::new()))
+                Ok(Started::new(c, Vec::new()))
             }
         }
     }

@@ -157,7 +157,9 @@ fn outage(p: &Prober, t0: u64, served: u64) -> f64 {
     p.outage(0, t0, served + SETTLE.as_nanos() as u64) as f64 / 1e6
 }
 
-fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
+/// hb's trials, and how often a healthy node (node1, node2: only node0 is
+/// ever faulted) was declared dead during them: false failovers.
+fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, usize)> {
     let mut l = Lab::start(LabOptions {
         timings,
         toml: false,
@@ -227,12 +229,26 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<Vec<(Fault, Stats)>> {
             if let Err(e) = r {
                 eprintln!("hb {}: trial failed: {e:#}", f.name());
                 st.failed += 1;
-                return Ok(out);
+                out.push((f, st));
+                return Ok((out, false_deaths(&mut l)));
             }
         }
         out.push((f, st));
     }
-    Ok(out)
+    Ok((out, false_deaths(&mut l)))
+}
+
+/// "peer dead on all links" for a peer other than node0, as the agents
+/// logged it so far.
+fn false_deaths(l: &mut Lab) -> usize {
+    l.timeline.poll();
+    l.timeline
+        .entries
+        .iter()
+        .filter(|(_, line)| {
+            line.contains(": peer dead on all links") && !line.contains("peer=node0")
+        })
+        .count()
 }
 
 /// A contender run by its own daemons on a bare topology (keepalived,
@@ -273,9 +289,11 @@ fn contender_trials(
                 st.outages_ms.push(outage(prober, t0, served));
                 let resumed = clock::now_ns();
                 c.recover(f)?;
-                let back = wait(&format!("{}: node0 holds vip1 again", c.label()), to, || {
-                    watcher.holders(0) == [0]
-                })?;
+                let back = wait(
+                    &format!("{}: node0 holds vip1 again", c.label()),
+                    to,
+                    || watcher.holders(0) == [0],
+                )?;
                 if f == Fault::Hang {
                     st.record_hang(watcher, prober, t0, resumed, back);
                 }
@@ -306,7 +324,9 @@ impl KeepalivedRun<'_> {
     }
 
     fn node0(&self) -> Result<&Keepalived> {
-        self.ka[0].as_ref().context("keepalived on node0 is not running")
+        self.ka[0]
+            .as_ref()
+            .context("keepalived on node0 is not running")
     }
 }
 
@@ -442,7 +462,9 @@ impl HeartbeatRun<'_> {
     }
 
     fn node0(&self) -> Result<&Heartbeat> {
-        self.hb[0].as_ref().context("heartbeat on node0 is not running")
+        self.hb[0]
+            .as_ref()
+            .context("heartbeat on node0 is not running")
     }
 
     /// A fresh cluster, also after a failed trial (v1 Heartbeat can stay
@@ -650,9 +672,11 @@ fn main() -> Result<()> {
             fastest,
         ),
     ];
+    let mut false_dead = Vec::new();
     for (name, t) in hb_columns {
         if want(&name) {
-            let col = hb_trials(t, trials)?;
+            let (col, n) = hb_trials(t, trials)?;
+            false_dead.push((name.clone(), n));
             columns.push((name, col));
         }
     }
@@ -754,6 +778,10 @@ fn main() -> Result<()> {
                 .collect();
             println!("| {} | {} |", f.name(), cells.join(" | "));
         }
+    }
+    println!("\nfalse failovers: a healthy node (node1 or node2) declared dead during hb's trials");
+    for (name, n) in &false_dead {
+        println!("- {name}: {n}");
     }
     println!("\nratio keepalived (best variant) / hb (fastest), median outage:");
     for f in FAULTS {
