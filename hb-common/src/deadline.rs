@@ -8,6 +8,13 @@
 //! the peer really went silent for `deadtime`, or whether to sleep again for
 //! the remainder. Detection still happens exactly `deadtime` after the last
 //! heartbeat.
+//!
+//! Except after a stall of our own: the timer is always due exactly at
+//! `last_seen + deadtime`, so when it fires much later than that, this
+//! machine was not running (VM pause, a stuck CPU), and the peer's
+//! heartbeats of that time may still sit unprocessed in the receive
+//! queues. Silence we could not observe is no evidence: the timer looks
+//! again once, a slack later, before declaring the peer dead.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Deadline {
@@ -15,15 +22,37 @@ pub enum Deadline {
     Expired,
     /// Heard since the timer was armed: fire again after this many ns.
     RearmIn(u64),
+    /// Silent, but the timer fired more than a slack late (our own stall):
+    /// look again after this many ns, once.
+    Grace(u64),
 }
 
+/// Shortest slack: hrtimer wake-ups in a VM are late by tens of
+/// microseconds routinely.
+pub const MIN_SLACK_NS: u64 = 100_000;
+
+/// How late the timer may fire before the silence is not trusted, and how
+/// long the second look waits: a quarter of deadtime, at least
+/// [`MIN_SLACK_NS`].
 #[inline(always)]
-pub fn check(now_ns: u64, last_seen_ns: u64, deadtime_ns: u64) -> Deadline {
+pub fn slack(deadtime_ns: u64) -> u64 {
+    let q = deadtime_ns / 4;
+    if q > MIN_SLACK_NS { q } else { MIN_SLACK_NS }
+}
+
+/// `graced`: the previous firing already granted a grace.
+#[inline(always)]
+pub fn check(now_ns: u64, last_seen_ns: u64, deadtime_ns: u64, graced: bool) -> Deadline {
     let silent = now_ns.saturating_sub(last_seen_ns);
-    if silent >= deadtime_ns {
-        Deadline::Expired
+    if silent < deadtime_ns {
+        return Deadline::RearmIn(deadtime_ns - silent);
+    }
+    let late = silent - deadtime_ns;
+    let slack = slack(deadtime_ns);
+    if late > slack && !graced {
+        Deadline::Grace(slack)
     } else {
-        Deadline::RearmIn(deadtime_ns - silent)
+        Deadline::Expired
     }
 }
 
@@ -31,20 +60,41 @@ pub fn check(now_ns: u64, last_seen_ns: u64, deadtime_ns: u64) -> Deadline {
 mod tests {
     use super::*;
 
+    const D: u64 = 4_000_000;
+
     #[test]
     fn expires_exactly_at_deadtime() {
-        assert_eq!(check(1_000 + 5_000, 1_000, 5_000), Deadline::Expired);
-        assert_eq!(check(1_000 + 4_999, 1_000, 5_000), Deadline::RearmIn(1));
+        assert_eq!(check(1_000 + D, 1_000, D, false), Deadline::Expired);
+        assert_eq!(check(1_000 + D - 1, 1_000, D, false), Deadline::RearmIn(1));
     }
 
     #[test]
     fn rearms_for_the_remainder() {
-        assert_eq!(check(10_000, 8_000, 5_000), Deadline::RearmIn(3_000));
+        assert_eq!(check(10_000, 8_000, 5_000, false), Deadline::RearmIn(3_000));
     }
 
     #[test]
     fn clock_before_last_seen_does_not_underflow() {
         // last_seen written on another CPU a hair after `now` was read.
-        assert_eq!(check(999, 1_000, 5_000), Deadline::RearmIn(5_000));
+        assert_eq!(check(999, 1_000, 5_000, false), Deadline::RearmIn(5_000));
+    }
+
+    #[test]
+    fn a_timer_late_by_more_than_the_slack_looks_again_once() {
+        let late = 1_000 + D + slack(D) + 1;
+        assert_eq!(check(late, 1_000, D, false), Deadline::Grace(slack(D)));
+        // Still silent a slack later: dead.
+        assert_eq!(check(late + slack(D), 1_000, D, true), Deadline::Expired);
+        // Within the slack: no second look.
+        assert_eq!(
+            check(1_000 + D + slack(D), 1_000, D, false),
+            Deadline::Expired
+        );
+    }
+
+    #[test]
+    fn slack_is_a_quarter_of_deadtime_with_a_floor() {
+        assert_eq!(slack(4_000_000), 1_000_000);
+        assert_eq!(slack(200_000), MIN_SLACK_NS);
     }
 }

@@ -74,7 +74,9 @@ pub struct PeerStats {
     pub status: u32,
     /// Non-zero once the kernel has initialised this entry's timer.
     pub timer_ready: u32,
-    pub _pad: u32,
+    /// Non-zero while the timer takes a second look (it fired late: our
+    /// own stall, see `deadline`).
+    pub graced: u32,
     /// The cluster state the last heartbeat carried.
     pub state: ClusterState,
 }

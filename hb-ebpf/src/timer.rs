@@ -76,9 +76,17 @@ fn on_deadline(key: &PeerKey, s: &mut PeerStats, now: u64) -> Option<u64> {
     if s.status != STATUS_ALIVE {
         return None;
     }
-    match deadline::check(now, s.last_seen_ns, s.deadtime_ns) {
-        Deadline::RearmIn(ns) => Some(ns),
+    match deadline::check(now, s.last_seen_ns, s.deadtime_ns, s.graced != 0) {
+        Deadline::RearmIn(ns) => {
+            s.graced = 0;
+            Some(ns)
+        }
+        Deadline::Grace(ns) => {
+            s.graced = 1;
+            Some(ns)
+        }
         Deadline::Expired => {
+            s.graced = 0;
             s.status = STATUS_DEAD;
             s.deaths += 1;
             emit(EV_DEAD, key, s, s.deadtime_ns);

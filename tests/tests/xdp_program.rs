@@ -400,6 +400,37 @@ async fn real_bpf_timer_declares_a_silent_peer_dead() {
     assert_eq!(t.peer().unwrap().status, STATUS_DEAD);
 }
 
+#[tokio::test]
+async fn a_late_timer_looks_again_before_declaring_dead() {
+    let t = TestKernel::new();
+    t.run(&hb_frame(5, 1));
+    let seen = t.peer().unwrap().last_seen_ns;
+    let slack = hb_common::deadline::slack(DEADTIME_NS);
+    // Fired more than a slack past its due time: this machine stalled and
+    // the peer's heartbeats of that time may still be queued.
+    assert_eq!(
+        t.probe_deadline(seen + DEADTIME_NS + slack + 1),
+        XDP_PASS,
+        "a late timer looks again"
+    );
+    let s = t.peer().unwrap();
+    assert_eq!((s.status, s.graced), (STATUS_ALIVE, 1));
+    // A queued heartbeat arrives meanwhile: alive, the grace is over.
+    t.run(&hb_frame(5, 2));
+    let seen = t.peer().unwrap().last_seen_ns;
+    assert_eq!(t.probe_deadline(seen + 1), XDP_PASS);
+    assert_eq!(t.peer().unwrap().graced, 0);
+    // Late again and still silent a slack later: dead, once.
+    assert_eq!(t.probe_deadline(seen + DEADTIME_NS + slack + 1), XDP_PASS);
+    assert_eq!(
+        t.probe_deadline(seen + DEADTIME_NS + 2 * slack + 2),
+        XDP_DROP,
+        "silent after the second look: dead"
+    );
+    let s = t.peer().unwrap();
+    assert_eq!((s.status, s.deaths, s.graced), (STATUS_DEAD, 1, 0));
+}
+
 // ----- the service lease guard -----
 
 const VIP4: &str = "192.168.32.21";

@@ -1,9 +1,9 @@
 //! `realtime on` (Heartbeat's default, and ours) for the threads on a
-//! failover's path, not only the heartbeat sender: the main loop (kernel
-//! events, the cluster logic), the tokio workers (carrier and ping
-//! watchers) and the resource thread (netlink). On a busy host each hop
-//! between them otherwise waits for a CFS time slice: 0.1-0.3 ms per hop
-//! measured in the lab on two loaded cores, several hops per failover.
+//! failover's path, not only the heartbeat sender: the event loop (kernel
+//! events, the cluster logic, carrier and ping watchers) and the resource
+//! thread (netlink). On a busy host each hop between them otherwise waits
+//! for a CFS time slice: 0.1-0.3 ms per hop measured in the lab on two
+//! loaded cores, several hops per failover.
 //!
 //! They run SCHED_FIFO at [`PRIORITY`], below the sender's 50, so they can
 //! never delay a heartbeat; with SCHED_RESET_ON_FORK, so resource scripts
@@ -28,8 +28,8 @@ thread_local! {
     static APPLIED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Turns it on for the calling thread and, from their next wake-up, for
-/// the runtime's workers (they call [`apply_here`]).
+/// Turns it on for the calling thread (the event loop) and, from its next
+/// wake-up, for the resource thread (it calls [`apply_here`]).
 pub fn enable() {
     ENABLED.store(true, Ordering::SeqCst);
     apply_here();
