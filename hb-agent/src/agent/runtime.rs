@@ -72,6 +72,8 @@ pub struct Agent {
     /// addresses takes the kernel's RTNL lock, which the taker's own
     /// netlink calls need at that very moment.
     deferred_cleanups: BTreeMap<GroupId, Instant>,
+    /// `served_by_peers` as last read; cleared when kernel events arrive.
+    served_cache: Option<BTreeSet<GroupId>>,
 }
 
 #[derive(Clone, Default)]
@@ -412,6 +414,7 @@ impl Agent {
             pending: VecDeque::new(),
             feeding: false,
             deferred_cleanups: BTreeMap::new(),
+            served_cache: None,
         };
         info!(
             node = %agent.local.name,
@@ -496,6 +499,7 @@ impl Agent {
                 batch = events.next_batch() => {
                     // A freeze must be known before the events queued during it.
                     agent.check_stall();
+                    agent.served_cache = None;
                     for e in batch? {
                         agent.log_kernel_event(&e);
                         let was_alive = agent.cluster.is_peer_alive(e.node_id);
@@ -809,8 +813,14 @@ impl Agent {
 
     /// Groups some live peer says it serves (its start finished), read
     /// from the kernel's map: the cluster logic takes no events after Exit.
-    fn served_by_peers(&self) -> BTreeSet<GroupId> {
-        self.kernel
+    fn served_by_peers(&mut self) -> BTreeSet<GroupId> {
+        // Read once per change: both callers ask on every loop iteration,
+        // and each read is a map walk (a few syscalls per peer and link).
+        if let Some(s) = &self.served_cache {
+            return s.clone();
+        }
+        let s: BTreeSet<GroupId> = self
+            .kernel
             .peer_states()
             .unwrap_or_default()
             .into_iter()
@@ -818,7 +828,9 @@ impl Agent {
             .flat_map(|(_, s)| convert::wire_to_advert(&s.state).claims)
             .filter(|c| c.serving)
             .map(|c| c.group)
-            .collect()
+            .collect();
+        self.served_cache = Some(s.clone());
+        s
     }
 
     /// Removes what is left of withdrawn groups once a peer serves them.
