@@ -789,7 +789,7 @@ fn main() -> Result<()> {
     for (name, n) in &false_dead {
         println!("- {name}: {n}");
     }
-    println!("\nratio keepalived (best variant) / hb (fastest), median outage:");
+    println!("\nratio keepalived (best variant) / hb (best column), median outage:");
     for f in FAULTS {
         let best = |hb: bool| {
             columns
