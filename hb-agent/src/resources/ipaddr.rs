@@ -73,34 +73,45 @@ pub(crate) fn effective_label(
     Ok(Some(full))
 }
 
-/// Adds `addr/prefix` to `link` unless present. Returns whether it was added.
-/// `flags`: `IFA_F_*` flags for a new address (e.g. no prefix route).
+/// An address to put on an interface.
+pub struct Wanted<'a> {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub broadcast: Option<Ipv4Addr>,
+    pub label: Option<&'a str>,
+    /// `IFA_F_*` flags for a new address (e.g. no prefix route).
+    pub flags: u32,
+}
+
+impl Wanted<'_> {
+    /// `addr/prefix`, no broadcast, label or flags.
+    pub fn plain(addr: IpAddr, prefix: u8) -> Wanted<'static> {
+        Wanted {
+            addr,
+            prefix,
+            broadcast: None,
+            label: None,
+            flags: 0,
+        }
+    }
+}
+
+/// Adds `w` to `link` unless present. Returns whether it was added.
+/// `present`: the addresses already listed (at least those of `link`),
+/// saving a netlink round trip on a takeover's path; None lists them.
 pub async fn ensure_on(
     nl: &Netlink,
     link: &Link,
-    addr: IpAddr,
-    prefix: u8,
-    broadcast: Option<Ipv4Addr>,
-    label: Option<&str>,
-    flags: u32,
+    w: &Wanted<'_>,
+    present: Option<&[Address]>,
 ) -> Result<bool, ResourceError> {
-    let present = nl.addresses(Some(link.index)).await?;
-    ensure_among(nl, link, addr, prefix, broadcast, label, flags, &present).await
-}
-
-/// [`ensure_on`] with the addresses already listed (`present`: at least
-/// those of `link`), saving a netlink round trip on a takeover's path.
-#[allow(clippy::too_many_arguments)]
-pub async fn ensure_among(
-    nl: &Netlink,
-    link: &Link,
-    addr: IpAddr,
-    prefix: u8,
-    broadcast: Option<Ipv4Addr>,
-    label: Option<&str>,
-    flags: u32,
-    present: &[Address],
-) -> Result<bool, ResourceError> {
+    let Wanted {
+        addr,
+        prefix,
+        broadcast,
+        label,
+        flags,
+    } = *w;
     let max = if addr.is_ipv4() { 32 } else { 128 };
     if prefix > max {
         return Err(ResourceError::Invalid {
@@ -108,6 +119,14 @@ pub async fn ensure_among(
             why: format!("prefix longer than {max}"),
         });
     }
+    let listed;
+    let present = match present {
+        Some(p) => p,
+        None => {
+            listed = nl.addresses(Some(link.index)).await?;
+            &listed
+        }
+    };
     if present
         .iter()
         .any(|a| a.index == link.index && a.addr == addr && a.prefix == prefix)
@@ -148,7 +167,14 @@ pub async fn start(
         Some(n) => nl.link(n).await?,
         None => find_interface(nl, addr).await?,
     };
-    let changed = ensure_on(nl, &link, addr, prefix, broadcast, label, 0).await?;
+    let w = Wanted {
+        addr,
+        prefix,
+        broadcast,
+        label,
+        flags: 0,
+    };
+    let changed = ensure_on(nl, &link, &w, None).await?;
     if changed {
         tracing::info!("added {addr}/{prefix} to {}", link.name);
     }

@@ -311,7 +311,8 @@ async fn replace_start(
                     out.changed = true;
                 }
             }
-            out.changed |= ipaddr::ensure_on(nl, &link, vip, prefix, None, None, 0).await?;
+            out.changed |=
+                ipaddr::ensure_on(nl, &link, &ipaddr::Wanted::plain(vip, prefix), None).await?;
             out.targets.push(target(iface, vip));
             let previous = saved
                 .routes
@@ -493,8 +494,16 @@ async fn macvlan_start(
                 && a.prefix <= prefix
         });
         let flags = if covered { IFA_F_NOPREFIXROUTE } else { 0 };
-        out.changed |=
-            ipaddr::ensure_among(nl, &child, vip, prefix, None, None, flags, &all).await?;
+        out.changed |= ipaddr::ensure_on(
+            nl,
+            &child,
+            &ipaddr::Wanted {
+                flags,
+                ..ipaddr::Wanted::plain(vip, prefix)
+            },
+            Some(&all),
+        )
+        .await?;
         out.targets.push(target(name, vip));
         out.links.push(Link {
             mac: Some(vmac),
