@@ -187,8 +187,12 @@ impl Worker {
 
     async fn start(&self) -> bool {
         let t0 = Instant::now();
-        if let Some(w) = &self.withdrawal {
-            w.restore(&withdraw::addresses(&self.specs));
+        if let Some(w) = &self.withdrawal
+            && !w.restore(&withdraw::addresses(&self.specs))
+        {
+            // The kernel would go on dropping its traffic.
+            error!(group = %self.name, "group start failed: its addresses stay withdrawn");
+            return self.report(Done::Cluster(Event::AcquireFailed { group: self.id }));
         }
         let event = match self.res.start_group(&self.name, &self.specs).await {
             Ok(report) => {
@@ -204,12 +208,21 @@ impl Worker {
         self.report(Done::Cluster(event))
     }
 
+    /// The group's addresses are gone from here: stop dropping their
+    /// traffic (it is the new owner's, e.g. its gratuitous ARPs).
+    fn unwithdraw(&self) {
+        if let Some(w) = &self.withdrawal {
+            w.restore(&withdraw::addresses(&self.specs));
+        }
+    }
+
     /// After `GroupWorkers::hand_over`: the group is released already.
     async fn clean_up(&self) -> bool {
         let t0 = Instant::now();
         let report = self.res.stop_group(&self.name, &self.specs).await;
         let ok = report.is_clean();
         if ok {
+            self.unwithdraw();
             info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group cleaned up");
         } else {
             error!(group = %self.name, failures = ?report.failures, "group clean-up failed");
@@ -244,6 +257,7 @@ impl Worker {
         if !clean {
             error!(group = %self.name, failures = ?report.failures, "group stop failed");
         } else if handed_over {
+            self.unwithdraw();
             info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group cleaned up");
         } else {
             info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group released");

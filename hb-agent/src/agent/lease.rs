@@ -43,14 +43,23 @@ pub fn open(kernel: &Kernel, deadtime: Duration) -> Result<Arc<Lease>> {
     )))
 }
 
+/// What [`fence`] set up.
+pub struct Fenced {
+    /// The `GUARD` value written.
+    pub guard: GuardConfig,
+    /// The addresses whose own interface runs the program (named in the
+    /// configuration): only these can be withdrawn (see withdraw.rs).
+    pub on_their_interface: Vec<IpAddr>,
+}
+
 /// Fences `groups`' service addresses: attaches the program to the
-/// interfaces their traffic arrives on and fills `GUARD` (returned).
+/// interfaces their traffic arrives on and fills `GUARD`.
 pub async fn fence(
     kernel: &mut Kernel,
     groups: &[&Group],
     resources: &Resources,
-) -> Result<GuardConfig> {
-    let (addrs, ifaces) = targets(groups, resources).await;
+) -> Result<Fenced> {
+    let (addrs, ifaces, on_their_interface) = targets(groups, resources).await;
     for i in &ifaces {
         if !kernel.attachments().iter().any(|a| &a.iface == i) {
             kernel.attach(i)?;
@@ -63,13 +72,22 @@ pub async fn fence(
         interfaces = %ifaces.join(","),
         "service lease fences the service addresses"
     );
-    Ok(guard)
+    Ok(Fenced {
+        guard,
+        on_their_interface,
+    })
 }
 
-/// Service addresses of `groups` and the interfaces their traffic arrives on.
-async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<String>) {
+/// Service addresses of `groups`, the interfaces their traffic arrives on,
+/// and the addresses whose interface the configuration names (an address
+/// found by subnet may end up elsewhere when it is started).
+async fn targets(
+    groups: &[&Group],
+    resources: &Resources,
+) -> (Vec<IpAddr>, Vec<String>, Vec<IpAddr>) {
     let mut addrs = Vec::new();
     let mut ifaces: Vec<String> = Vec::new();
+    let mut named = Vec::new();
     for g in groups {
         for r in &g.resources {
             let (addr, iface) = match r {
@@ -83,6 +101,9 @@ async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<
                 } => (*addr, Some(iface.clone())),
                 _ => continue,
             };
+            if iface.is_some() && !named.contains(&addr) {
+                named.push(addr);
+            }
             let iface = match iface {
                 Some(i) => Some(i),
                 None => ipaddr::find_interface(resources.netlink(), addr)
@@ -103,7 +124,7 @@ async fn targets(groups: &[&Group], resources: &Resources) -> (Vec<IpAddr>, Vec<
             }
         }
     }
-    (addrs, ifaces)
+    (addrs, ifaces, named)
 }
 
 /// The `GUARD` value for `addrs`; addresses beyond the map's room are

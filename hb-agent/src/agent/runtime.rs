@@ -34,6 +34,9 @@ use crate::{
 /// How many warnings `status` keeps.
 const WARNINGS_KEPT: usize = 20;
 
+/// Longest wait at exit for resources still being removed.
+const FINISH_STOPS_MAX: Duration = Duration::from_secs(10);
+
 pub struct Agent {
     pub(super) cfg: Config,
     pub(super) local: Node,
@@ -284,9 +287,10 @@ impl Agent {
                 .iter()
                 .filter(|g| spec.groups.iter().any(|s| s.id == g.id))
                 .collect();
-            let guard = lease::fence(&mut kernel, &ours, &resources).await?;
+            let fenced = lease::fence(&mut kernel, &ours, &resources).await?;
             withdrawal = Some(Arc::new(Withdrawal::new(
-                guard,
+                fenced.guard,
+                fenced.on_their_interface,
                 kernel.withdrawn_writer()?,
             )?));
         }
@@ -491,8 +495,6 @@ impl Agent {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let src = opts.source;
 
-        // A lapse of the lease has been turned into a release of everything.
-        let mut lapse_handled = false;
         while !agent.exit {
             tokio::select! {
                 biased;
@@ -553,23 +555,28 @@ impl Agent {
             agent.run_deferred_cleanups();
             agent.check_drained();
             if let Some(l) = &lease {
-                let held = agent.cluster.held_groups().len();
-                if l.on_hold() && held > 0 && !lapse_handled {
-                    // The lease lapsed (our silence reached a deadtime)
-                    // without the sender seeing a stall: same rule, the
+                if l.on_hold()
+                    && !agent.cluster.held_groups().is_empty()
+                    && !agent.cluster.is_hang_settling()
+                {
+                    // The lease lapsed (our silence reached a deadtime) and
+                    // we still hold something the hang rule is not already
+                    // releasing (the sender saw no stall, or a start
+                    // finished after the rule's window): same rule, the
                     // peers may have taken over; our addresses stay fenced
                     // until we released them.
-                    lapse_handled = true;
                     agent.feed(Event::Stalled {
                         ns: agent.cfg.timing.deadtime.as_nanos() as u64,
                     });
                 }
-                if lease::may_resume(l.on_hold(), held) {
+                if lease::may_resume(l.on_hold(), agent.cluster.held_groups().len()) {
                     l.resume();
-                    lapse_handled = false;
                 }
             }
         }
+        // Withdrawn addresses must be gone before the program that drops
+        // their traffic is (a second signal skips only the wait for a peer).
+        agent.finish_stops(&mut done_rx).await;
         if guarded {
             // Pinned, the program outlives us: fence nothing once we are gone.
             if let Err(e) = agent.kernel.set_guard(Default::default()) {
@@ -753,13 +760,39 @@ impl Agent {
                     .any(|n| n.id != self.local.id && self.cluster.is_peer_alive(n.id));
                 if !alive {
                     // Nobody to hand over to: nothing to wait for but our
-                    // own clean-up.
+                    // own clean-up, which need not wait for a taker either.
                     self.handing_over.clear();
+                    for g in std::mem::take(&mut self.deferred_cleanups).into_keys() {
+                        self.workers.submit(g, Op::CleanUp);
+                    }
                 }
                 if self.drain_until.is_none() {
                     self.drain_until = Some(Instant::now() + self.cfg.timing.deadtime);
                 }
                 self.check_drained();
+            }
+        }
+    }
+
+    /// Before exiting: runs the clean-ups still deferred and waits (at most
+    /// [`FINISH_STOPS_MAX`]) for every stop to finish.
+    async fn finish_stops(&mut self, done_rx: &mut mpsc::UnboundedReceiver<Done>) {
+        for g in std::mem::take(&mut self.deferred_cleanups).into_keys() {
+            self.workers.submit(g, Op::CleanUp);
+        }
+        let until = tokio::time::Instant::now() + FINISH_STOPS_MAX;
+        while !self.stopping.is_empty() {
+            match tokio::time::timeout_at(until, done_rx.recv()).await {
+                Ok(Some(Done::StopFinished {
+                    group,
+                    handed_over,
+                    ok,
+                })) => self.stop_finished(group, handed_over, ok),
+                Ok(Some(Done::Cluster(_))) => {}
+                Ok(None) | Err(_) => {
+                    warn!(groups = ?self.stopping, "exiting before these groups' resources were removed");
+                    return;
+                }
             }
         }
     }

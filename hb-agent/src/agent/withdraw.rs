@@ -9,8 +9,9 @@
 //! addresses' bits in the XDP program's `WITHDRAWN` map: from that write
 //! on, the kernel drops all traffic for them (IP, ARP, neighbour
 //! solicitations), the group is reported released and the peers may take
-//! it over while the addresses are still being removed here. The next
-//! start of the group clears its bits.
+//! it over while the addresses are still being removed here (a group of
+//! identity only: once a peer serves it; a group with scripts: right away).
+//! The removal, or the next start of the group, clears its bits.
 //!
 //! Only addresses the service lease guards can be withdrawn (the guard
 //! list is the map's index); a group with any other address, or with a MAC
@@ -27,44 +28,54 @@ use crate::kernel::maps::WithdrawnWriter;
 use crate::resources::{MacMode, ResourceSpec};
 
 /// The `WITHDRAWN` map and the guard list that indexes it. Shared by the
-/// resource workers (one write per release and per start).
+/// event loop and the resource workers (one write per release and start).
 pub struct Withdrawal {
     guard: GuardConfig,
+    /// Guarded addresses whose own interface runs the program: an address
+    /// fenced on the heartbeat links only would go on answering there.
+    withdrawable: Vec<IpAddr>,
     map: Mutex<(WithdrawnWriter, WithdrawnBits)>,
 }
 
 impl Withdrawal {
-    /// Starts with nothing withdrawn (bits a previous agent left in a pinned
-    /// map are cleared: this agent adopts what is in place).
-    pub fn new(guard: GuardConfig, mut writer: WithdrawnWriter) -> anyhow::Result<Withdrawal> {
+    /// Starts with nothing withdrawn. (`WITHDRAWN` is not pinned: a new
+    /// program starts with it empty.)
+    pub fn new(
+        guard: GuardConfig,
+        withdrawable: Vec<IpAddr>,
+        mut writer: WithdrawnWriter,
+    ) -> anyhow::Result<Withdrawal> {
         writer.set(0)?;
         Ok(Withdrawal {
             guard,
+            withdrawable,
             map: Mutex::new((writer, 0)),
         })
     }
 
-    /// Withdraws `addrs`; false (nothing changed) if one of them is not
-    /// guarded or the map write failed.
+    /// Withdraws `addrs`; false (nothing changed) if one of them cannot be
+    /// withdrawn or the map write failed.
     pub fn withdraw(&self, addrs: &[IpAddr]) -> bool {
+        if !addrs.iter().all(|a| self.withdrawable.contains(a)) {
+            return false;
+        }
         let Some(bits) = bits_of(&self.guard, addrs) else {
             return false;
         };
-        self.update(|b| b | bits)
+        self.update("withdrawing", |b| b | bits)
     }
 
-    /// Lets `addrs` be answered again (before a start).
-    pub fn restore(&self, addrs: &[IpAddr]) {
+    /// Lets `addrs` be answered again (before a start, after a removal);
+    /// false if the map write failed.
+    pub fn restore(&self, addrs: &[IpAddr]) -> bool {
         let bits: WithdrawnBits = addrs
             .iter()
             .filter_map(|a| bits_of(&self.guard, std::slice::from_ref(a)))
             .fold(0, |acc, b| acc | b);
-        if bits != 0 {
-            self.update(|b| b & !bits);
-        }
+        bits == 0 || self.update("restoring", |b| b & !bits)
     }
 
-    fn update(&self, f: impl FnOnce(WithdrawnBits) -> WithdrawnBits) -> bool {
+    fn update(&self, what: &str, f: impl FnOnce(WithdrawnBits) -> WithdrawnBits) -> bool {
         let mut m = self.map.lock().expect("withdrawn map poisoned");
         let next = f(m.1);
         if next == m.1 {
@@ -76,7 +87,7 @@ impl Withdrawal {
                 true
             }
             Err(e) => {
-                error!("withdrawing service addresses: {e:#}");
+                error!("{what} service addresses: {e:#}");
                 false
             }
         }
@@ -114,7 +125,14 @@ pub fn identity_only(specs: &[ResourceSpec]) -> Option<Vec<IpAddr>> {
     let mut addrs = Vec::new();
     for s in specs {
         match s {
-            ResourceSpec::IpAddr { addr, .. } => addrs.push(*addr),
+            // Only on a named interface: one found by subnet may differ
+            // from the one the program was attached to.
+            ResourceSpec::IpAddr {
+                addr,
+                iface: Some(_),
+                ..
+            } => addrs.push(*addr),
+            ResourceSpec::IpAddr { .. } => return None,
             ResourceSpec::Mac {
                 mode: MacMode::Macvlan { .. },
                 addr,
@@ -194,7 +212,21 @@ mod tests {
         // The interface keeps sending with a replaced MAC: stop it first.
         assert_eq!(identity_only(&[mac(MacMode::Replace), host.clone()]), None);
         // Nothing to withdraw.
-        assert_eq!(identity_only(&[host]), None);
+        assert_eq!(identity_only(std::slice::from_ref(&host)), None);
+        // An address without a named interface may be started elsewhere
+        // than where the program runs.
+        let ip = |iface: Option<&str>| ResourceSpec::IpAddr {
+            addr: vip,
+            prefix: 24,
+            iface: iface.map(str::to_string),
+            broadcast: None,
+            label: None,
+        };
+        assert_eq!(
+            identity_only(&[ip(Some("eth0")), host.clone()]),
+            Some(vec![vip])
+        );
+        assert_eq!(identity_only(&[ip(None), host]), None);
         let script = ResourceSpec::Script {
             name: "httpd".into(),
             args: vec![],

@@ -246,6 +246,11 @@ impl Cluster {
         self.settling()
     }
 
+    /// Releasing everything after a stall of ours (the hang rule) is under way.
+    pub fn is_hang_settling(&self) -> bool {
+        self.hang_settling()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }

@@ -400,8 +400,14 @@ impl Netlink {
 
     /// The link called `name`, or None.
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, ResourceError> {
+        // A plain request, not a dump: no need to queue behind one.
         let res: Result<Vec<LinkMessage>, _> = self
-            .dump(|| self.handle.link().get().match_name(name).execute())
+            .handle
+            .link()
+            .get()
+            .match_name(name)
+            .execute()
+            .try_collect()
             .await;
         match res {
             Ok(msgs) => Ok(msgs.first().map(link_from_msg)),
@@ -418,8 +424,14 @@ impl Netlink {
     }
 
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, ResourceError> {
+        // A plain request, not a dump: no need to queue behind one.
         let res: Result<Vec<LinkMessage>, _> = self
-            .dump(|| self.handle.link().get().match_index(index).execute())
+            .handle
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_collect()
             .await;
         match res {
             Ok(msgs) => Ok(msgs.first().map(link_from_msg)),

@@ -172,6 +172,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
     })?;
     let to = l.settle_timeout();
     let mut out = Vec::new();
+    let mut false_dead = 0;
     for f in FAULTS {
         let mut st = Stats::default();
         for _ in 0..trials {
@@ -228,21 +229,24 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
                 pause(SETTLE);
                 Ok(())
             })();
+            // Counted per trial: the next `begin` starts a new timeline.
+            false_dead += false_deaths(&mut l);
             if let Err(e) = r {
                 eprintln!("hb {}: trial failed: {e:#}", f.name());
                 st.failed += 1;
                 out.push((f, st));
-                return Ok((out, false_deaths(&mut l)));
+                return Ok((out, false_dead));
             }
         }
         out.push((f, st));
     }
-    Ok((out, false_deaths(&mut l)))
+    Ok((out, false_dead))
 }
 
-/// What the agents logged so far that moves service off a healthy node:
-/// node1 or node2 declared dead, or one of them releasing everything after
-/// a stall of its own (only node0 is ever faulted).
+/// What the agents logged in this trial's timeline that moves service off
+/// a healthy node: node1 or node2 declared dead (a line per observer), or
+/// one of them releasing everything after a stall of its own (only node0
+/// is ever faulted).
 fn false_deaths(l: &mut Lab) -> usize {
     l.timeline.poll();
     l.timeline
@@ -377,7 +381,14 @@ impl Contender for KeepalivedRun<'_> {
         Ok(())
     }
 
+    /// node0 running and cabled again, whatever the failed trial left.
     fn reset(&mut self) -> Result<()> {
+        self.topo.cable(0, true, true)?;
+        self.topo.cable(0, false, true)?;
+        match &self.ka[0] {
+            Some(k) => k.signal_all(libc::SIGCONT),
+            None => self.ka[0] = Some(self.start(0)?),
+        }
         Ok(())
     }
 }
@@ -629,10 +640,6 @@ fn parse_timings(s: &str) -> Result<Timings> {
     })
 }
 
-fn fmt_ms(v: f64) -> String {
-    format!("{v}")
-}
-
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let trials: usize = arg(&args, "--trials")
@@ -670,8 +677,7 @@ fn main() -> Result<()> {
         (
             format!(
                 "hb {} ms / {} ms",
-                fmt_ms(fastest.keepalive_ms),
-                fmt_ms(fastest.deadtime_ms)
+                fastest.keepalive_ms, fastest.deadtime_ms
             ),
             fastest,
         ),
