@@ -300,6 +300,11 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// One thread per node: a dump for where things stand, then the
+    /// kernel's address notifications (RTMGRP_IPV4_IFADDR), time-stamped as
+    /// they arrive. Not polling: a dump per node every millisecond took the
+    /// kernel's RTNL lock thousands of times a second, and the agents'
+    /// takeovers (address adds) queued behind it.
     pub fn start(nodes: &[Netns]) -> Watcher {
         let stop = Arc::new(AtomicBool::new(false));
         let log: OwnerLog = Arc::new(Mutex::new(Vec::new()));
@@ -313,26 +318,7 @@ impl Watcher {
                     .enable_all()
                     .build()
                     .unwrap();
-                rt.block_on(async move {
-                    let nl = Netlink::connect().expect("netlink");
-                    let vips: Vec<std::net::IpAddr> =
-                        VIPS.iter().map(|v| v.parse().unwrap()).collect();
-                    let mut prev = [false; 2];
-                    log.lock().unwrap().push((clock::now_ns(), i, prev));
-                    while !stop.load(Ordering::Relaxed) {
-                        if let Ok(addrs) = nl.addresses(None).await {
-                            let now = [
-                                addrs.iter().any(|a| a.addr == vips[0]),
-                                addrs.iter().any(|a| a.addr == vips[1]),
-                            ];
-                            if now != prev {
-                                log.lock().unwrap().push((clock::now_ns(), i, now));
-                                prev = now;
-                            }
-                        }
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                });
+                rt.block_on(watch_node(i, stop, log));
             }));
         }
         Watcher { stop, log, threads }
@@ -370,6 +356,60 @@ impl Watcher {
             total += to - last.max(from);
         }
         total
+    }
+}
+
+/// `rtnetlink.h`: IPv4 address changes.
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+
+async fn watch_node(i: usize, stop: Arc<AtomicBool>, log: OwnerLog) {
+    use futures::StreamExt as _;
+    use rtnetlink::packet_core::NetlinkPayload;
+    use rtnetlink::packet_route::RouteNetlinkMessage as M;
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+    use rtnetlink::sys::{AsyncSocket as _, SocketAddr};
+
+    let vips: Vec<std::net::IpAddr> = VIPS.iter().map(|v| v.parse().unwrap()).collect();
+    let vip_of = |m: &AddressMessage| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(x) | AddressAttribute::Local(x) => {
+                vips.iter().position(|v| v == x)
+            }
+            _ => None,
+        })
+    };
+    // Subscribed before the dump: no change falls between the two.
+    let (mut conn, _handle, mut changes) = rtnetlink::new_connection().expect("netlink");
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR))
+        .expect("subscribing to address changes");
+    tokio::spawn(conn);
+    let nl = Netlink::connect().expect("netlink");
+    let mut held = [false; 2];
+    if let Ok(addrs) = nl.addresses(None).await {
+        for (k, v) in vips.iter().enumerate() {
+            held[k] = addrs.iter().any(|a| a.addr == *v);
+        }
+    }
+    log.lock().unwrap().push((clock::now_ns(), i, held));
+    while !stop.load(Ordering::Relaxed) {
+        tokio::select! {
+            Some((m, _)) = changes.next() => {
+                let (vip, now) = match m.payload {
+                    NetlinkPayload::InnerMessage(M::NewAddress(a)) => (vip_of(&a), true),
+                    NetlinkPayload::InnerMessage(M::DelAddress(a)) => (vip_of(&a), false),
+                    _ => (None, false),
+                };
+                if let Some(k) = vip
+                    && held[k] != now
+                {
+                    held[k] = now;
+                    log.lock().unwrap().push((clock::now_ns(), i, held));
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
     }
 }
 

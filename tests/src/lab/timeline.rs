@@ -54,6 +54,7 @@ const INTERESTING: &[&str] = &[
     "taking over group",
     "releasing group",
     "group started",
+    "address up and announced",
     "group released",
     "group start failed",
     "group stop failed",
