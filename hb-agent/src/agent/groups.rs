@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
@@ -93,6 +94,8 @@ impl ResourceThread {
 
 pub struct GroupWorkers {
     queues: BTreeMap<GroupId, mpsc::UnboundedSender<Op>>,
+    /// Per group, operations submitted and not finished yet.
+    in_flight: BTreeMap<GroupId, Arc<AtomicUsize>>,
     /// Per group made of network identity only: its service addresses.
     identity: BTreeMap<GroupId, Vec<IpAddr>>,
     withdrawal: Option<Arc<Withdrawal>>,
@@ -110,10 +113,13 @@ impl GroupWorkers {
         done: mpsc::UnboundedSender<Done>,
     ) -> GroupWorkers {
         let mut queues = BTreeMap::new();
+        let mut in_flight = BTreeMap::new();
         let mut identity = BTreeMap::new();
         for (id, name, specs) in groups {
             let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
             queues.insert(id, tx);
+            let busy = Arc::new(AtomicUsize::new(0));
+            in_flight.insert(id, busy.clone());
             if let Some(addrs) = withdraw::identity_only(&specs) {
                 identity.insert(id, addrs);
             }
@@ -133,6 +139,7 @@ impl GroupWorkers {
                         Op::Stop => w.stop().await,
                         Op::CleanUp => w.clean_up().await,
                     };
+                    busy.fetch_sub(1, Ordering::SeqCst);
                     if !ok {
                         return;
                     }
@@ -141,8 +148,29 @@ impl GroupWorkers {
         }
         GroupWorkers {
             queues,
+            in_flight,
             identity,
             withdrawal,
+        }
+    }
+
+    /// No operation of `group`'s is queued or running: the caller may touch
+    /// its resources without racing its worker (`resources::quick`).
+    pub fn idle(&self, group: GroupId) -> bool {
+        self.in_flight
+            .get(&group)
+            .is_some_and(|n| n.load(Ordering::SeqCst) == 0)
+    }
+
+    /// Lets the kernel pass `group`'s traffic again (its start does the
+    /// same). False if that failed, or if the group is not one made of
+    /// network identity only while addresses can be withdrawn: leave its
+    /// start to its worker then.
+    pub fn unwithdraw(&self, group: GroupId) -> bool {
+        match (&self.withdrawal, self.identity.get(&group)) {
+            (None, _) => true,
+            (Some(w), Some(addrs)) => w.restore(addrs),
+            (Some(_), None) => false,
         }
     }
 
@@ -161,6 +189,9 @@ impl GroupWorkers {
     pub fn submit(&self, group: GroupId, op: Op) {
         match self.queues.get(&group) {
             Some(q) => {
+                if let Some(n) = self.in_flight.get(&group) {
+                    n.fetch_add(1, Ordering::SeqCst);
+                }
                 let _ = q.send(op);
             }
             None => warn!(group, "no such group here"),

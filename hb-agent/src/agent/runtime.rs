@@ -27,7 +27,10 @@ use crate::{
     control::{Request, Response, server},
     kernel::{Kernel, events::EventStream},
     ping::{Pinger, Target},
-    resources::{AnnounceGate, Resources, ResourcesConfig},
+    resources::{
+        AnnounceGate, Resources, ResourcesConfig,
+        quick::{self, QuickStarter},
+    },
     sender::{LinkTarget, Sender, SenderConfig, clock},
 };
 
@@ -77,6 +80,10 @@ pub struct Agent {
     deferred_cleanups: BTreeMap<GroupId, Instant>,
     /// `served_by_peers` as last read; cleared when kernel events arrive.
     served_cache: Option<BTreeSet<GroupId>>,
+    /// A takeover's first step on this thread (`resources::quick`), and
+    /// what it puts up per group.
+    quick: Option<QuickStarter>,
+    quick_plans: BTreeMap<GroupId, quick::Plan>,
 }
 
 #[derive(Clone, Default)]
@@ -256,6 +263,9 @@ impl Agent {
         // Resource operations (and their rtnetlink connection) run on a
         // thread of their own: see groups.rs.
         let resource_thread = ResourceThread::start()?;
+        let announce_gate = lease
+            .clone()
+            .map(|l| AnnounceGate(Arc::new(move || l.running())));
         let resources = {
             let _in = resource_thread.handle().enter();
             Resources::new(ResourcesConfig {
@@ -267,9 +277,7 @@ impl Agent {
                 arp: cfg.arp.clone(),
                 script_dirs: cfg.script_dirs.clone(),
                 state_dir,
-                announce_gate: lease
-                    .clone()
-                    .map(|l| AnnounceGate(Arc::new(move || l.running()))),
+                announce_gate: announce_gate.clone(),
                 ..Default::default()
             })
             .map_err(|e| anyhow!("resources: {e}"))?
@@ -325,6 +333,7 @@ impl Agent {
         // while holding them adopts them without an outage. The others get
         // what can be made ready in advance (parked macvlan children).
         let mut adopt = Vec::new();
+        let mut quick_plans = BTreeMap::new();
         for g in cfg
             .groups
             .iter()
@@ -346,7 +355,27 @@ impl Agent {
                 info!(group = %g.name, "resources already in place: adopting the group");
                 adopt.push(g.id);
             }
+            match resources.quick_plan(&g.name, &g.resources).await {
+                Ok(Some(p)) => {
+                    quick_plans.insert(g.id, p);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(group = %g.name, error = %e, "no quick takeover step for the group")
+                }
+            }
         }
+        let quick = if quick_plans.is_empty() {
+            None
+        } else {
+            match QuickStarter::open(&cfg.arp, announce_gate.clone()) {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    warn!(error = %e, "no quick takeover step (sockets)");
+                    None
+                }
+            }
+        };
 
         let sender = Sender::start_paused(
             SenderConfig {
@@ -419,6 +448,8 @@ impl Agent {
             feeding: false,
             deferred_cleanups: BTreeMap::new(),
             served_cache: None,
+            quick,
+            quick_plans,
         };
         info!(
             node = %agent.local.name,
@@ -710,6 +741,8 @@ impl Agent {
                     // Back before its hand-over finished: remove first, so
                     // the start puts everything up from a known state.
                     self.workers.submit(group, Op::CleanUp);
+                } else {
+                    self.quick_start(group);
                 }
                 self.workers.submit(group, Op::Start);
             }
@@ -770,6 +803,32 @@ impl Agent {
                     self.drain_until = Some(Instant::now() + self.cfg.timing.deadtime);
                 }
                 self.check_drained();
+            }
+        }
+    }
+
+    /// A takeover's first step right here (`resources::quick`): the VIP up
+    /// and announced before the group's worker even wakes. Only while the
+    /// worker is idle (nothing of the group's in flight to race with).
+    fn quick_start(&mut self, group: GroupId) {
+        let (Some(q), Some(p)) = (&self.quick, self.quick_plans.get(&group)) else {
+            return;
+        };
+        if !self.workers.idle(group) || !self.workers.unwithdraw(group) {
+            return;
+        }
+        let t = Instant::now();
+        match q.run(p) {
+            Ok(added) => info!(
+                group = %self.group_name(group),
+                added,
+                took_us = t.elapsed().as_micros() as u64,
+                "address up and announced (quick step)"
+            ),
+            Err(e) => {
+                // The child changed under us; the worker's start copes.
+                warn!(group = %self.group_name(group), "quick takeover step failed, the full start follows: {e}");
+                self.quick_plans.remove(&group);
             }
         }
     }

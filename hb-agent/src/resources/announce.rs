@@ -58,7 +58,7 @@ impl Default for ArpSettings {
 /// e.g. interval 0).
 pub const MIN_WINDOW: Duration = Duration::from_secs(1);
 
-const ETH_P_ARP: u16 = 0x0806;
+pub(crate) const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
 const BROADCAST: [u8; 6] = [0xff; 6];
 
@@ -374,10 +374,10 @@ impl Announcer {
 
 /// A send-only AF_PACKET socket (protocol 0: receives nothing).
 #[derive(Debug)]
-struct PacketSocket(OwnedFd);
+pub(crate) struct PacketSocket(OwnedFd);
 
 impl PacketSocket {
-    fn open() -> std::io::Result<Self> {
+    pub(crate) fn open() -> std::io::Result<Self> {
         // SAFETY: plain socket(2) call; the fd is owned right away.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -387,7 +387,13 @@ impl PacketSocket {
         Ok(PacketSocket(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    fn send(&self, ifindex: u32, dst: [u8; 6], proto: u16, frame: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn send(
+        &self,
+        ifindex: u32,
+        dst: [u8; 6],
+        proto: u16,
+        frame: &[u8],
+    ) -> std::io::Result<()> {
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;

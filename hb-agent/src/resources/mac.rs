@@ -440,6 +440,19 @@ async fn replace_stop(
 /// `IFA_F_NOPREFIXROUTE` (linux/if_addr.h).
 const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
+/// The `IFA_F_*` flags a VIP on a macvlan child gets: no prefix route when
+/// the parent's own addresses (`all` lists them) cover its subnet (see
+/// `macvlan_start`).
+pub fn vip_flags(all: &[Address], parent_index: u32, vip: IpAddr, prefix: u8) -> u32 {
+    let covered = all.iter().any(|a| {
+        a.index == parent_index
+            && a.addr.is_ipv4() == vip.is_ipv4()
+            && crate::resources::netlink::in_subnet(vip, a.addr, a.prefix)
+            && a.prefix <= prefix
+    });
+    if covered { IFA_F_NOPREFIXROUTE } else { 0 }
+}
+
 async fn macvlan_start(
     nl: &Netlink,
     parent_name: &str,
@@ -487,13 +500,7 @@ async fn macvlan_start(
         // when it covers the VIP's subnet.
         // One dump for the parent's addresses and the child's.
         let all = nl.addresses(None).await?;
-        let covered = all.iter().any(|a| {
-            a.index == parent.index
-                && a.addr.is_ipv4() == vip.is_ipv4()
-                && crate::resources::netlink::in_subnet(vip, a.addr, a.prefix)
-                && a.prefix <= prefix
-        });
-        let flags = if covered { IFA_F_NOPREFIXROUTE } else { 0 };
+        let flags = vip_flags(&all, parent.index, vip, prefix);
         out.changed |= ipaddr::ensure_on(
             nl,
             &child,

@@ -25,6 +25,7 @@ pub mod hostname;
 pub mod ipaddr;
 pub mod mac;
 pub mod netlink;
+pub mod quick;
 pub mod script;
 pub mod spec;
 pub mod state;
@@ -320,6 +321,16 @@ impl Resources {
             }
         }
         Ok(())
+    }
+
+    /// What a takeover of this group can put up before its worker runs
+    /// (`quick`), if anything; None also when its child is not in place.
+    pub async fn quick_plan(
+        &self,
+        group: &str,
+        specs: &[ResourceSpec],
+    ) -> Result<Option<quick::Plan>, ResourceError> {
+        quick::plan(&self.inner.nl, group, specs).await
     }
 
     /// Starts `specs` left to right. On failure the failing resource and the

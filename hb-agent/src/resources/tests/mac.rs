@@ -255,3 +255,72 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     });
     assert!(status.all_in_place(), "{status:?}");
 }
+
+#[test]
+fn quick_step_puts_the_vip_up_as_the_full_start_would() {
+    use crate::resources::quick::QuickStarter;
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let group = vec![ResourceSpec::Mac {
+        iface: "eth0".into(),
+        mac: VMAC2,
+        mode: MacMode::Macvlan { child: None },
+        addr: Some((ip("192.168.32.22"), 24)),
+        gateway: None,
+    }];
+    let cap = Capture::start(&lan.gw, "eth0");
+    let (g, c) = (group.clone(), cfg.clone());
+    let (unprepared, with_script, first, again) = lan.node.run(false, move || async move {
+        let r = resources(c);
+        // No child yet: nothing to plan.
+        let unprepared = r.quick_plan("web", &g).await.expect("plan");
+        let mut scripted = g.clone();
+        scripted.push(ResourceSpec::Script {
+            name: "httpd".into(),
+            args: vec![],
+            kind: crate::resources::ScriptKind::Heartbeat,
+            params: Default::default(),
+            timeout: Duration::from_secs(10),
+        });
+        r.prepare_group(&g, "web").await.expect("prepare");
+        let with_script = r.quick_plan("web", &scripted).await.expect("plan");
+        let plan = r
+            .quick_plan("web", &g)
+            .await
+            .expect("plan")
+            .expect("a plan");
+        let q = QuickStarter::open(&quick_arp(), None).expect("sockets");
+        (unprepared, with_script, q.run(&plan), q.run(&plan))
+    });
+    let frames = cap.finish(Duration::from_millis(100));
+    assert_eq!(unprepared, None);
+    assert_eq!(
+        with_script, None,
+        "groups with scripts start in order, on their worker"
+    );
+    assert_eq!(first, Ok(true), "added");
+    assert_eq!(again, Ok(false), "already there");
+    let addrs = lines(&lan.node, "-4 -o addr show dev hb-web");
+    assert!(
+        addrs
+            .iter()
+            .any(|l| l.contains("inet 192.168.32.22/24 brd 192.168.32.255")),
+        "{addrs:?}"
+    );
+    let garps = frames
+        .iter()
+        .filter_map(|f| parse_arp(f))
+        .filter(|a| a.spa == [192, 168, 32, 22] && a.tpa == [192, 168, 32, 22])
+        .filter(|a| a.sha == VMAC2 && a.eth_src == VMAC2 && a.op == 1)
+        .count();
+    assert_eq!(garps, 2, "one gratuitous ARP per quick step");
+    // The full start finds what the quick step put up: nothing to change.
+    let start = lan.node.run(false, move || async move {
+        resources(cfg)
+            .start_group("web", &group)
+            .await
+            .expect("start")
+    });
+    assert_eq!(start.resources[0].outcome, Outcome::Unchanged, "{start:?}");
+}
