@@ -27,7 +27,7 @@ use tracing::{error, info, warn};
 use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
 use crate::resources::{
-    Resources,
+    Resources, quick,
     spec::{MacMode, ResourceSpec},
 };
 
@@ -51,6 +51,12 @@ pub enum Done {
         group: GroupId,
         handed_over: bool,
         ok: bool,
+    },
+    /// What the quick takeover step would put up for the group now
+    /// (`resources::quick`), read after each of its operations.
+    QuickPlan {
+        group: GroupId,
+        plan: Option<quick::Plan>,
     },
 }
 
@@ -140,7 +146,7 @@ impl GroupWorkers {
                         Op::CleanUp => w.clean_up().await,
                     };
                     busy.fetch_sub(1, Ordering::SeqCst);
-                    if !ok {
+                    if !ok || !w.report_quick_plan().await {
                         return;
                     }
                 }
@@ -166,7 +172,7 @@ impl GroupWorkers {
     /// same). False if that failed, or if the group is not one made of
     /// network identity only while addresses can be withdrawn: leave its
     /// start to its worker then.
-    pub fn unwithdraw(&self, group: GroupId) -> bool {
+    pub fn pass_traffic(&self, group: GroupId) -> bool {
         match (&self.withdrawal, self.identity.get(&group)) {
             (None, _) => true,
             (Some(w), Some(addrs)) => w.restore(addrs),
@@ -214,6 +220,22 @@ impl Worker {
     /// False once the main loop is gone.
     fn report(&self, d: Done) -> bool {
         self.done.send(d).is_ok()
+    }
+
+    /// The interfaces may have changed with the operation just done (a
+    /// child created or recreated): tell the main loop the plan as it is.
+    async fn report_quick_plan(&self) -> bool {
+        let plan = match self.res.quick_plan(&self.name, &self.specs).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(group = %self.name, error = %e, "reading the quick takeover plan");
+                None
+            }
+        };
+        self.report(Done::QuickPlan {
+            group: self.id,
+            plan,
+        })
     }
 
     async fn start(&self) -> bool {

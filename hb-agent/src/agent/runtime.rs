@@ -365,15 +365,11 @@ impl Agent {
                 }
             }
         }
-        let quick = if quick_plans.is_empty() {
-            None
-        } else {
-            match QuickStarter::open(&cfg.arp, announce_gate.clone()) {
-                Ok(q) => Some(q),
-                Err(e) => {
-                    warn!(error = %e, "no quick takeover step (sockets)");
-                    None
-                }
+        let quick = match QuickStarter::open(&cfg.arp, announce_gate.clone()) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                warn!(error = %e, "no quick takeover step (sockets)");
+                None
             }
         };
 
@@ -398,11 +394,11 @@ impl Agent {
         let (ping_tx, mut ping_rx) = watch::channel(None);
         let targets = ping_targets(&cfg)?;
         if !targets.is_empty() {
-            // Four probes per deadtime: one lost ping must not count as
+            // Four probes per deadping: one lost ping must not count as
             // lost connectivity.
-            let interval =
-                (cfg.timing.deadtime / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
-            let pinger = Pinger::new(targets, interval, cfg.timing.deadtime);
+            let deadping = cfg.deadping();
+            let interval = (deadping / 4).clamp(Duration::from_millis(1), Duration::from_secs(1));
+            let pinger = Pinger::new(targets, interval, deadping);
             tokio::spawn(async move {
                 if let Err(e) = pinger.run(ping_tx).await {
                     error!("ping nodes: {e:#}");
@@ -550,6 +546,14 @@ impl Agent {
                     Done::StopFinished { group, handed_over, ok } => {
                         agent.stop_finished(group, handed_over, ok)
                     }
+                    Done::QuickPlan { group, plan } => match plan {
+                        Some(p) => {
+                            agent.quick_plans.insert(group, p);
+                        }
+                        None => {
+                            agent.quick_plans.remove(&group);
+                        }
+                    },
                 },
                 Ok(()) = ping_rx.changed() => {
                     let count = *ping_rx.borrow_and_update();
@@ -814,19 +818,21 @@ impl Agent {
         let (Some(q), Some(p)) = (&self.quick, self.quick_plans.get(&group)) else {
             return;
         };
-        if !self.workers.idle(group) || !self.workers.unwithdraw(group) {
+        if !self.workers.idle(group) || !self.workers.pass_traffic(group) {
             return;
         }
         let t = Instant::now();
         match q.run(p) {
-            Ok(added) => info!(
+            Ok(done) => info!(
                 group = %self.group_name(group),
-                added,
+                added = done.added,
+                announced = done.announced,
                 took_us = t.elapsed().as_micros() as u64,
-                "address up and announced (quick step)"
+                "address up (quick step)"
             ),
             Err(e) => {
-                // The child changed under us; the worker's start copes.
+                // Its worker's start does it all; the plan is read again
+                // when that finishes.
                 warn!(group = %self.group_name(group), "quick takeover step failed, the full start follows: {e}");
                 self.quick_plans.remove(&group);
             }
@@ -847,7 +853,7 @@ impl Agent {
                     handed_over,
                     ok,
                 })) => self.stop_finished(group, handed_over, ok),
-                Ok(Some(Done::Cluster(_))) => {}
+                Ok(Some(Done::Cluster(_) | Done::QuickPlan { .. })) => {}
                 Ok(None) | Err(_) => {
                     warn!(groups = ?self.stopping, "exiting before these groups' resources were removed");
                     return;

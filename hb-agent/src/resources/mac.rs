@@ -15,7 +15,7 @@
 //!
 //! **Macvlan**: a macvlan child (mode bridge) named `child`, or
 //! [`child_name`]`(group)`, is created on the parent with the virtual MAC, set
-//! up, and carries the VIP; stop deletes it. The parent is not touched. Note
+//! up, and carries the VIP; stop parks it (see `macvlan_stop`). The parent is not touched. Note
 //! that the parent, with Linux's default `arp_ignore=0`, also answers ARP for
 //! the VIP with its own MAC; set `net.ipv4.conf.<parent>.arp_ignore=1` where
 //! that matters (this module leaves the parent's sysctls alone).

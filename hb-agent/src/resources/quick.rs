@@ -12,15 +12,24 @@
 //! address in place (nothing changes twice); it also announces again,
 //! sets the hostname and reports the group started.
 //!
-//! Only groups made of network identity alone qualify (no scripts: their
-//! order matters and they may take seconds), and only when their first
-//! resource is that macvlan VIP. Anything unexpected (child gone, another
-//! index) fails the quick step with a reason; the worker's start then does
-//! everything the usual way.
+//! Only groups without scripts qualify (their order matters and they may
+//! take seconds), and only when their first resource is that macvlan VIP.
+//! The plan (child index, flags) is read at agent start and again after
+//! every operation on the group (`Worker`), so it follows the interfaces;
+//! a child gone or renumbered since fails the step with a reason, and the
+//! worker's start then does everything the usual way.
+//!
+//! The cost, accepted: the request takes the kernel's RTNL lock like any
+//! address change, so while something else on the host holds it (deleting
+//! an interface, detaching XDP: milliseconds) the event loop waits with it,
+//! where before only the resource thread did. Kernel timers keep timing
+//! peers meanwhile and the sender keeps heartbeating; events are handled
+//! when the lock comes free, which is also when any takeover could proceed.
+//! The kernel answers within the request itself, so reading the answer
+//! never waits. The one gratuitous ARP is not counted by the announcer's
+//! rate limit: a takeover announces `count` + 1 times.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd as _;
-use std::time::Duration;
 
 use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
@@ -101,16 +110,20 @@ pub struct QuickStarter {
     seq: std::cell::Cell<u32>,
 }
 
-/// Longest wait for the kernel's answer (it answers within the request
-/// itself; this only bounds a surprise).
-const ANSWER_TIMEOUT: Duration = Duration::from_millis(100);
+/// What a quick step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// The address was added (false: it was there already).
+    pub added: bool,
+    /// The gratuitous ARP went out (false: the service lease holds it back).
+    pub announced: bool,
+}
 
 impl QuickStarter {
     pub fn open(arp: &ArpSettings, gate: Option<AnnounceGate>) -> std::io::Result<QuickStarter> {
         let mut nl = Socket::new(NETLINK_ROUTE)?;
         nl.bind_auto()?;
         nl.connect(&SocketAddr::new(0, 0))?;
-        set_recv_timeout(&nl, ANSWER_TIMEOUT)?;
         Ok(QuickStarter {
             nl,
             packets: PacketSocket::open()?,
@@ -120,11 +133,21 @@ impl QuickStarter {
         })
     }
 
-    /// Puts `p`'s address up and announces it once. Ok(true) when it was
-    /// added, Ok(false) when it was there already.
-    pub fn run(&self, p: &Plan) -> Result<bool, String> {
+    /// Puts `p`'s address up and announces it once.
+    pub fn run(&self, p: &Plan) -> Result<Done, String> {
+        // The index must still name the child: indexes are not reused
+        // until they wrap, but a child can be deleted and recreated (and
+        // the lookup takes no lock).
+        let now = nix::net::if_::if_nametoindex(p.iface.as_str()).ok();
+        if now != Some(p.ifindex) {
+            return Err(format!(
+                "{} is no longer interface #{} (now {now:?})",
+                p.iface, p.ifindex
+            ));
+        }
         let added = self.add_address(p)?;
-        if self.gate.as_ref().is_none_or(|g| (g.0)()) {
+        let announced = self.gate.as_ref().is_none_or(|g| (g.0)());
+        if announced {
             self.packets
                 .send(
                     p.ifindex,
@@ -134,7 +157,7 @@ impl QuickStarter {
                 )
                 .map_err(|e| format!("gratuitous ARP for {} on {}: {e}", p.addr, p.iface))?;
         }
-        Ok(added)
+        Ok(Done { added, announced })
     }
 
     fn add_address(&self, p: &Plan) -> Result<bool, String> {
@@ -147,8 +170,9 @@ impl QuickStarter {
         let mut answer = Vec::with_capacity(4096);
         loop {
             answer.clear();
+            // Queued by the time `send` returned: never wait here.
             self.nl
-                .recv(&mut answer, 0)
+                .recv(&mut answer, libc::MSG_DONTWAIT)
                 .map_err(|e| format!("reading the answer to RTM_NEWADDR on {}: {e}", p.iface))?;
             let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&answer)
                 .map_err(|e| format!("parsing the answer to RTM_NEWADDR: {e}"))?;
@@ -199,27 +223,6 @@ fn new_address_request(p: &Plan, seq: u32) -> Vec<u8> {
     let mut buf = vec![0; msg.buffer_len()];
     msg.serialize(&mut buf);
     buf
-}
-
-fn set_recv_timeout(s: &Socket, d: Duration) -> std::io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: setsockopt with a pointer to a timeval and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

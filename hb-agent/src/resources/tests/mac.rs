@@ -299,8 +299,14 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
         with_script, None,
         "groups with scripts start in order, on their worker"
     );
-    assert_eq!(first, Ok(true), "added");
-    assert_eq!(again, Ok(false), "already there");
+    let done = |added| {
+        Ok(crate::resources::quick::Done {
+            added,
+            announced: true,
+        })
+    };
+    assert_eq!(first, done(true), "added");
+    assert_eq!(again, done(false), "already there");
     let addrs = lines(&lan.node, "-4 -o addr show dev hb-web");
     assert!(
         addrs
