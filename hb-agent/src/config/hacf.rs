@@ -33,6 +33,7 @@ pub(crate) struct HaCf {
     pub deadtime: Option<(Duration, usize)>,
     pub warntime: Option<(Duration, usize)>,
     pub initdead: Option<(Duration, usize)>,
+    pub deadping: Option<(Duration, usize)>,
     pub udpport: Option<u16>,
     pub links: Vec<LinkDraft>,
     pub auto_failback: Option<bool>,
@@ -149,11 +150,12 @@ impl Parser<'_> {
             "nice_failback" => self.nice_failback(line, rest),
             "ping" => self.ping(line, rest),
             "ping_group" => self.ping_group(line, rest),
-            "deadping" => self.warn(
-                line,
-                "deadping",
-                "ignored; ping nodes are judged by the agent",
-            ),
+            "deadping" => match self.timing(line, "deadping", rest) {
+                Some((d, _)) if d.is_zero() => {
+                    self.error(line, "deadping", "must be greater than zero")
+                }
+                v => self.out.deadping = v,
+            },
             "stonith" => self.stonith(line, rest),
             "stonith_host" => self.stonith_host(line, rest),
             "realtime" => self.realtime(line, rest),
@@ -654,8 +656,9 @@ mod tests {
 
     #[test]
     fn timings_units() {
-        let (cf, d) = run("keepalive 500ms\ndeadtime 1.5\nwarntime 1s\ninitdead 3\n");
+        let (cf, d) = run("keepalive 500ms\ndeadtime 1.5\nwarntime 1s\ninitdead 3\ndeadping 60\n");
         assert!(d.is_empty(), "{d:?}");
+        assert_eq!(cf.deadping, Some((Duration::from_secs(60), 5)));
         assert_eq!(cf.keepalive, Some((Duration::from_millis(500), 1)));
         assert_eq!(cf.deadtime, Some((Duration::from_millis(1500), 2)));
         assert_eq!(cf.warntime, Some((Duration::from_secs(1), 3)));

@@ -116,6 +116,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         groups,
         ping_nodes: cf.ping_nodes,
         ping_groups: cf.ping_groups,
+        deadping: cf.deadping.map(|(d, _)| d),
         fencing: cf.fencing.map(|(f, _)| f),
         arp: ArpSettings::default(),
         metrics_addr: None,

@@ -38,6 +38,9 @@ pub struct Config {
     pub groups: Vec<Group>,
     pub ping_nodes: Vec<IpAddr>,
     pub ping_groups: Vec<PingGroup>,
+    /// Heartbeat's `deadping`, when given: how long a ping node may stay
+    /// silent before it counts as unreachable. See [`Config::deadping`].
+    pub deadping: Option<Duration>,
     pub fencing: Option<Fencing>,
     pub arp: ArpSettings,
     pub control_socket: PathBuf,
@@ -114,6 +117,22 @@ impl Timing {
             warntime: warntime.unwrap_or(deadtime / 2),
             initdead: initdead.unwrap_or(deadtime * 2),
         }
+    }
+}
+
+/// The shortest default for `deadping`: a ping node is someone else's
+/// machine across the network, answering when its scheduler lets it; with
+/// millisecond deadtimes, two missed echoes (a VM pausing for 2 ms, seen in
+/// the lab at every link change) would move every group of every node at
+/// once. Pulled cables are caught from the carrier at once anyway.
+pub const MIN_DEFAULT_DEADPING: Duration = Duration::from_millis(20);
+
+impl Config {
+    /// How long a ping node may stay silent: `deadping` as configured, else
+    /// deadtime (as Heartbeat) but at least [`MIN_DEFAULT_DEADPING`].
+    pub fn deadping(&self) -> Duration {
+        self.deadping
+            .unwrap_or_else(|| self.timing.deadtime.max(MIN_DEFAULT_DEADPING))
     }
 }
 

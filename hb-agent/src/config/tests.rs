@@ -197,13 +197,13 @@ fn seed_node_order_and_groups() {
 fn every_seed_hacf_line_is_honoured_or_warned() {
     let honoured: [(&str, &[usize]); 3] = [
         ("node0", &[6, 8, 10, 12, 14, 16, 21, 28, 29, 30, 32]),
-        ("node1", &[4, 5, 6, 7, 8, 9, 10, 11, 12, 13]),
-        ("node2", &[4, 5, 6, 7, 8, 9, 10, 11, 12]),
+        ("node1", &[4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16]),
+        ("node2", &[4, 5, 6, 7, 8, 9, 10, 11, 12, 15]),
     ];
     let warned: [(&str, &[usize]); 3] = [
         ("node0", &[2, 27, 35, 36, 39, 43, 44]),
-        ("node1", &[1, 2, 3, 14, 15, 16]),
-        ("node2", &[1, 2, 3, 13, 14, 15]),
+        ("node1", &[1, 2, 3, 14, 15]),
+        ("node2", &[1, 2, 3, 13, 14]),
     ];
     for ((node, honoured), (_, warned)) in honoured.iter().zip(&warned) {
         let path = fixtures().join("seed").join(node).join("ha.cf");
@@ -261,7 +261,6 @@ fn seed_warnings_name_file_and_line() {
         [
             "14: respawn: ignored: built in: connectivity via ping nodes",
             "15: apiauth: ignored: hb has no Heartbeat client API (status and commands go through the control socket)",
-            "16: deadping: ignored; ping nodes are judged by the agent",
         ]
     );
     assert!(cfg.warnings.iter().any(|w| w.message.contains("U+00A0")));
@@ -691,6 +690,7 @@ fn example_toml_is_the_seed_cluster() {
         ],
         ping_nodes: vec![ip("192.168.32.254")],
         ping_groups: vec![],
+        deadping: Some(secs(60)),
         fencing: None,
         arp: ArpSettings::default(),
         control_socket: "/run/hb/seed-lab.sock".into(),
@@ -1143,4 +1143,19 @@ fn lookups() {
     assert_eq!(cfg.node_by_id(fnv1a32("node2")).unwrap().name, "node2");
     assert_eq!(cfg.group_by_id(fnv1a32("Remac2")).unwrap().name, "Remac2");
     assert!(cfg.link("eth2").is_some());
+}
+
+#[test]
+fn deadping_as_configured_else_deadtime_but_at_least_20ms() {
+    let mut cfg = load_seed("node1");
+    assert_eq!(cfg.deadping(), secs(60), "the seed's `deadping 60`");
+    cfg.deadping = None;
+    cfg.timing.deadtime = secs(30);
+    assert_eq!(cfg.deadping(), secs(30), "Heartbeat's default: deadtime");
+    cfg.timing.deadtime = Duration::from_millis(2);
+    assert_eq!(
+        cfg.deadping(),
+        Duration::from_millis(20),
+        "two lost echoes at a 2 ms deadtime must not move groups"
+    );
 }

@@ -96,6 +96,13 @@ impl Build<'_> {
         let (groups, group_spots) = self.groups(&f.group, &nodes, script_timeout);
         let ping_nodes = self.ping_nodes(&f.ping_nodes);
         let ping_groups = self.ping_groups(&f.ping_group);
+        let deadping = match f.timing.as_ref().and_then(|t| t.deadping.as_ref()) {
+            Some(d) if d.get_ref().0.is_zero() => {
+                self.error(d, "timing.deadping", "must be greater than zero");
+                None
+            }
+            d => d.map(|d| d.get_ref().0),
+        };
         let fencing = f.fencing.as_ref().map(|fe| self.fencing(fe));
         let arp = self.arp(f.arp.as_ref());
         let control_socket = self.control_socket(f.control_socket.as_ref(), &cluster);
@@ -120,6 +127,7 @@ impl Build<'_> {
             groups,
             ping_nodes,
             ping_groups,
+            deadping,
             fencing,
             arp,
             control_socket,

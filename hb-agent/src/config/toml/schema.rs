@@ -47,6 +47,7 @@ pub(super) struct TimingT {
     pub(super) deadtime: Option<Spanned<Dur>>,
     pub(super) warntime: Option<Spanned<Dur>>,
     pub(super) initdead: Option<Spanned<Dur>>,
+    pub(super) deadping: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
