@@ -183,19 +183,23 @@ fn run(sh: &Shared) {
         // None before the first heartbeat and while deliberately paused.
         let last = sh.last_sent_ns.load(Ordering::SeqCst);
         let silent = now.saturating_sub(last);
-        if last != 0 && !sh.paused.load(Ordering::Relaxed) && silent > deadtime {
+        let stalled = last != 0 && !sh.paused.load(Ordering::Relaxed) && silent > deadtime;
+        if stalled {
             // We were frozen: the peers have declared us dead and may hold
             // our groups. The agent releases them (see cluster, hang rule).
             sh.last_stall_ns.store(silent, Ordering::SeqCst);
-            warn!(
-                stall_ms = silent as f64 / 1e6,
-                "heartbeat sender was stalled longer than deadtime"
-            );
             next = now;
         } else {
             sh.stats.record_lateness(late);
         }
         send_once(sh, Some(now));
+        if stalled {
+            // Logged after the heartbeat: the peers are waiting for it.
+            warn!(
+                stall_ms = silent as f64 / 1e6,
+                "heartbeat sender was stalled longer than deadtime"
+            );
+        }
         next += period;
         // Never try to catch up with a burst of missed heartbeats.
         if next < now {
