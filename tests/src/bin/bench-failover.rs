@@ -80,6 +80,8 @@ struct Stats {
     /// hb only: when each step of the failover happened, ms after the fault.
     steps: Vec<[Option<f64>; STEPS.len()]>,
     failed: usize,
+    /// hb only: see `false_deaths`.
+    false_failovers: usize,
 }
 
 impl Stats {
@@ -102,7 +104,7 @@ const STEPS: [(&str, &str); 7] = [
     ("node0", "group released"),
     ("node1", "peer dead on all links"),
     ("node1", "taking over group"),
-    ("node1", "address up and announced"),
+    ("node1", "address up (quick step)"),
     ("node1", "group started"),
     ("client", "first answer from node1"),
 ];
@@ -251,7 +253,9 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
                 Ok(())
             })();
             // Counted per trial: the next `begin` starts a new timeline.
-            false_dead += false_deaths(&mut l);
+            let n = false_deaths(&mut l);
+            false_dead += n;
+            st.false_failovers += n;
             if let Err(e) = r {
                 eprintln!("hb {}: trial failed: {e:#}", f.name());
                 st.failed += 1;
@@ -266,8 +270,8 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
 
 /// What the agents logged in this trial's timeline that moves service off
 /// a healthy node: node1 or node2 declared dead (a line per observer), or
-/// one of them releasing everything after a stall of its own (only node0
-/// is ever faulted).
+/// one of them releasing everything after a stall of its own or giving up
+/// a group for lost ping nodes (only node0 is ever faulted).
 fn false_deaths(l: &mut Lab) -> usize {
     l.timeline.poll();
     l.timeline
@@ -275,7 +279,9 @@ fn false_deaths(l: &mut Lab) -> usize {
         .iter()
         .filter(|(_, line)| {
             (line.contains(": peer dead on all links") && !line.contains("peer=node0"))
-                || (!line.starts_with("node0:") && line.contains("releasing every group"))
+                || (!line.starts_with("node0:")
+                    && (line.contains("releasing every group")
+                        || line.contains("lost connectivity")))
         })
         .count()
 }
@@ -403,13 +409,16 @@ impl Contender for KeepalivedRun<'_> {
     }
 
     /// node0 running and cabled again, whatever the failed trial left.
+    /// node0 restarted from scratch, whatever the failed trial left (a
+    /// frozen daemon, its interface, cut cables).
     fn reset(&mut self) -> Result<()> {
+        if let Some(k) = self.ka[0].take() {
+            k.kill();
+        }
+        let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
         self.topo.cable(0, true, true)?;
         self.topo.cable(0, false, true)?;
-        match &self.ka[0] {
-            Some(k) => k.signal_all(libc::SIGCONT),
-            None => self.ka[0] = Some(self.start(0)?),
-        }
+        self.ka[0] = Some(self.start(0)?);
         Ok(())
     }
 }
@@ -811,10 +820,16 @@ fn main() -> Result<()> {
         }
     }
     println!(
-        "\nfalse failovers during hb's trials: a healthy node (node1 or node2) declared dead, or releasing everything after a stall"
+        "\nfalse failovers during hb's trials: a healthy node (node1 or node2) declared dead, releasing everything after a stall, or giving up a group for lost ping nodes"
     );
     for (name, n) in &false_dead {
-        println!("- {name}: {n}");
+        let per_fault: Vec<String> = columns
+            .iter()
+            .filter(|(c, _)| c == name)
+            .flat_map(|(_, col)| col.iter())
+            .map(|(f, st)| format!("{} {}", f.name(), st.false_failovers))
+            .collect();
+        println!("- {name}: {n} ({})", per_fault.join(", "));
     }
     println!("\nratio keepalived (best variant) / hb (best column), median outage:");
     for f in FAULTS {

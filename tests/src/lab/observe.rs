@@ -384,6 +384,9 @@ async fn watch_node(i: usize, stop: Arc<AtomicBool>, log: OwnerLog) {
         .socket_mut()
         .bind(&SocketAddr::new(0, RTMGRP_IPV4_IFADDR))
         .expect("subscribing to address changes");
+    // Room for bursts (lab start-up adds many addresses at once): an
+    // overrun loses notifications, and with them the holders' view.
+    let _ = conn.socket_mut().socket_mut().set_rx_buf_sz(1 << 20);
     tokio::spawn(conn);
     let nl = Netlink::connect().expect("netlink");
     let mut held = [false; 2];

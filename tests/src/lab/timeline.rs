@@ -54,7 +54,7 @@ const INTERESTING: &[&str] = &[
     "taking over group",
     "releasing group",
     "group started",
-    "address up and announced",
+    "address up (quick step)",
     "group released",
     "group start failed",
     "group stop failed",
