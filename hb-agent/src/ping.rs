@@ -135,8 +135,7 @@ impl Pinger {
 /// wake-up of the agent's event loop. The kernel's per-type filter
 /// (`ICMP_FILTER`, raw(7)) lets only echo replies through.
 fn only_echo_replies(sock: &Socket) -> Result<()> {
-    /// `SOL_RAW` and `ICMP_FILTER` (linux/icmp.h): a bit set = type dropped.
-    const SOL_RAW: libc::c_int = 255;
+    /// `ICMP_FILTER` (linux/icmp.h): a bit set = that type dropped.
     const ICMP_FILTER: libc::c_int = 1;
     const ECHO_REPLY: u32 = 0;
     let mask: u32 = !(1 << ECHO_REPLY);
@@ -144,7 +143,7 @@ fn only_echo_replies(sock: &Socket) -> Result<()> {
     let rc = unsafe {
         libc::setsockopt(
             std::os::fd::AsRawFd::as_raw_fd(sock),
-            SOL_RAW,
+            libc::SOL_RAW,
             ICMP_FILTER,
             (&mask as *const u32).cast(),
             std::mem::size_of::<u32>() as libc::socklen_t,
