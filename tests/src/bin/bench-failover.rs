@@ -227,18 +227,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
                     Fault::CablePull => l.topo.cable(0, true, true)?,
                     Fault::PowerOff => {
                         l.agents[0].take().unwrap().kill();
-                        // A machine back from a power-off has none of them.
-                        let ns = &l.topo.nodes[0];
-                        for line in ns.exec(&["ip", "-o", "link", "show"])?.lines() {
-                            if let Some(n) = line
-                                .split(": ")
-                                .nth(1)
-                                .map(|n| n.split('@').next().unwrap_or(n))
-                                && n.starts_with("hb-")
-                            {
-                                ns.exec(&["ip", "link", "del", n])?;
-                            }
-                        }
+                        hb_tests::lab::scenarios::reset_node(&l, 0)?;
                         l.topo.cable(0, true, true)?;
                         l.topo.cable(0, false, true)?;
                         l.start_agent(0)?;

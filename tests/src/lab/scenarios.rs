@@ -228,7 +228,7 @@ pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
 }
 
 /// What a reboot loses: the agent's virtual interfaces and its restore state.
-fn reset_node(l: &Lab, i: usize) -> Result<()> {
+pub fn reset_node(l: &Lab, i: usize) -> Result<()> {
     let ns = &l.topo.nodes[i];
     let links = ns.exec(&["ip", "-o", "link", "show"])?;
     for line in links.lines() {

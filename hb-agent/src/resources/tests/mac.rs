@@ -185,19 +185,35 @@ fn mac_replace_with_explicit_gateway_and_rollback_on_unreachable_gateway() {
     assert_eq!(identity(&lan.node), before);
 }
 
+/// vip2 is on `web`'s child, with the subnet's broadcast.
+fn assert_vip2_on_web_child(node: &Netns) {
+    let addrs = lines(node, "-4 -o addr show dev hb-web");
+    assert!(
+        addrs
+            .iter()
+            .any(|l| l.contains("inet 192.168.32.22/24 brd 192.168.32.255")),
+        "{addrs:?}"
+    );
+}
+
+/// Group `web`: vip2 with VMAC2 on a macvlan child of eth0.
+fn web_macvlan() -> Vec<ResourceSpec> {
+    vec![ResourceSpec::Mac {
+        iface: "eth0".into(),
+        mac: VMAC2,
+        mode: MacMode::Macvlan { child: None },
+        addr: Some((ip("192.168.32.22"), 24)),
+        gateway: None,
+    }]
+}
+
 #[test]
 fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     let lan = Lan::new();
     let before = identity(&lan.node);
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let group = vec![ResourceSpec::Mac {
-        iface: "eth0".into(),
-        mac: VMAC2,
-        mode: MacMode::Macvlan { child: None },
-        addr: Some((ip("192.168.32.22"), 24)),
-        gateway: None,
-    }];
+    let group = web_macvlan();
     let (g, c) = (group.clone(), cfg.clone());
     let (start, again, status) = lan.node.run(false, move || async move {
         let r = resources(c);
@@ -217,13 +233,7 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
         child.contains("state UP") || child.contains(",UP"),
         "{child}"
     );
-    let addrs = lines(&lan.node, "-4 -o addr show dev hb-web");
-    assert!(
-        addrs
-            .iter()
-            .any(|l| l.contains("inet 192.168.32.22/24 brd 192.168.32.255")),
-        "{addrs:?}"
-    );
+    assert_vip2_on_web_child(&lan.node);
     assert_eq!(identity(&lan.node), before, "parent untouched");
 
     let (g, c) = (group.clone(), cfg.clone());
@@ -262,13 +272,7 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
     let lan = Lan::new();
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let group = vec![ResourceSpec::Mac {
-        iface: "eth0".into(),
-        mac: VMAC2,
-        mode: MacMode::Macvlan { child: None },
-        addr: Some((ip("192.168.32.22"), 24)),
-        gateway: None,
-    }];
+    let group = web_macvlan();
     let cap = Capture::start(&lan.gw, "eth0");
     let (g, c) = (group.clone(), cfg.clone());
     let (unprepared, with_script, first, again) = lan.node.run(false, move || async move {
@@ -307,13 +311,7 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
     };
     assert_eq!(first, done(true), "added");
     assert_eq!(again, done(false), "already there");
-    let addrs = lines(&lan.node, "-4 -o addr show dev hb-web");
-    assert!(
-        addrs
-            .iter()
-            .any(|l| l.contains("inet 192.168.32.22/24 brd 192.168.32.255")),
-        "{addrs:?}"
-    );
+    assert_vip2_on_web_child(&lan.node);
     let garps = frames
         .iter()
         .filter_map(|f| parse_arp(f))
