@@ -282,8 +282,44 @@ trait Contender {
     fn label(&self) -> &'static str;
     /// Longest wait for the standby to serve, or node0 to be back.
     fn timeout(&self) -> Duration;
-    fn fault(&mut self, f: Fault) -> Result<()>;
-    fn recover(&mut self, f: Fault) -> Result<()>;
+    fn topo(&self) -> &Topology;
+    /// node0's daemons: stopped as their users would, signalled, killed
+    /// (and forgotten), started again.
+    fn stop_node0(&mut self) -> Result<()>;
+    fn signal_node0(&self, sig: libc::c_int) -> Result<()>;
+    fn kill_node0(&mut self) -> Result<()>;
+    fn start_node0(&mut self) -> Result<()>;
+    /// What node0 loses with a reboot (its virtual interface, its VIP).
+    fn wipe_node0(&self);
+
+    fn fault(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.stop_node0()?,
+            Fault::CablePull => self.topo().cable(0, true, false)?,
+            Fault::PowerOff => {
+                self.signal_node0(libc::SIGSTOP)?;
+                self.topo().both_cables_fast(0, false)?;
+            }
+            Fault::Hang => self.signal_node0(libc::SIGSTOP)?,
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, f: Fault) -> Result<()> {
+        match f {
+            Fault::Graceful => self.start_node0()?,
+            Fault::CablePull => self.topo().cable(0, true, true)?,
+            Fault::PowerOff => {
+                self.kill_node0()?;
+                self.wipe_node0();
+                self.topo().cable(0, true, true)?;
+                self.topo().cable(0, false, true)?;
+                self.start_node0()?;
+            }
+            Fault::Hang => self.signal_node0(libc::SIGCONT)?,
+        }
+        Ok(())
+    }
     /// Node0 holds vip1 alone again: settle before the next trial; the hang
     /// trial's time from SIGCONT (`resumed`) to vip1 answering again goes
     /// into `st` where the contender leaves it unanswered for a while.
@@ -363,33 +399,32 @@ impl Contender for KeepalivedRun<'_> {
         Duration::from_secs(10)
     }
 
-    fn fault(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.ka[0].take().context("node0 not running")?.stop(),
-            Fault::CablePull => self.topo.cable(0, true, false)?,
-            Fault::PowerOff => {
-                self.node0()?.signal_all(libc::SIGSTOP);
-                self.topo.both_cables_fast(0, false)?;
-            }
-            Fault::Hang => self.node0()?.signal_all(libc::SIGSTOP),
-        }
+    fn topo(&self) -> &Topology {
+        self.topo
+    }
+
+    fn stop_node0(&mut self) -> Result<()> {
+        self.ka[0].take().context("node0 not running")?.stop();
         Ok(())
     }
 
-    fn recover(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.ka[0] = Some(self.start(0)?),
-            Fault::CablePull => self.topo.cable(0, true, true)?,
-            Fault::PowerOff => {
-                self.ka[0].take().context("node0 not running")?.kill();
-                let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
-                self.topo.cable(0, true, true)?;
-                self.topo.cable(0, false, true)?;
-                self.ka[0] = Some(self.start(0)?);
-            }
-            Fault::Hang => self.node0()?.signal_all(libc::SIGCONT),
-        }
+    fn signal_node0(&self, sig: libc::c_int) -> Result<()> {
+        self.node0()?.signal_all(sig);
         Ok(())
+    }
+
+    fn kill_node0(&mut self) -> Result<()> {
+        self.ka[0].take().context("node0 not running")?.kill();
+        Ok(())
+    }
+
+    fn start_node0(&mut self) -> Result<()> {
+        self.ka[0] = Some(self.start(0)?);
+        Ok(())
+    }
+
+    fn wipe_node0(&self) {
+        let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
     }
 
     fn settle(&mut self, _: Fault, _: &mut Stats, _: u64) -> Result<()> {
@@ -401,14 +436,13 @@ impl Contender for KeepalivedRun<'_> {
     /// node0 restarted from scratch, whatever the failed trial left (a
     /// frozen daemon, its interface, cut cables).
     fn reset(&mut self) -> Result<()> {
-        if let Some(k) = self.ka[0].take() {
-            k.kill();
+        if self.ka[0].is_some() {
+            self.kill_node0()?;
         }
-        let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
+        self.wipe_node0();
         self.topo.cable(0, true, true)?;
         self.topo.cable(0, false, true)?;
-        self.ka[0] = Some(self.start(0)?);
-        Ok(())
+        self.start_node0()
     }
 }
 
@@ -543,38 +577,35 @@ impl Contender for HeartbeatRun<'_> {
         Duration::from_secs(30)
     }
 
-    fn fault(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.hb[0]
-                .take()
-                .context("node0 not running")?
-                .stop(Duration::from_secs(20))?,
-            Fault::CablePull => self.topo.cable(0, true, false)?,
-            Fault::PowerOff => {
-                self.node0()?.signal_all(libc::SIGSTOP);
-                self.topo.both_cables_fast(0, false)?;
-            }
-            Fault::Hang => self.node0()?.signal_all(libc::SIGSTOP),
-        }
+    fn topo(&self) -> &Topology {
+        self.topo
+    }
+
+    fn stop_node0(&mut self) -> Result<()> {
+        self.hb[0]
+            .take()
+            .context("node0 not running")?
+            .stop(Duration::from_secs(20))
+    }
+
+    fn signal_node0(&self, sig: libc::c_int) -> Result<()> {
+        self.node0()?.signal_all(sig);
         Ok(())
     }
 
-    fn recover(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.hb[0] = Some(self.start(0)?),
-            Fault::CablePull => self.topo.cable(0, true, true)?,
-            Fault::PowerOff => {
-                self.hb[0].take().context("node0 not running")?.kill();
-                // A machine back from a power-off holds no addresses.
-                let vip = format!("{}/24", VIPS[0]);
-                let _ = self.topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
-                self.topo.cable(0, true, true)?;
-                self.topo.cable(0, false, true)?;
-                self.hb[0] = Some(self.start(0)?);
-            }
-            Fault::Hang => self.node0()?.signal_all(libc::SIGCONT),
-        }
+    fn kill_node0(&mut self) -> Result<()> {
+        self.hb[0].take().context("node0 not running")?.kill();
         Ok(())
+    }
+
+    fn start_node0(&mut self) -> Result<()> {
+        self.hb[0] = Some(self.start(0)?);
+        Ok(())
+    }
+
+    fn wipe_node0(&self) {
+        let vip = format!("{}/24", VIPS[0]);
+        let _ = self.topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
     }
 
     /// node0 kept vip1 through the hang and does not announce it again,
