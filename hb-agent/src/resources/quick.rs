@@ -6,14 +6,16 @@
 //! (the woken thread waits for a CPU), and the full start another 0.2-0.3 ms
 //! of lookups before the address is up. A group whose first resource is an
 //! IPv4 VIP on a prepared macvlan child (created and parked at agent start,
-//! see `mac::macvlan_prepare`) needs only one netlink request (RTM_NEWADDR
-//! on the child's index, known in advance) and one gratuitous ARP to be
-//! served by this node. The worker's start follows at once and finds the
+//! see `mac::macvlan_prepare`), or on a named interface, needs only one
+//! netlink request (RTM_NEWADDR on an index known in advance) and one
+//! gratuitous ARP to be served by this node. The worker's start follows at once and finds the
 //! address in place (nothing changes twice); it also announces again,
 //! sets the hostname and reports the group started.
 //!
 //! Only groups without scripts qualify (their order matters and they may
-//! take seconds), and only when their first resource is that macvlan VIP.
+//! take seconds), and only when their first resource is that macvlan VIP,
+//! or an IPv4 `IPaddr` on a named interface (announced with that
+//! interface's MAC; not when the group also replaces a MAC).
 //! The plan (child index, flags) is read at agent start and again after
 //! every operation on the group (`Worker`), so it follows the interfaces;
 //! a child gone or renumbered since fails the step with a reason, and the
@@ -40,26 +42,29 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMe
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::announce::{AnnounceGate, ETH_P_ARP, PacketSocket, garp_frame};
-use super::mac;
 use super::netlink::{Netlink, default_broadcast};
 use super::spec::{MacMode, ResourceSpec};
 use super::{ArpSettings, ResourceError};
+use super::{ipaddr, mac};
 
 /// What the quick step puts up for one group, worked out at agent start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The parked macvlan child and its (virtual) MAC.
+    /// Where the address goes (a parked macvlan child, or the interface an
+    /// `IPaddr` names) and the MAC its gratuitous ARP carries.
     pub iface: String,
     pub ifindex: u32,
     pub mac: [u8; 6],
     pub addr: Ipv4Addr,
     pub prefix: u8,
+    pub broadcast: Option<Ipv4Addr>,
+    pub label: Option<String>,
     /// `IFA_F_*` flags, as the full start would add the address.
     pub flags: u32,
 }
 
 /// The plan for `specs`, if the group qualifies (see the module comment)
-/// and its child is in place now.
+/// and its interface is in place now.
 pub async fn plan(
     nl: &Netlink,
     group: &str,
@@ -68,36 +73,94 @@ pub async fn plan(
     if !specs.iter().all(ResourceSpec::is_identity) {
         return Ok(None);
     }
-    let Some(ResourceSpec::Mac {
-        iface,
-        mac: vmac,
-        mode: MacMode::Macvlan { child },
-        addr: Some((IpAddr::V4(addr), prefix)),
-        ..
-    }) = specs.first()
-    else {
-        return Ok(None);
-    };
-    let name = child.clone().unwrap_or_else(|| mac::child_name(group));
-    let (Some(parent), Some(c)) = (nl.link_by_name(iface).await?, nl.link_by_name(&name).await?)
-    else {
+    match specs.first() {
+        Some(ResourceSpec::Mac {
+            iface,
+            mac: vmac,
+            mode: MacMode::Macvlan { child },
+            addr: Some((IpAddr::V4(addr), prefix)),
+            ..
+        }) => {
+            let name = child.clone().unwrap_or_else(|| mac::child_name(group));
+            macvlan_plan(nl, iface, &name, *vmac, *addr, *prefix).await
+        }
+        Some(ResourceSpec::IpAddr {
+            addr: IpAddr::V4(addr),
+            prefix,
+            iface: Some(iface),
+            broadcast,
+            label,
+        }) if !replaces_a_mac(specs) => {
+            let Some(link) = nl.link_by_name(iface).await? else {
+                return Ok(None);
+            };
+            let (Some(mac), true) = (link.mac, link.up) else {
+                return Ok(None);
+            };
+            // A label the full start would refuse: leave it to say so.
+            let Ok(label) = ipaddr::effective_label(iface, label.as_deref()) else {
+                return Ok(None);
+            };
+            Ok(Some(Plan {
+                iface: iface.clone(),
+                ifindex: link.index,
+                mac,
+                addr: *addr,
+                prefix: *prefix,
+                broadcast: broadcast.or_else(|| default_broadcast(*addr, *prefix)),
+                label,
+                flags: 0,
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A MAC replaced later in the group would make the first announcement,
+/// with the interface's own MAC, a wrong one.
+fn replaces_a_mac(specs: &[ResourceSpec]) -> bool {
+    specs.iter().any(|s| {
+        matches!(
+            s,
+            ResourceSpec::Mac {
+                mode: MacMode::Replace,
+                ..
+            }
+        )
+    })
+}
+
+async fn macvlan_plan(
+    nl: &Netlink,
+    parent: &str,
+    child: &str,
+    vmac: [u8; 6],
+    addr: Ipv4Addr,
+    prefix: u8,
+) -> Result<Option<Plan>, ResourceError> {
+    let (Some(parent), Some(c)) = (
+        nl.link_by_name(parent).await?,
+        nl.link_by_name(child).await?,
+    ) else {
         return Ok(None);
     };
     if c.kind.as_deref() != Some("macvlan")
         || c.parent != Some(parent.index)
-        || c.mac != Some(*vmac)
+        || c.mac != Some(vmac)
         || !c.up
     {
         return Ok(None);
     }
     let all = nl.addresses(None).await?;
     Ok(Some(Plan {
-        iface: name,
+        iface: child.to_string(),
         ifindex: c.index,
-        mac: *vmac,
-        addr: *addr,
-        prefix: *prefix,
-        flags: mac::vip_flags(&all, parent.index, IpAddr::V4(*addr), *prefix),
+        mac: vmac,
+        addr,
+        prefix,
+        broadcast: default_broadcast(addr, prefix),
+        label: None,
+        flags: mac::vip_flags(&all, parent.index, IpAddr::V4(addr), prefix),
     }))
 }
 
@@ -198,7 +261,7 @@ impl QuickStarter {
 }
 
 /// RTM_NEWADDR for `p`, as the full start sends it (`ipaddr::ensure_on`):
-/// local = address, the subnet's broadcast, the plan's flags.
+/// local = address, broadcast, label, flags.
 fn new_address_request(p: &Plan, seq: u32) -> Vec<u8> {
     let mut m = AddressMessage::default();
     m.header.family = AddressFamily::Inet;
@@ -207,8 +270,11 @@ fn new_address_request(p: &Plan, seq: u32) -> Vec<u8> {
     let a = IpAddr::V4(p.addr);
     m.attributes.push(AddressAttribute::Local(a));
     m.attributes.push(AddressAttribute::Address(a));
-    if let Some(b) = default_broadcast(p.addr, p.prefix) {
+    if let Some(b) = p.broadcast {
         m.attributes.push(AddressAttribute::Broadcast(b));
+    }
+    if let Some(l) = &p.label {
+        m.attributes.push(AddressAttribute::Label(l.clone()));
     }
     if p.flags != 0 {
         m.attributes
@@ -236,6 +302,8 @@ mod tests {
             mac: [0x00, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
             addr: Ipv4Addr::new(192, 168, 32, 21),
             prefix: 24,
+            broadcast: Some(Ipv4Addr::new(192, 168, 32, 255)),
+            label: None,
             flags: 0x200,
         }
     }

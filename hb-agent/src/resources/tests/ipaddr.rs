@@ -146,3 +146,85 @@ fn ip_without_matching_subnet_fails_clearly() {
     });
     assert!(err.to_string().contains("nope0"), "{err}");
 }
+
+#[test]
+fn quick_step_for_an_ipaddr_on_a_named_interface() {
+    use crate::resources::quick::QuickStarter;
+    use crate::resources::{MacMode, quick};
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let vip = ResourceSpec::IpAddr {
+        addr: ip("192.168.32.21"),
+        prefix: 24,
+        iface: Some("eth0".into()),
+        broadcast: None,
+        label: Some("vip".into()),
+    };
+    let group = vec![vip.clone(), ResourceSpec::Hostname { name: "web".into() }];
+    let eth0_mac = mac_of(&lan.node, "eth0");
+    let cap = Capture::start(&lan.gw, "eth0");
+    let (g, c) = (group.clone(), cfg.clone());
+    let (replacing, unnamed, first) = lan.node.run(false, move || async move {
+        let r = resources(c);
+        // A MAC replaced later would make the first announcement wrong.
+        let replacing = vec![
+            vip,
+            ResourceSpec::Mac {
+                iface: "eth0".into(),
+                mac: VMAC1,
+                mode: MacMode::Replace,
+                addr: None,
+                gateway: None,
+            },
+        ];
+        let replacing = r.quick_plan("g", &replacing).await.expect("plan");
+        // The interface is found by subnet at start: not planned.
+        let unnamed = r
+            .quick_plan("g", &[ip_spec("192.168.32.21", 24, None)])
+            .await
+            .expect("plan");
+        let plan = r.quick_plan("g", &g).await.expect("plan").expect("a plan");
+        let q = QuickStarter::open(&quick_arp(), None).expect("sockets");
+        (replacing, unnamed, q.run(&plan))
+    });
+    let frames = cap.finish(Duration::from_millis(100));
+    assert_eq!(replacing, None);
+    assert_eq!(unnamed, None);
+    assert_eq!(
+        first,
+        Ok(quick::Done {
+            added: true,
+            announced: true
+        })
+    );
+    let addrs = lines(&lan.node, "-4 -o addr show dev eth0");
+    assert!(
+        addrs
+            .iter()
+            .any(|l| l.contains("inet 192.168.32.21/24 brd 192.168.32.255")
+                && l.contains("eth0:vip")),
+        "{addrs:?}"
+    );
+    let garps: Vec<[u8; 6]> = frames
+        .iter()
+        .filter_map(|f| parse_arp(f))
+        .filter(|a| a.spa == [192, 168, 32, 21] && a.tpa == [192, 168, 32, 21])
+        .map(|a| a.sha)
+        .collect();
+    assert_eq!(garps.len(), 1, "{garps:?}");
+    let sha = garps[0]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    assert_eq!(sha, eth0_mac, "announced with eth0's own MAC");
+    // The full start finds it in place.
+    let start = lan.node.run(true, move || async move {
+        resources(cfg)
+            .start_group("g", &group)
+            .await
+            .expect("start")
+    });
+    assert_eq!(start.resources[0].outcome, Outcome::Unchanged, "{start:?}");
+}
