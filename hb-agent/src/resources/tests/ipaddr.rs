@@ -213,12 +213,11 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
         .map(|a| a.sha)
         .collect();
     assert_eq!(garps.len(), 1, "{garps:?}");
-    let sha = garps[0]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    assert_eq!(sha, eth0_mac, "announced with eth0's own MAC");
+    assert_eq!(
+        crate::resources::netlink::fmt_mac(&garps[0]),
+        eth0_mac,
+        "announced with eth0's own MAC"
+    );
     // The full start finds it in place.
     let start = lan.node.run(true, move || async move {
         resources(cfg)
