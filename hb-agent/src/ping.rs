@@ -42,8 +42,7 @@ impl Pinger {
     }
 
     /// Runs forever, publishing the reachable-target count on `tx` when it
-    /// changes. The first value is published after the first `deadping` or
-    /// as soon as every target answered.
+    /// changes (see [`Reach`] for when the first count goes out).
     pub async fn run(self, tx: watch::Sender<Option<u8>>) -> Result<()> {
         if self.targets.is_empty() {
             return Ok(());
@@ -56,7 +55,6 @@ impl Pinger {
         let sock = unsafe { AsyncFd::register(sock)? };
         let ident = (std::process::id() & 0xffff) as u16;
         let addrs: Vec<Ipv4Addr> = self.targets.iter().flat_map(|t| t.addrs.clone()).collect();
-        let mut last_reply: Vec<Option<Instant>> = vec![None; addrs.len()];
         let via = connected_via(&addrs).await;
         let mut carrier = match crate::carrier::subscribe() {
             Ok(rx) => Some(rx),
@@ -67,7 +65,7 @@ impl Pinger {
                 None
             }
         };
-        let started = Instant::now();
+        let mut reach = Reach::new(&self.targets, self.deadping, Instant::now());
         let mut seq: u16 = 0;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -87,7 +85,7 @@ impl Pinger {
                 Some((index, up)) = async { carrier.as_mut()?.recv().await } => {
                     if !up {
                         for (i, v) in via.iter().enumerate() {
-                            if *v == Some(index) && last_reply[i].take().is_some() {
+                            if *v == Some(index) && reach.carrier_lost(i) {
                                 debug!(target = %addrs[i], ifindex = index, "ping target lost with its interface's carrier");
                             }
                         }
@@ -102,30 +100,96 @@ impl Pinger {
                             && id == ident
                             && let Some(i) = addrs.iter().position(|a| *a == *from.ip())
                         {
-                            last_reply[i] = Some(Instant::now());
+                            reach.reply(i, Instant::now());
                         }
                     }
                     g.clear_ready();
                 }
             }
-            let now = Instant::now();
-            let alive = |a: &Ipv4Addr| {
-                addrs
-                    .iter()
-                    .position(|x| x == a)
-                    .and_then(|i| last_reply[i])
-                    .is_some_and(|t| now - t <= self.deadping)
-            };
-            let count = self
-                .targets
-                .iter()
-                .filter(|t| t.addrs.iter().any(alive))
-                .count() as u8;
-            let settled = now - started >= self.deadping || count as usize == self.targets.len();
-            if settled && *tx.borrow() != Some(count) {
+            if let Some(count) = reach.publish(Instant::now()) {
                 let _ = tx.send(Some(count));
             }
         }
+    }
+}
+
+/// What the pinger knows of its targets, and when the count may be told.
+///
+/// At start nothing is known: a count of 0 published before the targets had
+/// a chance to answer would move groups for nothing. So the first count waits
+/// until every target's state is known (it answered, or every address of it
+/// was lost with its interface's carrier) or a `deadping` has passed. From
+/// the first count on, every change is told at once: a loss inside the first
+/// deadping counts as much as any other (a cable pulled seconds after start
+/// with the tutorial's `deadping 60` was never told before).
+#[derive(Debug)]
+struct Reach {
+    deadping: Duration,
+    started: Instant,
+    /// Each target's indexes into the flat address list.
+    targets: Vec<Vec<usize>>,
+    last_reply: Vec<Option<Instant>>,
+    /// Answered at least once since start.
+    answered: Vec<bool>,
+    /// Lost with its carrier and not heard since.
+    cut: Vec<bool>,
+    told: Option<u8>,
+}
+
+impl Reach {
+    fn new(targets: &[Target], deadping: Duration, now: Instant) -> Reach {
+        let mut next = 0;
+        let targets: Vec<Vec<usize>> = targets
+            .iter()
+            .map(|t| {
+                let r = (next..next + t.addrs.len()).collect();
+                next += t.addrs.len();
+                r
+            })
+            .collect();
+        Reach {
+            deadping,
+            started: now,
+            targets,
+            last_reply: vec![None; next],
+            answered: vec![false; next],
+            cut: vec![false; next],
+            told: None,
+        }
+    }
+
+    fn reply(&mut self, i: usize, now: Instant) {
+        self.last_reply[i] = Some(now);
+        self.answered[i] = true;
+        self.cut[i] = false;
+    }
+
+    /// Address `i`'s interface lost its carrier; true if it was reachable.
+    fn carrier_lost(&mut self, i: usize) -> bool {
+        self.cut[i] = true;
+        self.last_reply[i].take().is_some()
+    }
+
+    fn count(&self, now: Instant) -> u8 {
+        let alive = |&i: &usize| self.last_reply[i].is_some_and(|t| now - t <= self.deadping);
+        self.targets.iter().filter(|t| t.iter().any(alive)).count() as u8
+    }
+
+    fn known(&self) -> bool {
+        self.targets
+            .iter()
+            .all(|t| t.iter().any(|&i| self.answered[i]) || t.iter().all(|&i| self.cut[i]))
+    }
+
+    /// The count to tell now, if it is to be told and changed.
+    fn publish(&mut self, now: Instant) -> Option<u8> {
+        let may = self.told.is_some() || now - self.started >= self.deadping || self.known();
+        let count = self.count(now);
+        if !may || self.told == Some(count) {
+            return None;
+        }
+        self.told = Some(count);
+        Some(count)
     }
 }
 
@@ -210,6 +274,80 @@ pub fn checksum(d: &[u8]) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seed_target() -> Vec<Target> {
+        vec![Target {
+            name: "192.168.32.254".into(),
+            addrs: vec![Ipv4Addr::new(192, 168, 32, 254)],
+        }]
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// The tutorial's cable pull: `deadping 60`, the gateway answered, then
+    /// the service cable is pulled seconds after start. The loss is told at
+    /// once, not after a minute (it was never told before the fix).
+    #[test]
+    fn a_loss_inside_the_first_deadping_is_told() {
+        let t0 = Instant::now();
+        let mut r = Reach::new(&seed_target(), Duration::from_secs(60), t0);
+        assert_eq!(r.publish(t0 + MS), None, "nothing known yet");
+        r.reply(0, t0 + 2 * MS);
+        assert_eq!(r.publish(t0 + 2 * MS), Some(1), "every target answered");
+        assert_eq!(r.publish(t0 + 3 * MS), None, "unchanged");
+        assert!(r.carrier_lost(0));
+        assert_eq!(
+            r.publish(t0 + 3000 * MS),
+            Some(0),
+            "cable pulled 3 s after start"
+        );
+        r.reply(0, t0 + 4000 * MS);
+        assert_eq!(r.publish(t0 + 4000 * MS), Some(1), "plugged back");
+    }
+
+    /// A target whose cable is already cut before it ever answered is known
+    /// lost: the count is told without waiting for deadping.
+    #[test]
+    fn a_target_cut_before_answering_is_known() {
+        let t0 = Instant::now();
+        let mut r = Reach::new(&seed_target(), Duration::from_secs(60), t0);
+        assert!(!r.carrier_lost(0));
+        assert_eq!(r.publish(t0 + MS), Some(0));
+    }
+
+    /// Silence alone is told only after a deadping, then the count follows
+    /// every change; a ping group is reachable while any member answers.
+    #[test]
+    fn silence_waits_for_deadping_and_groups_need_one_member() {
+        let t0 = Instant::now();
+        let targets = vec![
+            seed_target().remove(0),
+            Target {
+                name: "group1".into(),
+                addrs: vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)],
+            },
+        ];
+        let dp = 100 * MS;
+        let mut r = Reach::new(&targets, dp, t0);
+        r.reply(2, t0 + MS);
+        assert_eq!(
+            r.publish(t0 + MS),
+            None,
+            "the ping node has not answered yet"
+        );
+        assert_eq!(
+            r.publish(t0 + dp),
+            Some(1),
+            "deadping passed: the group only"
+        );
+        r.reply(0, t0 + dp + MS);
+        assert_eq!(r.publish(t0 + dp + MS), Some(2));
+        assert_eq!(
+            r.publish(t0 + dp + 2 * MS + dp),
+            Some(0),
+            "both silent a deadping"
+        );
+    }
 
     #[test]
     fn echo_request_checksums_to_zero() {

@@ -62,7 +62,8 @@ fn mac_resource(g: usize) -> String {
 }
 
 /// A seed-style Heartbeat directory for node `i`: the tutorial's ha.cf
-/// directives with lab timings, heartbeats on both networks (`bcast eth2
+/// directives with lab timings (its `deadping 60` kept: a pulled cable
+/// must be told by the carrier, not a minute later), heartbeats on both networks (`bcast eth2
 /// eth0`: cutting one network alone must not split the cluster), and the
 /// native MAC takeover in macvlan mode so the standby can hold both groups.
 pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
@@ -74,6 +75,7 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
          deadtime {}ms\n\
          warntime {}ms\n\
          initdead {}ms\n\
+         deadping 60\n\
          udpport 694\n\
          bcast eth2 eth0\n\
          auto_failback on\n",
@@ -106,7 +108,7 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
 pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
     let mut s = format!(
         "cluster = \"heartbeat\"\nauto_failback = true\nping_nodes = [\"{GATEWAY}\"]\n\
-         [timing]\nkeepalive = \"{}ms\"\ndeadtime = \"{}ms\"\nwarntime = \"{}ms\"\ninitdead = \"{}ms\"\n\
+         [timing]\nkeepalive = \"{}ms\"\ndeadtime = \"{}ms\"\nwarntime = \"{}ms\"\ninitdead = \"{}ms\"\ndeadping = \"60s\"\n\
          [auth]\nmethod = \"sha1\"\nsecret = \"hb-lab-shared-secret\"\n\
          [[link]]\nname = \"eth2\"\niface = \"eth2\"\nkind = \"bcast\"\n\
          [[link]]\nname = \"eth0\"\niface = \"eth0\"\nkind = \"bcast\"\n",
