@@ -4,6 +4,7 @@
 //! Nothing here touches the root namespace's interfaces: veth pairs are
 //! created with both ends moved straight into test namespaces.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -130,4 +131,40 @@ pub fn heartbeat_pair(tag: &str) -> Result<(Netns, Netns)> {
         Some("10.160.100.31/24"),
     )?;
     Ok((a, b))
+}
+
+/// A BPF filesystem of the test's own, mounted on a temporary directory in
+/// the test's (the host's) mount namespace: pins there outlive an agent
+/// started under `ip netns exec`, whose private mount namespace (and any
+/// bpffs mounted inside it) goes away with the agent, as they outlive an
+/// agent on a real host's /sys/fs/bpf. Unmounted on drop, which releases
+/// every pin (and detaches pinned XDP links no agent holds any more).
+pub struct BpfFs(PathBuf);
+
+impl BpfFs {
+    pub fn mount() -> Result<BpfFs> {
+        let dir = std::env::temp_dir().join(unique("bpffs"));
+        std::fs::create_dir_all(&dir)?;
+        let st = Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .context("running mount")?;
+        if !st.success() {
+            let _ = std::fs::remove_dir(&dir);
+            bail!("mounting a BPF filesystem on {}: {st}", dir.display());
+        }
+        Ok(BpfFs(dir))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for BpfFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }

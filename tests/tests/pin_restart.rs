@@ -5,8 +5,7 @@
 //! The pins go to a BPF filesystem this test mounts on a temporary
 //! directory and unmounts at the end, not to the machine's /sys/fs/bpf.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aya::maps::{Map, MapData, PerCpuArray};
@@ -16,35 +15,11 @@ use hb_agent::{
     sender::{LinkTarget, Sender, SenderConfig, clock},
 };
 use hb_common::{maps::counter, siphash::key_words};
+use hb_tests::netns::BpfFs;
 use hb_tests::twohost::{TwoHosts, config};
 
 const CLUSTER: &str = "pin-test";
 const SECRET: &str = "pin test secret";
-
-struct BpfFs(PathBuf);
-
-impl BpfFs {
-    fn mount() -> BpfFs {
-        let dir = std::env::temp_dir().join(hb_tests::netns::unique("bpffs"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "bpf", "bpf"])
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mounting a BPF filesystem for the test");
-        BpfFs(dir)
-    }
-}
-
-impl Drop for BpfFs {
-    fn drop(&mut self) {
-        // Removing the pins detaches the program (once no agent holds it).
-        let _ = std::fs::remove_dir_all(self.0.join("hb"));
-        let _ = Command::new("umount").arg(&self.0).status();
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
 
 fn received_from_a(s: &StatusReport) -> u64 {
     s.nodes
@@ -63,8 +38,8 @@ fn accepted(pins: &Path) -> u64 {
 
 #[test]
 fn detection_survives_agent_restart_and_is_adopted() {
-    let fs = BpfFs::mount();
-    let pins = fs.0.join("hb").join(CLUSTER);
+    let fs = BpfFs::mount().unwrap();
+    let pins = fs.path().join("hb").join(CLUSTER);
     let h = TwoHosts::new("pn", &config(CLUSTER, SECRET, "20ms", "2s", "")).unwrap();
     let pins_arg = pins.to_str().unwrap();
     let start = || h.start_b(&["--pin-dir", pins_arg]).unwrap();

@@ -209,21 +209,7 @@ impl Agent {
         let (k0, k1) = key_words(&cfg.auth.key);
 
         // Kernel side first: we must hear peers before we say anything.
-        let pin_dir = if opts.pin {
-            let dir = opts
-                .pin_dir
-                .clone()
-                .unwrap_or_else(|| crate::kernel::loader::pin_dir_for(&cfg.cluster));
-            match crate::kernel::loader::ensure_bpffs(&dir) {
-                Ok(()) => Some(dir),
-                Err(e) => {
-                    warn!("not pinning ({e:#}): detection will pause while the agent restarts");
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        let (pin_dir, unguarded) = pinning(&opts, &cfg);
         let mut kernel = Kernel::load(pin_dir.as_deref()).map_err(|e| match &pin_dir {
             Some(d) => anyhow!(
                 "{e:#}\n(if maps pinned in {} come from another hb version: remove that \
@@ -490,8 +476,16 @@ impl Agent {
             info!(
                 alive_links = known,
                 stale_events = stale,
-                "took over the kernel's view from pinned maps"
+                "{}",
+                if pin_dir.is_some() {
+                    "took over the kernel's view from pinned maps"
+                } else {
+                    "started from the kernel's view of peers heard while loading"
+                }
             );
+        }
+        if let Some(why) = unguarded {
+            agent.warnings.push_back(why);
         }
         // Only now, with the state known (adopted groups included), speak:
         // a first heartbeat claiming nothing would invite a takeover.
@@ -1024,6 +1018,45 @@ impl Agent {
         }
         self.cfg = cfg;
         info!("configuration reloaded");
+    }
+}
+
+/// Where to pin (None: not at all), and, when the XDP program will not
+/// outlive this process, the warning that says so: a crashed agent then
+/// takes its service lease guard with it, and the node keeps answering for
+/// the addresses it held, unfenced, until someone removes them.
+fn pinning(opts: &RunOptions, cfg: &Config) -> (Option<PathBuf>, Option<String>) {
+    use crate::kernel::loader::{PinLife, ensure_bpffs, pin_dir_for};
+    const CONSEQUENCE: &str = "if this agent dies, the XDP program goes with it: \
+         heartbeat detection stops and this node keeps answering for the addresses it \
+         holds, unfenced";
+    if !opts.pin {
+        let w = format!("not pinning (--no-pin): {CONSEQUENCE}");
+        warn!("{w}");
+        return (None, Some(w));
+    }
+    let dir = opts
+        .pin_dir
+        .clone()
+        .unwrap_or_else(|| pin_dir_for(&cfg.cluster));
+    match ensure_bpffs(&dir) {
+        Ok(PinLife::Outlives) => (Some(dir), None),
+        Ok(PinLife::DiesWithAgent) => {
+            let w = format!(
+                "pins in {} are on a BPF filesystem mounted in this agent's own mount \
+                 namespace (ip netns exec / unshare -m) and vanish with it: {CONSEQUENCE}; \
+                 mount one in the host's namespace (mount -t bpf bpf /run/hb/bpf) and pass \
+                 --pin-dir on it",
+                dir.display()
+            );
+            warn!("{w}");
+            (Some(dir), Some(w))
+        }
+        Err(e) => {
+            let w = format!("not pinning ({e:#}): {CONSEQUENCE}");
+            warn!("{w}");
+            (None, Some(w))
+        }
     }
 }
 

@@ -194,9 +194,21 @@ pub fn pin_dir_for(cluster: &str) -> PathBuf {
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// How long pins in a directory live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinLife {
+    /// On a BPF filesystem that outlives this process (the host's).
+    Outlives,
+    /// On a BPF filesystem this agent had to mount itself inside a mount
+    /// namespace of its own (`ip netns exec`, `unshare -m`): it vanishes with
+    /// the agent, and so does everything pinned there.
+    DiesWithAgent,
+}
+
 /// Whether `dir` (or its nearest existing ancestor) is on a BPF filesystem;
-/// if /sys/fs/bpf is not mounted yet, mounts it (as systemd would).
-pub fn ensure_bpffs(dir: &Path) -> Result<()> {
+/// if /sys/fs/bpf is not mounted yet, mounts it (as systemd would) and says
+/// whether that mount outlives the agent.
+pub fn ensure_bpffs(dir: &Path) -> Result<PinLife> {
     let on_bpffs = |p: &Path| {
         let mut p = p.to_path_buf();
         while !p.exists() {
@@ -207,7 +219,7 @@ pub fn ensure_bpffs(dir: &Path) -> Result<()> {
         nix::sys::statfs::statfs(&p).is_ok_and(|s| s.filesystem_type().0 == BPF_FS_MAGIC)
     };
     if on_bpffs(dir) {
-        return Ok(());
+        return Ok(PinLife::Outlives);
     }
     let root = Path::new("/sys/fs/bpf");
     if dir.starts_with(root) {
@@ -221,11 +233,26 @@ pub fn ensure_bpffs(dir: &Path) -> Result<()> {
         )
         .context("mounting the BPF filesystem at /sys/fs/bpf")?;
         if on_bpffs(dir) {
-            return Ok(());
+            return Ok(if own_mount_namespace() {
+                PinLife::DiesWithAgent
+            } else {
+                PinLife::Outlives
+            });
         }
     }
     Err(anyhow!(
         "{} is not on a BPF filesystem (mount -t bpf bpf DIR)",
         dir.display()
     ))
+}
+
+/// Whether this process lives in a mount namespace its parent does not
+/// share: `ip netns exec` (which also mounts a fresh /sys, hiding the
+/// host's /sys/fs/bpf) and `unshare -m` exec the agent in one made for it,
+/// which ends with it. Under systemd, or a shell in the host's namespace,
+/// parent and agent share one. Unknown (unreadable) counts as shared.
+fn own_mount_namespace() -> bool {
+    let ns = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let ppid = nix::unistd::getppid().to_string();
+    matches!((ns("self"), ns(&ppid)), (Some(a), Some(b)) if a != b)
 }

@@ -206,21 +206,19 @@ impl Drop for AgentProc {
     }
 }
 
-/// Starts node `i`'s agent in its namespace, with the node's own hostname
-/// set in a fresh UTS namespace (as after a boot).
-pub fn spawn(
-    bin: &Path,
-    netns: &str,
-    i: usize,
-    conf: &Path,
-    toml: bool,
-    dir: &Path,
-) -> Result<AgentProc> {
-    spawn_as(bin, netns, i, conf, toml, dir, NODES[i].name)
+/// Where node `i`'s agent pins its XDP program, links and maps, on the
+/// lab's own BPF filesystem `bpffs`: they outlive the agent as they would
+/// on a host's /sys/fs/bpf (a killed agent's guard keeps fencing its
+/// addresses); a power cut loses them (`scenarios::reset_node`).
+pub fn pin_dir(bpffs: &Path, i: usize) -> PathBuf {
+    bpffs.join(NODES[i].name)
 }
 
-/// As `spawn`, with the UTS namespace's hostname set to `hostname` first
-/// (an agent restart keeps whatever hostname the node had).
+/// Starts node `i`'s agent in its namespace, as a user would run it (pinned
+/// on the lab's `bpffs`), with the UTS namespace's hostname set to
+/// `hostname` first (after a boot the node's own; an agent restart keeps
+/// whatever hostname the node had).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_as(
     bin: &Path,
     netns: &str,
@@ -228,6 +226,7 @@ pub fn spawn_as(
     conf: &Path,
     toml: bool,
     dir: &Path,
+    bpffs: &Path,
     hostname: &str,
 ) -> Result<AgentProc> {
     let name = NODES[i].name;
@@ -245,14 +244,9 @@ pub fn spawn_as(
         .arg(bin)
         .args(["run", cfg_flag])
         .arg(conf)
-        .args([
-            "--node",
-            name,
-            "--no-pin",
-            "--log-format",
-            "json",
-            "--socket",
-        ])
+        .args(["--node", name, "--pin-dir"])
+        .arg(pin_dir(bpffs, i))
+        .args(["--log-format", "json", "--socket"])
         .arg(&socket)
         .arg("--state-dir")
         .arg(&state)

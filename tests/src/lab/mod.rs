@@ -44,6 +44,9 @@ pub struct Lab {
     pub prober: Prober,
     pub watcher: Watcher,
     pub agents: [Option<AgentProc>; 3],
+    /// The agents' pins (after them: a pinned link is released when both
+    /// the agent and the pin are gone).
+    pub bpffs: crate::netns::BpfFs,
     pub timeline: timeline::Timeline,
     pub topo: Topology,
     pub opts: LabOptions,
@@ -89,6 +92,7 @@ impl Lab {
         std::fs::create_dir_all(&dir)?;
         let guard = DirGuard(dir.clone());
         let topo = Topology::build()?;
+        let bpffs = crate::netns::BpfFs::mount()?;
         let mut confs = Vec::new();
         for (i, node) in NODES.iter().enumerate() {
             let c = if opts.toml {
@@ -109,6 +113,7 @@ impl Lab {
             prober,
             watcher,
             agents: [None, None, None],
+            bpffs,
             timeline,
             topo,
             opts,
@@ -151,6 +156,7 @@ impl Lab {
             &self.confs[i],
             self.opts.toml,
             &self.opts.workdir,
+            self.bpffs.path(),
             hostname,
         )?;
         self.timeline.watch_log(i, &a.log, from);

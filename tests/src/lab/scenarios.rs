@@ -242,6 +242,9 @@ pub fn reset_node(l: &Lab, i: usize) -> Result<()> {
         }
     }
     let _ = std::fs::remove_dir_all(l.workdir().join(format!("{}-state", NODES[i].name)));
+    // A bpffs lives in RAM: the node's pins (and the XDP links only they
+    // kept) are gone after a power cut.
+    let _ = std::fs::remove_dir_all(super::agents::pin_dir(l.bpffs.path(), i));
     Ok(())
 }
 
