@@ -4,6 +4,7 @@
 //! resources -> status.
 
 mod convert;
+mod epochs;
 mod fence;
 mod groups;
 mod lease;

@@ -49,6 +49,8 @@ pub struct Agent {
     workers: GroupWorkers,
     pub(super) started: Instant,
     pub(super) warnings: VecDeque<String>,
+    /// The highest epoch each group was taken at here, on disk.
+    pub(super) epochs: super::epochs::Epochs,
     /// When each group last changed hands, as seen from here.
     pub(super) owners: BTreeMap<GroupId, (Option<NodeId>, Instant)>,
     done_tx: mpsc::UnboundedSender<Done>,
@@ -246,6 +248,10 @@ impl Agent {
         let state_dir = opts.state_dir.clone().unwrap_or_else(|| {
             PathBuf::from("/run/hb").join(format!("{}-{}", cfg.cluster, local.name))
         });
+        let (epochs, problem) = super::epochs::Epochs::load(&state_dir);
+        if let Some(p) = problem {
+            warn!("epoch record unreadable, starting from what peers say: {p}");
+        }
         // Resource operations (and their rtnetlink connection) run on a
         // thread of their own: see groups.rs.
         let resource_thread = ResourceThread::start()?;
@@ -262,7 +268,7 @@ impl Agent {
                     .collect(),
                 arp: cfg.arp.clone(),
                 script_dirs: cfg.script_dirs.clone(),
-                state_dir,
+                state_dir: state_dir.clone(),
                 announce_gate: announce_gate.clone(),
                 ..Default::default()
             })
@@ -408,8 +414,15 @@ impl Agent {
         }
 
         let now = clock::now_ns();
+        let mut cluster = Cluster::new(spec, now);
+        for (name, epoch) in epochs.iter() {
+            if let Some(g) = cfg.groups.iter().find(|g| g.name == name) {
+                cluster.remember_epoch(g.id, epoch);
+            }
+        }
         let mut agent = Agent {
-            cluster: Cluster::new(spec, now),
+            cluster,
+            epochs,
             cfg,
             local,
             kernel,
@@ -734,6 +747,12 @@ impl Agent {
             }
             Action::Acquire { group, epoch } => {
                 info!(group = %self.group_name(group), epoch, "taking over group");
+                // Before anything changes: a crash from here on must not
+                // let the next run reuse this epoch.
+                let name = self.group_name(group);
+                if let Err(e) = self.epochs.record(&name, epoch) {
+                    warn!(group = %name, "could not record the takeover's epoch: {e:#}");
+                }
                 self.acquiring_since.insert(group, Instant::now());
                 if self.deferred_cleanups.remove(&group).is_some() {
                     // Back before its hand-over finished: remove first, so

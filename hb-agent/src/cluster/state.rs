@@ -160,6 +160,16 @@ impl Cluster {
         }
     }
 
+    /// Before [`Event::Start`]: `group` was taken here at `epoch` by an earlier run (the
+    /// agent's record). Epochs never go backwards: the next takeover uses a higher one, and an
+    /// adopted group holds at least this one.
+    pub fn remember_epoch(&mut self, group: GroupId, epoch: u32) {
+        if let Some(i) = self.group_index(group) {
+            let g = &mut self.groups[i];
+            g.known_epoch = g.known_epoch.max(epoch);
+        }
+    }
+
     /// Feeds one event; returns what to do. `now` is monotonic nanoseconds (a smaller value than
     /// an earlier call's is treated as the earlier value).
     pub fn handle(&mut self, ev: Event, now: u64) -> Vec<Action> {

@@ -306,6 +306,25 @@ fn takeover_of_dead_holder_uses_max_epoch_plus_one() {
     assert!(c.held && c.epoch == 8);
 }
 
+/// A node killed in the middle of a takeover at epoch 2 and restarted alone
+/// (its peer still dead) must not take the group at epoch 1 again.
+#[test]
+fn restart_takes_over_above_the_remembered_epoch() {
+    let mut o = One::new(two(1));
+    o.c.remember_epoch(G, 2);
+    o.ev(Event::Start);
+    assert_eq!(acquires(&o.at(INITDEAD)), [(G, 3)]);
+    let mut adopted = One::new(two(0));
+    adopted.c.remember_epoch(G, 2);
+    adopted.ev(Event::Start);
+    adopted.ev(Event::AdoptHeld { group: G });
+    assert_eq!(
+        adopted.our_claim().epoch,
+        2,
+        "adopted at the epoch it was taken at"
+    );
+}
+
 #[test]
 fn one_operation_per_group_at_a_time() {
     let mut o = One::started(two(1));
