@@ -37,3 +37,37 @@ fn bad_config_on_sighup_keeps_the_old_one_running() {
     h.wait_log("configuration reloaded");
     assert!(agent.running());
 }
+
+/// Configuration replaced by a FIFO: the reload must neither block the
+/// agent (status answers, heartbeats go on) nor be applied. Before, the
+/// reload read it on the event loop and the whole agent stalled until the
+/// FIFO was written.
+#[test]
+fn a_fifo_in_place_of_the_config_does_not_stall_the_agent() {
+    let h = TwoHosts::new("rf", &conf("100ms")).unwrap();
+    let mut agent = h.start_b(&["--no-pin"]).unwrap();
+    h.wait_status(|_| true);
+    std::fs::remove_file(&h.conf).unwrap();
+    let c = std::ffi::CString::new(h.conf.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo on a path in the test's own directory.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    agent.signal(libc::SIGHUP);
+    let before = h.wait_status(|_| true).uptime_s;
+    // Status keeps answering, with time moving on, while the FIFO sits there.
+    h.wait_status(|s| s.uptime_s > before + 0.5);
+    assert!(agent.running());
+    // A second SIGHUP while the first may still wait: no pile-up, no crash.
+    agent.signal(libc::SIGHUP);
+    h.wait_status(|s| s.uptime_s > before + 0.7);
+    assert!(agent.running());
+    // And it still stops when asked.
+    agent.signal(libc::SIGTERM);
+    let t0 = std::time::Instant::now();
+    while agent.running() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "agent did not exit on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

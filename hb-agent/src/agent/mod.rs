@@ -61,7 +61,11 @@ pub fn run(opts: RunOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(runtime::Agent::run(opts))
+    let r = rt.block_on(runtime::Agent::run(opts));
+    // A reload still stuck reading a file (a hung mount) must not hold up
+    // the exit: dropping the runtime would wait for it forever.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    r
 }
 
 /// This host's name as Heartbeat took it (`uname -n`), lower-cased.

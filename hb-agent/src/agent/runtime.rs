@@ -528,6 +528,11 @@ impl Agent {
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let src = opts.source;
+        // A reload reads files: off the event loop (a FIFO or a hung NFS
+        // mount in their place must not stop heartbeats, takeovers or the
+        // control socket), one at a time.
+        let (reload_tx, mut reload_rx) = mpsc::channel::<Result<Config>>(1);
+        let mut reloading = false;
 
         while !agent.exit {
             tokio::select! {
@@ -592,7 +597,21 @@ impl Agent {
                     agent.shutdown();
                 }
                 _ = int.recv() => { info!("SIGINT: releasing groups and stopping"); agent.shutdown(); }
-                _ = hup.recv() => agent.reload(&src),
+                _ = hup.recv() => {
+                    if reloading {
+                        warn!("SIGHUP: a reload is still reading the configuration; ignored");
+                    } else {
+                        reloading = true;
+                        let (src, tx) = (src.clone(), reload_tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let _ = tx.blocking_send(load_config(&src));
+                        });
+                    }
+                }
+                Some(new) = reload_rx.recv() => {
+                    reloading = false;
+                    agent.reload(new);
+                }
             }
             agent.run_deferred_cleanups();
             agent.check_drained();
@@ -1007,11 +1026,11 @@ impl Agent {
         ))
     }
 
-    /// SIGHUP: re-read the configuration. A configuration that fails to load
-    /// leaves the running one in place. Timings and keys apply at once;
+    /// SIGHUP: apply the configuration read again (off the loop). One that
+    /// failed to load leaves the running one in place. Timings and keys apply at once;
     /// changes to nodes, links or groups need a restart (said in the log).
-    fn reload(&mut self, src: &config::Source) {
-        let new = match load_config(src) {
+    fn reload(&mut self, loaded: Result<Config>) {
+        let new = match loaded {
             Ok(c) => c,
             Err(e) => {
                 error!("reload failed, the running configuration stays: {e:#}");
