@@ -30,7 +30,10 @@
 //! * **auto_failback** (2): the holder releases G when a more preferred candidate is alive,
 //!   eligible, not settling, not holding, and has been alive without interruption for two
 //!   deadtimes ([`FAILBACK_STABLE_DEADTIMES`]; silence is noticed a deadtime late, so this
-//!   means at least one deadtime of real contact, which damps flapping links). Without
+//!   means at least one deadtime of real contact, which damps flapping links); a node that
+//!   keeps losing eligibility (a flapping cable) must also have stayed eligible for an
+//!   exponentially growing wait (flap dampening, [`FLAP_HALF_LIFE_DEADTIMES`]).
+//!   Failover away from a node is never delayed by this; only the way back is. Without
 //!   auto_failback the holder keeps G unless a more preferred candidate asks for it
 //!   (`takeover` flag, from `hb_takeover`) (10).
 //! * **initdead** (1): before Start nothing is taken. A group is acted on once every other
@@ -105,6 +108,7 @@
 //! [`ClusterSpec::validate`] before [`Cluster::new`].
 
 mod event;
+mod flaps;
 mod membership;
 mod spec;
 mod state;
@@ -115,7 +119,7 @@ mod tests;
 pub use event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warning};
 pub use membership::{Membership, NODE_LINK, Transition};
 pub use spec::{
-    ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, GroupId, GroupSpec,
-    MAX_GROUPS, NodeId, SpecError,
+    ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
+    FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec, MAX_GROUPS, NodeId, SpecError,
 };
 pub use state::{Cluster, HoldState};

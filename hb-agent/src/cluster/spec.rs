@@ -20,6 +20,16 @@ pub const FAILURE_HOLDOFF_DEADTIMES: u64 = 10;
 /// this many deadtimes (damps flapping links).
 pub const FAILBACK_STABLE_DEADTIMES: u64 = 2;
 
+/// Flap dampening (`flaps.rs`): every time a node stops being eligible, as its heartbeats say (it
+/// lost its ping nodes, went standby, stalled), its flap penalty grows by one, and the penalty
+/// halves every this many deadtimes. Past two, the node must also have stayed eligible for
+/// [`FAILBACK_STABLE_DEADTIMES`] x 2^(penalty - 2) deadtimes before it gets a group back or takes
+/// one a steadier candidate could take.
+pub const FLAP_HALF_LIFE_DEADTIMES: u64 = 30;
+
+/// The longest failback wait dampening imposes, in deadtimes (6 s at the lab's 200 ms).
+pub const FLAP_MAX_HOLD_DEADTIMES: u64 = 30;
+
 /// Everything the state machine needs to know that never changes while it runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSpec {

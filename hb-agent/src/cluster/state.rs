@@ -7,9 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warning};
+use super::flaps::{self, Flaps};
 use super::membership::{Membership, Transition};
 use super::spec::{
-    ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, GroupId, MAX_GROUPS, NodeId,
+    ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
+    FLAP_MAX_HOLD_DEADTIMES, GroupId, MAX_GROUPS, NodeId,
 };
 
 /// Where one of our groups stands.
@@ -46,6 +48,25 @@ struct PeerState {
     /// An advert arrived while membership said the peer was dead (the shell delivered it out of
     /// order): it may well be alive, so nothing is taken from it for a deadtime.
     heard_while_dead_at: Option<u64>,
+    /// Since when its adverts say it is eligible for each group, without interruption. Only
+    /// what the peer says counts: its death is the membership's business (`alive_since`).
+    eligible_since: BTreeMap<GroupId, u64>,
+    /// Flap dampening (see `flaps.rs`).
+    flaps: Flaps,
+}
+
+impl PeerState {
+    fn new(now: u64) -> Self {
+        PeerState {
+            alive_since: now,
+            advert: None,
+            ever_heard: false,
+            fenced: false,
+            heard_while_dead_at: None,
+            eligible_since: BTreeMap::new(),
+            flaps: Flaps::default(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +91,8 @@ struct GroupState {
     warned_stuck_peer: bool,
     conn_lost: bool,
     split_warned: BTreeSet<NodeId>,
+    /// Since when we are eligible for it without interruption (flap dampening).
+    eligible_since: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +117,8 @@ pub struct Cluster {
     exited: bool,
     next_seq: u64,
     last_advert: Option<Advert>,
+    /// Our own flap penalty: we damp ourselves as peers damp us.
+    flaps: Flaps,
 }
 
 fn beats(a_epoch: u32, a_prio: usize, b_epoch: u32, b_prio: usize) -> bool {
@@ -108,18 +133,7 @@ impl Cluster {
             .nodes
             .iter()
             .filter(|&&n| n != spec.local)
-            .map(|&n| {
-                (
-                    n,
-                    PeerState {
-                        alive_since: now,
-                        advert: None,
-                        ever_heard: false,
-                        fenced: false,
-                        heard_while_dead_at: None,
-                    },
-                )
-            })
+            .map(|&n| (n, PeerState::new(now)))
             .collect();
         let groups = spec
             .groups
@@ -141,6 +155,7 @@ impl Cluster {
                 warned_stuck_peer: false,
                 conn_lost: false,
                 split_warned: BTreeSet::new(),
+                eligible_since: None,
             })
             .collect();
         Self {
@@ -157,6 +172,7 @@ impl Cluster {
             exited: false,
             next_seq: 0,
             last_advert: None,
+            flaps: Flaps::default(),
         }
     }
 
@@ -320,6 +336,7 @@ impl Cluster {
             Event::PeerAdvert { node, advert } => self.on_advert(node, advert),
             Event::PeerRestarted { node } => {
                 if let Some(p) = self.peers.get_mut(&node) {
+                    p.eligible_since.clear();
                     p.advert = None;
                     p.fenced = false;
                     p.alive_since = now;
@@ -443,6 +460,12 @@ impl Cluster {
         }
     }
 
+    fn flap_half_life(&self) -> u64 {
+        self.spec
+            .deadtime_ns
+            .saturating_mul(FLAP_HALF_LIFE_DEADTIMES)
+    }
+
     fn on_advert(&mut self, node: NodeId, advert: Advert) {
         if !self.spec.is_peer(node) {
             return;
@@ -460,7 +483,22 @@ impl Cluster {
             }
         }
         let alive = self.membership.is_alive(node);
+        let (now, half_life) = (self.now, self.flap_half_life());
         if let Some(p) = self.peers.get_mut(&node) {
+            let lost = advert
+                .claims
+                .iter()
+                .any(|c| !c.eligible && p.eligible_since.contains_key(&c.group));
+            if lost {
+                p.flaps.add(now, half_life);
+            }
+            for c in &advert.claims {
+                if !c.eligible {
+                    p.eligible_since.remove(&c.group);
+                } else {
+                    p.eligible_since.entry(c.group).or_insert(now);
+                }
+            }
             p.ever_heard = true;
             p.advert = Some(advert);
             if !alive {
@@ -564,6 +602,52 @@ impl Cluster {
             .is_some_and(|p| self.now.saturating_sub(p.alive_since) >= need)
     }
 
+    /// Flap dampening (`flaps.rs`): is `node` steady for group `i`?
+    fn steady(&self, node: NodeId, i: usize) -> bool {
+        let half_life = self.flap_half_life();
+        let (penalty, since) = if node == self.spec.local {
+            (
+                self.flaps.penalty(self.now, half_life),
+                self.groups[i].eligible_since,
+            )
+        } else {
+            let Some(p) = self.peers.get(&node) else {
+                return false;
+            };
+            let since = p.eligible_since.get(&self.groups[i].id).copied();
+            (p.flaps.penalty(self.now, half_life), since)
+        };
+        let dt = self.spec.deadtime_ns;
+        flaps::steady(
+            penalty,
+            since,
+            self.now,
+            dt.saturating_mul(FAILBACK_STABLE_DEADTIMES),
+            dt.saturating_mul(FLAP_MAX_HOLD_DEADTIMES),
+        )
+    }
+
+    /// Our own eligibility, as peers see it in our adverts: when it drops, one flap more.
+    fn track_own_eligibility(&mut self) {
+        let mut lost = false;
+        for i in 0..self.groups.len() {
+            let eligible = self.local_eligible(i);
+            let g = &mut self.groups[i];
+            match (g.eligible_since, eligible) {
+                (Some(_), false) => {
+                    g.eligible_since = None;
+                    lost = true;
+                }
+                (None, true) => g.eligible_since = Some(self.now),
+                _ => {}
+            }
+        }
+        if lost {
+            let half_life = self.flap_half_life();
+            self.flaps.add(self.now, half_life);
+        }
+    }
+
     /// Could `node` take `group` from us right now (alive, eligible, not settling, not holding)?
     fn handoff_target(&self, node: NodeId, group: GroupId) -> bool {
         self.peer_eligible(node, group)
@@ -609,16 +693,20 @@ impl Cluster {
                 .all(|c| self.peers.get(c).is_some_and(|p| p.ever_heard))
     }
 
-    /// The first candidate in preference order that is alive and eligible.
+    /// The first candidate in preference order that is alive, eligible and steady (flap
+    /// dampening); if none is steady, the first that is alive and eligible.
     fn first_eligible(&self, i: usize) -> Option<NodeId> {
         let g = &self.groups[i];
-        g.candidates.iter().copied().find(|&c| {
+        let eligible = |c: NodeId| {
             if c == self.spec.local {
                 self.local_eligible(i)
             } else {
                 self.peer_eligible(c, g.id)
             }
-        })
+        };
+        let mut found = g.candidates.iter().copied().filter(|&c| eligible(c));
+        let first = found.clone().next();
+        found.find(|&c| self.steady(c, i)).or(first)
     }
 
     /// Rule 6, per group: (visible candidates, whether that is a quorum).
@@ -694,6 +782,7 @@ impl Cluster {
         if self.started_at.is_none() || self.shutting_down {
             return;
         }
+        self.track_own_eligibility();
         for i in 0..self.groups.len() {
             self.note_connectivity(i, out);
             let (_, has_quorum) = self.quorum(i);
@@ -822,7 +911,7 @@ impl Cluster {
             if !self.handoff_target(c, g.id) {
                 continue;
             }
-            if self.spec.auto_failback && self.peer_stable(c) {
+            if self.spec.auto_failback && self.peer_stable(c) && self.steady(c, i) {
                 return Some(ReleaseReason::Failback { to: c });
             }
             if self.claim(c, g.id).is_some_and(|cl| cl.takeover) {
