@@ -6,16 +6,27 @@
 //! The file must not be readable by group or others, or the agent refuses to
 //! start, as Heartbeat did.
 use std::collections::BTreeMap;
+use std::fs::Metadata;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use super::diag::Diag;
+use super::file;
 use super::model::{Auth, AuthMethod};
 
 pub(crate) const CRC_WARNING: &str = "heartbeats are NOT authenticated (authkeys uses crc)";
 
 pub(crate) fn load(path: &Path, diags: &mut Vec<Diag>) -> Option<Auth> {
-    check_mode(path, diags);
-    match std::fs::read(path) {
+    let opened = match file::open(path) {
+        Ok(opened) => opened,
+        Err(diag) => {
+            diags.push(diag);
+            return None;
+        }
+    };
+    // On the opened file, before its content is read.
+    check_mode(&opened.meta, path, diags);
+    match opened.read() {
         // The secret is hashed byte for byte: no lossy decoding here.
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => parse(&text, path, diags),
@@ -27,29 +38,22 @@ pub(crate) fn load(path: &Path, diags: &mut Vec<Diag>) -> Option<Auth> {
                 None
             }
         },
-        Err(err) => {
-            diags.push(Diag::error(path, format!("cannot read: {err}")));
+        Err(diag) => {
+            diags.push(diag);
             None
         }
     }
 }
 
-#[cfg(unix)]
-fn check_mode(path: &Path, diags: &mut Vec<Diag>) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            diags.push(Diag::error(
-                path,
-                format!("authkeys must be mode 600 (is {mode:o})"),
-            ));
-        }
+fn check_mode(meta: &Metadata, path: &Path, diags: &mut Vec<Diag>) {
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        diags.push(Diag::error(
+            path,
+            format!("authkeys must be mode 600 (is {mode:o})"),
+        ));
     }
 }
-
-#[cfg(not(unix))]
-fn check_mode(_: &Path, _: &mut Vec<Diag>) {}
 
 struct KeyLine {
     method: AuthMethod,

@@ -7,6 +7,7 @@ mod authkeys;
 mod check;
 pub mod diag;
 pub mod duration;
+mod file;
 mod hacf;
 mod hadir;
 mod haresources;

@@ -549,6 +549,87 @@ fn node_id_collision_is_an_error() {
     );
 }
 
+// ------------------------------------------------------------ files
+
+/// Runs `load` on a thread: a reader that blocks (a FIFO) or never ends
+/// (/dev/zero) fails the test instead of hanging it.
+fn promptly<T: Send + 'static>(load: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load());
+    });
+    rx.recv_timeout(secs(10))
+        .expect("the configuration load did not return within 10 s")
+}
+
+const SMALL_HACF: &str = "node a b\nbcast eth0\nauto_failback on\n";
+
+#[test]
+fn fifo_is_refused_promptly() {
+    let (_tmp, dir) = write_dir(SMALL_HACF, "", "auth 1\n1 crc\n");
+    let hacf = dir.join("ha.cf");
+    fs::remove_file(&hacf).unwrap();
+    nix::unistd::mkfifo(&hacf, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let d = dir.clone();
+    let errs = errors(&promptly(move || load_ha_dir(&d)).unwrap_err());
+    assert!(
+        errs.contains(&format!(
+            "{}: is a FIFO, not a regular file",
+            hacf.display()
+        )),
+        "{errs:#?}"
+    );
+
+    let toml = dir.join("hb.toml");
+    nix::unistd::mkfifo(&toml, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let t = toml.clone();
+    let errs = errors(&promptly(move || load(&Source::Toml(t))).unwrap_err());
+    assert_eq!(
+        errs,
+        [format!("{}: is a FIFO, not a regular file", toml.display())]
+    );
+}
+
+#[test]
+fn authkeys_symlink_to_dev_zero_is_refused_unread() {
+    let (_tmp, dir) = write_dir(SMALL_HACF, "a x\n", "");
+    let authkeys = dir.join("authkeys");
+    fs::remove_file(&authkeys).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &authkeys).unwrap();
+    let d = dir.clone();
+    let errs = errors(&promptly(move || load_ha_dir(&d)).unwrap_err());
+    // Refused for what it is, before its (world-readable) mode or content.
+    assert_eq!(
+        errs,
+        [format!(
+            "{}: is a character device, not a regular file",
+            authkeys.display()
+        )]
+    );
+}
+
+#[test]
+fn oversize_files_are_refused() {
+    // 1 MiB of comments: with the directives, one file over the limit.
+    let padding = format!("# {}\n", "x".repeat(1021)).repeat(1024);
+    let len = padding.len() + SMALL_HACF.len();
+    let (_tmp, dir) = write_dir(&format!("{SMALL_HACF}{padding}"), "", "auth 1\n1 crc\n");
+    let errs = errors(&load_ha_dir(&dir).unwrap_err());
+    assert_eq!(
+        errs,
+        [format!(
+            "{}: is {len} bytes, over the 1 MiB limit for a configuration file",
+            dir.join("ha.cf").display()
+        )]
+    );
+
+    let toml = dir.join("hb.toml");
+    fs::write(&toml, format!("{MINIMAL}{padding}")).unwrap();
+    let errs = errors(&load_toml(&toml).unwrap_err());
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("over the 1 MiB limit"), "{}", errs[0]);
+}
+
 // ------------------------------------------------------------ check
 
 #[test]

@@ -3,12 +3,14 @@
 use std::path::Path;
 
 use super::diag::Diag;
+use super::file;
 
-/// Reads a configuration file as text. Heartbeat files written on old systems
-/// may carry GBK/Latin-1 comments; those bytes are replaced rather than
-/// refused (directives are ASCII), with a warning.
+/// Reads a configuration file as text (see `file`: regular files only,
+/// bounded). Heartbeat files written on old
+/// systems may carry GBK/Latin-1 comments; those bytes are replaced rather
+/// than refused (directives are ASCII), with a warning.
 pub(crate) fn read(path: &Path, diags: &mut Vec<Diag>) -> Option<String> {
-    match std::fs::read(path) {
+    match file::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => Some(text),
             Err(err) => {
@@ -19,8 +21,8 @@ pub(crate) fn read(path: &Path, diags: &mut Vec<Diag>) -> Option<String> {
                 Some(String::from_utf8_lossy(err.as_bytes()).into_owned())
             }
         },
-        Err(err) => {
-            diags.push(Diag::error(path, format!("cannot read: {err}")));
+        Err(diag) => {
+            diags.push(diag);
             None
         }
     }

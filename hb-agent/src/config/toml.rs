@@ -10,20 +10,29 @@ mod build;
 mod resource;
 mod schema;
 
+use std::fs::Metadata;
 use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use self::build::Build;
 use self::schema::FileT;
 use super::diag::{Diag, has_errors};
+use super::file;
 use super::model::Config;
 use super::validate;
 
 pub fn load_toml(path: &Path) -> Result<Config, Vec<Diag>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| vec![Diag::error(path, format!("cannot read: {err}"))])?;
+    let opened = file::open(path).map_err(|d| vec![d])?;
+    let meta = opened.meta.clone();
+    let bytes = opened.read().map_err(|d| vec![d])?;
+    let text = String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        vec![Diag::error(path, "not valid UTF-8").at(line)]
+    })?;
     let mut config = load_toml_str(&text, path)?;
-    secret_mode(path, &mut config);
+    secret_mode(&meta, path, &mut config);
     Ok(config)
 }
 
@@ -46,12 +55,7 @@ pub fn load_toml_str(text: &str, path: &Path) -> Result<Config, Vec<Diag>> {
 
 /// A file holding the cluster key should be private, as authkeys must be.
 /// A warning rather than authkeys' error: the rule is hb's own here.
-#[cfg(unix)]
-fn secret_mode(path: &Path, config: &mut Config) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
+fn secret_mode(meta: &Metadata, path: &Path, config: &mut Config) {
     let mode = meta.permissions().mode() & 0o777;
     if config.auth.authenticated && mode & 0o077 != 0 {
         config.warnings.push(
@@ -63,9 +67,6 @@ fn secret_mode(path: &Path, config: &mut Config) {
         );
     }
 }
-
-#[cfg(not(unix))]
-fn secret_mode(_: &Path, _: &mut Config) {}
 
 // ---------------------------------------------------------------- errors
 
