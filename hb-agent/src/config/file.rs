@@ -15,6 +15,9 @@ use super::diag::Diag;
 pub(crate) const MAX_BYTES: u64 = 1 << 20;
 const MAX_SHOWN: &str = "1 MiB";
 
+/// U+FEFF in UTF-8: the byte order mark some editors write first.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
 /// A configuration file, opened but not read yet. `meta` is the fstat of
 /// the open descriptor, so what is checked on it (authkeys' mode) holds for
 /// the content `read` returns, whatever happens to the path meanwhile.
@@ -52,7 +55,9 @@ pub(crate) fn open(path: &Path) -> Result<Opened<'_>, Diag> {
 }
 
 impl Opened<'_> {
-    /// The content: at most `MAX_BYTES` even if the file grows while read.
+    /// The content: at most `MAX_BYTES` even if the file grows while read,
+    /// without a leading byte order mark (it would glue itself to the first
+    /// directive, which would then be unknown).
     pub(crate) fn read(self) -> Result<Vec<u8>, Diag> {
         let mut bytes = Vec::with_capacity(self.meta.len() as usize);
         self.file
@@ -66,6 +71,10 @@ impl Opened<'_> {
                     "grew over the {MAX_SHOWN} limit for a configuration file while being read"
                 ),
             ));
+        }
+        if bytes.starts_with(BOM) {
+            tracing::debug!("{}: leading byte order mark ignored", self.path.display());
+            bytes.drain(..BOM.len());
         }
         Ok(bytes)
     }

@@ -630,6 +630,30 @@ fn oversize_files_are_refused() {
     assert!(errs[0].contains("over the 1 MiB limit"), "{}", errs[0]);
 }
 
+/// Editors on Windows start files with U+FEFF; it is not part of the first
+/// directive (`node`, a group's node, `auth`, a TOML key).
+#[test]
+fn utf8_bom_is_ignored() {
+    let bom = "\u{feff}";
+    let (_tmp, dir) = write_dir(
+        &format!("{bom}{SMALL_HACF}"),
+        &format!("{bom}a 10.0.0.50/24/eth0\n"),
+        &format!("{bom}auth 1\n1 sha1 HI!\n"),
+    );
+    let cfg = load_ha_dir(&dir).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(names(&cfg), ["a", "b"]);
+    assert_eq!(cfg.groups[0].nodes, ["a", "b"]);
+    assert_eq!(cfg.auth, Auth::from_secret(AuthMethod::Sha1, b"HI!"));
+    assert!(cfg.warnings.is_empty(), "{:#?}", cfg.warnings);
+
+    let toml = dir.join("hb.toml");
+    fs::write(&toml, format!("{bom}{MINIMAL}")).unwrap();
+    chmod(&toml, 0o600);
+    let cfg = load_toml(&toml).unwrap_or_else(|d| panic!("{d:#?}"));
+    assert_eq!(cfg.cluster, "t");
+    assert!(cfg.warnings.is_empty(), "{:#?}", cfg.warnings);
+}
+
 // ------------------------------------------------------------ check
 
 #[test]

@@ -6,7 +6,7 @@ use super::diag::Diag;
 use super::file;
 
 /// Reads a configuration file as text (see `file`: regular files only,
-/// bounded). Heartbeat files written on old
+/// bounded, a leading byte order mark dropped). Heartbeat files written on old
 /// systems may carry GBK/Latin-1 comments; those bytes are replaced rather
 /// than refused (directives are ASCII), with a warning.
 pub(crate) fn read(path: &Path, diags: &mut Vec<Diag>) -> Option<String> {
