@@ -549,6 +549,35 @@ fn node_id_collision_is_an_error() {
     );
 }
 
+/// `n` haresources lines, one IPaddr group each (10.0.x.y), for node `a`.
+fn ip_groups(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("a 10.0.{}.{}/24/eth0\n", i / 250, i % 250 + 1))
+        .collect()
+}
+
+/// A heartbeat carries at most 8 claims: `check` says so at the 9th group,
+/// for every node (in ha.d, every node is a candidate for every group).
+#[test]
+fn more_than_8_groups_for_a_node_is_an_error() {
+    let (_tmp, dir) = write_dir(SMALL_HACF, &ip_groups(8), "auth 1\n1 crc\n");
+    assert_eq!(load_ha_dir(&dir).unwrap().groups.len(), 8);
+
+    for n in [9, 10_000] {
+        let (_tmp, dir) = write_dir(SMALL_HACF, &ip_groups(n), "auth 1\n1 crc\n");
+        let errs = errors(&load_ha_dir(&dir).unwrap_err());
+        let res = dir.join("haresources");
+        let msg = |node: &str| {
+            format!(
+                "{}:9: group: node `{node}` is a candidate for {n} groups, at most 8 are \
+                 supported (group `10.0.0.9/24/eth0` is number 9)",
+                res.display()
+            )
+        };
+        assert_eq!(errs, [msg("a"), msg("b")]);
+    }
+}
+
 // ------------------------------------------------------------ files
 
 /// Runs `load` on a thread: a reader that blocks (a FIFO) or never ends
@@ -1212,6 +1241,31 @@ fn toml_links_and_nodes_required() {
             "hb.toml: link: no [[link]]: at least one heartbeat link is needed",
             "hb.toml: node: no [[node]]: list the cluster's nodes",
         ]
+    );
+}
+
+#[test]
+fn toml_more_than_8_groups_for_a_node_is_an_error() {
+    let group = |i: usize, nodes: &str| {
+        format!(
+            "[[group]]\nname = \"g{i}\"\nnodes = [{nodes}]\n\
+             [[group.resource]]\ntype = \"ip\"\naddress = \"10.0.1.{i}/24\"\n"
+        )
+    };
+    // b is a candidate for 8 groups, a for 9: only a is over.
+    let mut text = MINIMAL.to_string();
+    for i in 1..=8 {
+        text.push_str(&group(i, "\"b\", \"a\""));
+    }
+    assert!(load_toml_str(&text, Path::new("hb.toml")).is_ok());
+    text.push_str(&group(9, "\"a\""));
+    let line = text.lines().position(|l| l == "name = \"g9\"").unwrap() + 1;
+    assert_eq!(
+        toml_errs(&text),
+        [format!(
+            "hb.toml:{line}: group: node `a` is a candidate for 9 groups, at most 8 are \
+             supported (group `g9` is number 9)"
+        )]
     );
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Timing};
+use crate::cluster::MAX_GROUPS;
 use crate::resources::spec::{MacMode, ResourceSpec};
 
 /// Where a value was written; `line` is None for defaults and file-level facts.
@@ -205,6 +206,35 @@ pub(crate) fn exclusive_claims(cfg: &Config, group_spots: &[Spot], diags: &mut V
                     }
                 }
             }
+        }
+    }
+}
+
+/// A heartbeat carries one claim per group its sender may hold, at most
+/// `MAX_GROUPS`; the agent would refuse more only when it starts, so say it
+/// here, at the group that goes over, for every node.
+pub(crate) fn groups_per_node(cfg: &Config, group_spots: &[Spot], diags: &mut Vec<Diag>) {
+    for node in &cfg.nodes {
+        let theirs: Vec<usize> = (0..cfg.groups.len())
+            .filter(|&i| {
+                cfg.groups[i]
+                    .nodes
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&node.name))
+            })
+            .collect();
+        if let Some(&over) = theirs.get(MAX_GROUPS) {
+            diags.push(group_spots[over].error(
+                "group",
+                format!(
+                    "node `{}` is a candidate for {} groups, at most {MAX_GROUPS} are supported \
+                     (group `{}` is number {})",
+                    node.name,
+                    theirs.len(),
+                    cfg.groups[over].name,
+                    MAX_GROUPS + 1
+                ),
+            ));
         }
     }
 }
