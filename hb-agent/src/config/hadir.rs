@@ -139,6 +139,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
     validate::identities(&config, &node_spots, &group_spots, &mut diags);
     validate::exclusive_claims(&config, &group_spots, &mut diags);
     validate::groups_per_node(&config, &group_spots, &mut diags);
+    validate::unique_addresses(&config, &group_spots, &mut diags);
 
     validate::sort(&mut diags, &[hacf_path, res_path, auth_path]);
     if has_errors(&diags) {

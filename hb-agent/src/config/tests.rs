@@ -578,6 +578,52 @@ fn more_than_8_groups_for_a_node_is_an_error() {
     }
 }
 
+/// Two groups carrying one address (or one virtual MAC) could both be held,
+/// on different nodes, both answering: whatever resource brings it up.
+#[test]
+fn two_groups_with_one_address_or_mac_are_an_error() {
+    let (_tmp, dir) = write_dir(
+        SMALL_HACF,
+        "a 10.0.0.5/24/eth0 httpd\n\
+         b MacTakeover::eth0::02:00:00:00:00:01::macvlan::10.0.0.6/24\n\
+         b IPaddr::10.0.0.5\n\
+         a IPaddr2::10.0.0.6/24/eth1\n\
+         a MacTakeover::eth1::02:00:00:00:00:01::replace\n\
+         a 10.0.0.7 ocf:heartbeat:IPaddr2::ip=10.0.0.5\n",
+        "auth 1\n1 crc\n",
+    );
+    let res = dir.join("haresources");
+    let at = |line: usize| format!("{}:{line}", res.display());
+    let both = |line: usize, a: &str, la: usize, b: &str, what: &str| {
+        format!(
+            "{}: group: groups `{a}` ({}) and `{b}` ({}) both carry {what}: they can be \
+             held at once on different nodes, both answering for it",
+            at(line),
+            at(la),
+            at(line)
+        )
+    };
+    let (g1, g2) = (
+        "10.0.0.5/24/eth0",
+        "MacTakeover::eth0::02:00:00:00:00:01::macvlan::10.0.0.6/24",
+    );
+    assert_eq!(
+        errors(&load_ha_dir(&dir).unwrap_err()),
+        [
+            both(3, g1, 1, "IPaddr::10.0.0.5", "address 10.0.0.5"),
+            both(4, g2, 2, "IPaddr2::10.0.0.6/24/eth1", "address 10.0.0.6"),
+            both(
+                5,
+                g2,
+                2,
+                "MacTakeover::eth1::02:00:00:00:00:01::replace",
+                "virtual MAC 02:00:00:00:00:01"
+            ),
+            both(6, g1, 1, "10.0.0.7", "address 10.0.0.5"),
+        ]
+    );
+}
+
 // ------------------------------------------------------------ files
 
 /// Runs `load` on a thread: a reader that blocks (a FIFO) or never ends
@@ -1266,6 +1312,40 @@ fn toml_more_than_8_groups_for_a_node_is_an_error() {
             "hb.toml:{line}: group: node `a` is a candidate for 9 groups, at most 8 are \
              supported (group `g9` is number 9)"
         )]
+    );
+}
+
+#[test]
+fn toml_two_groups_with_one_address_or_mac_are_an_error() {
+    let text = format!(
+        "{MINIMAL}[[group]]\nname = \"web\"\nnodes = [\"a\", \"b\"]\n\
+         [[group.resource]]\ntype = \"mac\"\niface = \"eth0\"\nmac = \"02:00:00:00:00:01\"\n\
+         mode = \"macvlan\"\naddress = \"fd00::80/64\"\n\
+         [[group]]\nname = \"db\"\nnodes = [\"b\", \"a\"]\n\
+         [[group.resource]]\ntype = \"ip\"\naddress = \"fd00:0::80/64\"\n\
+         [[group.resource]]\ntype = \"mac\"\niface = \"eth1\"\nmac = \"02:00:00:00:00:01\"\n\
+         [[group]]\nname = \"other\"\nnodes = [\"b\"]\n\
+         [[group.resource]]\ntype = \"ip\"\naddress = \"fd00::81/64\"\n"
+    );
+    let line = |name: &str| {
+        text.lines()
+            .position(|l| l == format!("name = \"{name}\""))
+            .unwrap()
+            + 1
+    };
+    let (web, db) = (line("web"), line("db"));
+    let both = |what: &str| {
+        format!(
+            "hb.toml:{db}: group: groups `web` (hb.toml:{web}) and `db` (hb.toml:{db}) both \
+             carry {what}: they can be held at once on different nodes, both answering for it"
+        )
+    };
+    assert_eq!(
+        toml_errs(&text),
+        [
+            both("address fd00::80"),
+            both("virtual MAC 02:00:00:00:00:01")
+        ]
     );
 }
 

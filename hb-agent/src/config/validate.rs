@@ -1,7 +1,9 @@
 //! Semantic rules shared by both front ends, so an ha.d directory and a TOML
 //! file are held to the same standard. Each front end says where things were
 //! written (`Spot`), so messages point at the right file and line.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,7 +11,8 @@ use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Timing};
 use crate::cluster::MAX_GROUPS;
-use crate::resources::spec::{MacMode, ResourceSpec};
+use crate::resources::netlink::fmt_mac;
+use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
 
 /// Where a value was written; `line` is None for defaults and file-level facts.
 #[derive(Debug, Clone)]
@@ -30,6 +33,14 @@ impl Spot {
         Diag::error(&self.file, message)
             .at_opt(self.line)
             .field(field)
+    }
+
+    /// `file:line`, for naming another place in a message.
+    pub fn place(&self) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}", self.file.display()),
+            None => self.file.display().to_string(),
+        }
     }
 
     pub fn warning(&self, field: &str, message: impl Into<String>) -> Diag {
@@ -233,6 +244,83 @@ pub(crate) fn groups_per_node(cfg: &Config, group_spots: &[Spot], diags: &mut Ve
                     theirs.len(),
                     cfg.groups[over].name,
                     MAX_GROUPS + 1
+                ),
+            ));
+        }
+    }
+}
+
+/// An address or a virtual MAC that a group brings up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Claim {
+    Addr(IpAddr),
+    Mac([u8; 6]),
+}
+
+impl fmt::Display for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Claim::Addr(a) => write!(f, "address {a}"),
+            Claim::Mac(m) => write!(f, "virtual MAC {}", fmt_mac(m)),
+        }
+    }
+}
+
+/// Every address and virtual MAC of a group: IPaddr, MacTakeover/`mac`
+/// (its MAC and its address), and the OCF address agents' `ip`/`ipv6addr`.
+fn group_claims(resources: &[ResourceSpec]) -> BTreeSet<Claim> {
+    let mut out = BTreeSet::new();
+    for r in resources {
+        match r {
+            ResourceSpec::IpAddr { addr, .. } => {
+                out.insert(Claim::Addr(addr.to_canonical()));
+            }
+            ResourceSpec::Mac { mac, addr, .. } => {
+                out.insert(Claim::Mac(*mac));
+                if let Some((a, _)) = addr {
+                    out.insert(Claim::Addr(a.to_canonical()));
+                }
+            }
+            ResourceSpec::Script {
+                name,
+                kind: ScriptKind::Ocf { .. },
+                params,
+                ..
+            } => {
+                let key = match name.as_str() {
+                    "IPaddr" | "IPaddr2" => "ip",
+                    "IPv6addr" => "ipv6addr",
+                    _ => continue,
+                };
+                if let Some(Ok(a)) = params.get(key).map(|v| v.parse::<IpAddr>()) {
+                    out.insert(Claim::Addr(a.to_canonical()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// An address or a virtual MAC belongs to one group: two groups carrying it
+/// can be held at once on different nodes, and both would answer for it.
+pub(crate) fn unique_addresses(cfg: &Config, group_spots: &[Spot], diags: &mut Vec<Diag>) {
+    let mut holder: BTreeMap<Claim, usize> = BTreeMap::new();
+    for (i, group) in cfg.groups.iter().enumerate() {
+        for claim in group_claims(&group.resources) {
+            let Some(&j) = holder.get(&claim) else {
+                holder.insert(claim, i);
+                continue;
+            };
+            diags.push(group_spots[i].error(
+                "group",
+                format!(
+                    "groups `{}` ({}) and `{}` ({}) both carry {claim}: they can be held at \
+                     once on different nodes, both answering for it",
+                    cfg.groups[j].name,
+                    group_spots[j].place(),
+                    group.name,
+                    group_spots[i].place()
                 ),
             ));
         }

@@ -143,6 +143,7 @@ impl Build<'_> {
         validate::identities(&config, &node_spots, &group_spots, &mut self.diags);
         validate::exclusive_claims(&config, &group_spots, &mut self.diags);
         validate::groups_per_node(&config, &group_spots, &mut self.diags);
+        validate::unique_addresses(&config, &group_spots, &mut self.diags);
         config
     }
 
