@@ -69,6 +69,7 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
         ("node0 and node2 down together", |l| power_off(l, &[0, 2])),
         ("heartbeat network cut", heartbeat_net_cut),
         ("flapping heartbeat link on node0", flapping_link),
+        ("flapping service cable on node0", flapping_cable),
     ]
 }
 
@@ -345,6 +346,46 @@ pub fn flapping_link(l: &mut Lab) -> Result<Phases> {
     }
     l.topo.cable(0, false, true)?;
     let during = hold_steady(l, l.deadtime() * 3)?;
+    Ok(Phases {
+        failover_ns: None,
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+/// How often the client may see vip1's answering node change while node0's
+/// service cable flaps: the first losses move it (a failover is never
+/// delayed) and fail it back, then flap dampening keeps it on node1 (the
+/// simulator's bound is 5 moves; before dampening, 86 moves in 10 s).
+pub const FLAP_SWITCHES_MAX: usize = 6;
+
+/// node0's service cable down and up every 50 ms for 5 s, then plugged for
+/// good: vip1 must stay (almost) still meanwhile and fail back after.
+pub fn flapping_cable(l: &mut Lab) -> Result<Phases> {
+    l.timeline
+        .note("flapping node0's eth0 cable every 50 ms for 5 s");
+    let t0 = l.now();
+    let period = Duration::from_millis(50);
+    for k in 0..100 {
+        l.topo.cable(0, true, k % 2 == 1)?;
+        // Pacing the fault, not waiting for the cluster: the timeline
+        // goes on meanwhile.
+        let end = l.now() + period.as_nanos() as u64;
+        let _ = l.wait_for("flap", period * 2, |l| l.now() >= end);
+    }
+    l.topo.cable(0, true, true)?;
+    let t1 = l.now();
+    let during = owners_str(l);
+    let switches = l.prober.answer_switches(0, t0, t1);
+    l.timeline.note(&format!(
+        "cable plugged for good; vip1's answering node changed {switches} times while it flapped"
+    ));
+    if switches > FLAP_SWITCHES_MAX {
+        bail!("vip1's answering node changed {switches} times while node0's cable flapped");
+    }
+    // Dampening holds node0 back for at most 30 deadtimes once it is steady.
+    let timeout = l.settle_timeout() + l.deadtime() * 32;
+    l.wait_owners(INITIAL, timeout)?;
     Ok(Phases {
         failover_ns: None,
         during: Some(during),
