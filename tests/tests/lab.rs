@@ -162,7 +162,7 @@ fn flapping_link_moves_nothing() {
     assert_no_dual(&r);
 }
 
-/// Flapping node0's service cable every 50 ms for 5 s moved vip1 with every
+/// Flapping node0's service cable every 50 ms for 10 s moved vip1 with every
 /// flap before flap dampening; now the scenario bounds the client-visible
 /// changes (`FLAP_SWITCHES_MAX`) and vip1 fails back once it stops.
 #[test]

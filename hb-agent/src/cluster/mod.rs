@@ -120,6 +120,7 @@ pub use event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warn
 pub use membership::{Membership, NODE_LINK, Transition};
 pub use spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
-    FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec, MAX_GROUPS, NodeId, SpecError,
+    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec, MAX_GROUPS, NodeId,
+    SpecError,
 };
 pub use state::{Cluster, HoldState};

@@ -22,10 +22,16 @@ pub const FAILBACK_STABLE_DEADTIMES: u64 = 2;
 
 /// Flap dampening (`flaps.rs`): every time a node stops being eligible, as its heartbeats say (it
 /// lost its ping nodes, went standby, stalled), its flap penalty grows by one, and the penalty
-/// halves every this many deadtimes. Past two, the node must also have stayed eligible for
+/// halves every this many deadtimes, but at least every [`FLAP_HALF_LIFE_MIN_NS`]. Past two, the node must also have stayed eligible for
 /// [`FAILBACK_STABLE_DEADTIMES`] x 2^(penalty - 2) deadtimes before it gets a group back or takes
 /// one a steadier candidate could take.
 pub const FLAP_HALF_LIFE_DEADTIMES: u64 = 30;
+
+/// The shortest half-life of the flap penalty: a cable can flap no faster than the node notices
+/// its ping node again (at most once a second with a long deadping), so at short deadtimes a
+/// half-life of deadtimes alone would forget flaps between two of them (seen in the lab:
+/// 150 ms deadtime, one loss a second, vip1 failed back after every few).
+pub const FLAP_HALF_LIFE_MIN_NS: u64 = 60_000_000_000;
 
 /// The longest failback wait dampening imposes, in deadtimes (6 s at the lab's 200 ms).
 pub const FLAP_MAX_HOLD_DEADTIMES: u64 = 30;

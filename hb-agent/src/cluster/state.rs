@@ -11,7 +11,7 @@ use super::flaps::{self, Flaps};
 use super::membership::{Membership, Transition};
 use super::spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
-    FLAP_MAX_HOLD_DEADTIMES, GroupId, MAX_GROUPS, NodeId,
+    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, MAX_GROUPS, NodeId,
 };
 
 /// Where one of our groups stands.
@@ -464,6 +464,7 @@ impl Cluster {
         self.spec
             .deadtime_ns
             .saturating_mul(FLAP_HALF_LIFE_DEADTIMES)
+            .max(FLAP_HALF_LIFE_MIN_NS)
     }
 
     fn on_advert(&mut self, node: NodeId, advert: Advert) {
