@@ -20,6 +20,11 @@ pub const FAILURE_HOLDOFF_DEADTIMES: u64 = 10;
 /// this many deadtimes (damps flapping links).
 pub const FAILBACK_STABLE_DEADTIMES: u64 = 2;
 
+/// Last man standing (corosync votequorum's `last_man_standing`): a candidate dead this many
+/// deadtimes while the others had quorum is no longer expected. Two that vanish within the
+/// window count as a partition: the survivor has no quorum and nothing is dropped.
+pub const LAST_MAN_STANDING_DEADTIMES: u64 = 2;
+
 /// Flap dampening (`flaps.rs`): every time a node stops being eligible, as its heartbeats say (it
 /// lost its ping nodes, went standby, stalled), its flap penalty grows by one, and the penalty
 /// halves every this many deadtimes, but at least every [`FLAP_HALF_LIFE_MIN_NS`]. Past two, the node must also have stayed eligible for

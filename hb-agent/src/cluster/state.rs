@@ -11,7 +11,8 @@ use super::flaps::{self, Flaps};
 use super::membership::{Membership, Transition};
 use super::spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
-    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, MAX_GROUPS, NodeId,
+    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, LAST_MAN_STANDING_DEADTIMES,
+    MAX_GROUPS, NodeId,
 };
 
 /// Where one of our groups stands.
@@ -53,6 +54,8 @@ struct PeerState {
     eligible_since: BTreeMap<GroupId, u64>,
     /// Flap dampening (see `flaps.rs`).
     flaps: Flaps,
+    /// Since when membership says it is dead (None: alive, or never heard).
+    dead_since: Option<u64>,
 }
 
 impl PeerState {
@@ -65,6 +68,7 @@ impl PeerState {
             heard_while_dead_at: None,
             eligible_since: BTreeMap::new(),
             flaps: Flaps::default(),
+            dead_since: None,
         }
     }
 }
@@ -93,6 +97,10 @@ struct GroupState {
     split_warned: BTreeSet<NodeId>,
     /// Since when we are eligible for it without interruption (flap dampening).
     eligible_since: Option<u64>,
+    /// Candidates that left one after another while we had quorum, each dead for a
+    /// [`LAST_MAN_STANDING_DEADTIMES`] window: no longer expected (votequorum's
+    /// `last_man_standing`). Back in as soon as they are alive.
+    gone: BTreeSet<NodeId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +164,7 @@ impl Cluster {
                 conn_lost: false,
                 split_warned: BTreeSet::new(),
                 eligible_since: None,
+                gone: BTreeSet::new(),
             })
             .collect();
         Self {
@@ -451,12 +460,56 @@ impl Cluster {
     }
 
     fn on_transition(&mut self, t: Option<Transition>) {
-        if let Some(Transition::Up(node)) = t
-            && let Some(p) = self.peers.get_mut(&node)
-        {
-            p.alive_since = self.now;
-            p.fenced = false;
-            p.heard_while_dead_at = None;
+        match t {
+            Some(Transition::Up(node)) => {
+                if let Some(p) = self.peers.get_mut(&node) {
+                    p.alive_since = self.now;
+                    p.fenced = false;
+                    p.heard_while_dead_at = None;
+                    p.dead_since = None;
+                }
+                for g in &mut self.groups {
+                    g.gone.remove(&node);
+                }
+            }
+            Some(Transition::Dead(node)) => {
+                if let Some(p) = self.peers.get_mut(&node) {
+                    p.dead_since = Some(self.now);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Last man standing: while we have quorum for group `i`, a candidate dead for the window
+    /// stops being expected, so the survivors of failures that came one after another keep
+    /// quorum down to the last one (Heartbeat took over there too). Candidates that vanish
+    /// together (a partition) leave the rest without quorum, and nothing is dropped then.
+    fn update_expected(&mut self, i: usize) {
+        if !self.quorum(i).1 {
+            return;
+        }
+        let window = self
+            .spec
+            .deadtime_ns
+            .saturating_mul(LAST_MAN_STANDING_DEADTIMES);
+        let now = self.now;
+        let local = self.spec.local;
+        let leaving: Vec<NodeId> = self.groups[i]
+            .candidates
+            .iter()
+            .copied()
+            .filter(|&c| c != local && !self.groups[i].gone.contains(&c))
+            .filter(|c| {
+                self.peers
+                    .get(c)
+                    .and_then(|p| p.dead_since)
+                    .is_some_and(|t| now >= t.saturating_add(window))
+            })
+            .collect();
+        // One at a time: the next is looked at with the smaller expected count.
+        if let Some(&c) = leaving.first() {
+            self.groups[i].gone.insert(c);
         }
     }
 
@@ -721,11 +774,12 @@ impl Cluster {
         let g = &self.groups[i];
         let counts = |c: NodeId| {
             c == self.spec.local
-                || self
-                    .peers
-                    .get(&c)
-                    .and_then(|p| p.advert.as_ref())
-                    .is_none_or(|a| a.claim(g.id).is_some())
+                || (!g.gone.contains(&c)
+                    && self
+                        .peers
+                        .get(&c)
+                        .and_then(|p| p.advert.as_ref())
+                        .is_none_or(|a| a.claim(g.id).is_some()))
         };
         let n = g.candidates.iter().filter(|&&c| counts(c)).count();
         let visible = 1 + g
@@ -785,6 +839,7 @@ impl Cluster {
         }
         self.track_own_eligibility();
         for i in 0..self.groups.len() {
+            self.update_expected(i);
             self.note_connectivity(i, out);
             let (_, has_quorum) = self.quorum(i);
             if has_quorum {

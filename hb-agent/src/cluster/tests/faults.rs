@@ -262,13 +262,40 @@ fn a_node_alone_out_of_three_takes_nothing() {
         }],
         "warned once"
     );
-    // node0 dies: node1 alone (node2 still cut off) takes nothing either...
+    // node0 dies later: node2 left while node0 and node1 had quorum, so node1 is the last man
+    // standing and takes over; node2, cut off, never had quorum and still takes nothing.
     s.power_off(0);
+    s.run_until(3 * DEAD_STEPS, "node1 took vip1", |s| s.holders(VIP1) == [1]);
     s.run(3 * DEAD_STEPS);
-    assert!(s.holders(VIP1).is_empty());
-    // ...until node2 is back: two of three.
+    assert_eq!(s.holders(VIP1), [1], "one holder");
     s.heal_all(2, 1);
-    s.run_until(4, "node1 took vip1", |s| s.holders(VIP1) == [1]);
+    s.run(2 * DEAD_STEPS);
+    assert_eq!(s.holders(VIP1), [1]);
+}
+
+/// Heartbeat's case 38 (three nodes, one group): the nodes die one after another and the last
+/// one takes over, as under Heartbeat (corosync's last_man_standing); before, hb required a
+/// majority of three and the survivor never took the group.
+#[test]
+fn the_last_of_three_that_died_one_after_another_takes_over() {
+    let mut s = three_node();
+    s.power_off(0);
+    s.run_until(2 * DEAD_STEPS, "node1 took vip1", |s| s.holders(VIP1) == [1]);
+    s.run(3 * DEAD_STEPS);
+    s.power_off(1);
+    s.run_until(2 * DEAD_STEPS, "node2, the last, took vip1", |s| {
+        s.holders(VIP1) == [2]
+    });
+}
+
+/// Two of three gone at once look like a partition: the one left has no quorum.
+#[test]
+fn two_of_three_gone_at_once_leave_no_quorum() {
+    let mut s = three_node();
+    s.power_off(0);
+    s.power_off(1);
+    s.run(6 * DEAD_STEPS);
+    assert!(s.holders(VIP1).is_empty(), "{:?}", s.holders(VIP1));
 }
 
 #[test]
