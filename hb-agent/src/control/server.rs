@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -46,32 +46,42 @@ pub fn serve(path: &Path, tx: mpsc::Sender<Incoming>) -> Result<SocketGuard> {
             };
             let tx = tx.clone();
             tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
-                let mut lines = BufReader::new(r).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let resp = match serde_json::from_str::<Request>(&line) {
-                        Ok(req) => {
-                            let (otx, orx) = oneshot::channel();
-                            if tx.send((req, otx)).await.is_err() {
-                                return;
-                            }
-                            orx.await
-                                .unwrap_or_else(|_| Response::err("agent is stopping"))
-                        }
-                        Err(e) => {
-                            warn!(error = %e, "bad control request");
-                            Response::err(format!("bad request: {e}"))
-                        }
-                    };
-                    let mut out = serde_json::to_string(&resp).unwrap_or_default();
-                    out.push('\n');
-                    if w.write_all(out.as_bytes()).await.is_err() {
-                        debug!("control client went away");
-                        return;
-                    }
-                }
+                let (r, w) = stream.into_split();
+                handle(r, w, tx).await;
             });
         }
     });
     Ok(SocketGuard(path.to_path_buf()))
+}
+
+/// Serves one connection: reads requests, one per line, forwards each to
+/// `tx` and writes its reply, until the client closes or goes away.
+pub async fn handle<R, W>(r: R, mut w: W, tx: mpsc::Sender<Incoming>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => {
+                let (otx, orx) = oneshot::channel();
+                if tx.send((req, otx)).await.is_err() {
+                    return;
+                }
+                orx.await
+                    .unwrap_or_else(|_| Response::err("agent is stopping"))
+            }
+            Err(e) => {
+                warn!(error = %e, "bad control request");
+                Response::err(format!("bad request: {e}"))
+            }
+        };
+        let mut out = serde_json::to_string(&resp).unwrap_or_default();
+        out.push('\n');
+        if w.write_all(out.as_bytes()).await.is_err() {
+            debug!("control client went away");
+            return;
+        }
+    }
 }
