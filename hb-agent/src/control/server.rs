@@ -2,17 +2,21 @@
 //!
 //! Requests are tiny JSON lines, so a client gets little: a request longer
 //! than [`Limits::max_request`] is answered with an error and its connection
-//! closed, having cost at most that much memory (plus one read buffer).
-//! Each connection is a task of its own, so a slow or idle client never
-//! holds up the agent.
+//! closed, having cost at most that much memory (plus one read buffer); at
+//! most [`Limits::max_connections`] clients are served at once (one more is
+//! told so and closed); a client that takes longer than [`Limits::idle`] to
+//! send a request or to take its reply is dropped. Each connection is a task
+//! of its own, so a slow or idle client never holds up the agent.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::{Request, Response};
@@ -25,11 +29,18 @@ pub type Incoming = (Request, oneshot::Sender<Response>);
 pub struct Limits {
     /// The longest request, in bytes, newline excluded.
     pub max_request: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// How long a client may take to send a whole request, or to take a
+    /// reply (the agent's own time to answer is not counted).
+    pub idle: Duration,
 }
 
 impl Limits {
     pub const DEFAULT: Limits = Limits {
         max_request: 64 * 1024,
+        max_connections: 64,
+        idle: Duration::from_secs(60),
     };
 }
 
@@ -73,15 +84,37 @@ pub fn serve_with(path: &Path, tx: mpsc::Sender<Incoming>, limits: Limits) -> Re
     }
     let listener = UnixListener::bind(path)
         .with_context(|| format!("binding control socket {}", path.display()))?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // E.g. EMFILE: the error repeats until something
+                    // closes, so do not spin on it.
+                    warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                warn!(
+                    max = limits.max_connections,
+                    "control socket: too many connections, one refused"
+                );
+                // A fresh socket's buffer takes the line at once; if not,
+                // the client only misses the reason.
+                let _ = stream.try_write(&reply_line(&Response::err(format!(
+                    "too many control connections (at most {})",
+                    limits.max_connections
+                ))));
                 continue;
             };
             let tx = tx.clone();
             tokio::spawn(async move {
                 let (r, w) = stream.into_split();
                 handle(r, w, tx, limits).await;
+                drop(slot);
             });
         }
     });
@@ -95,9 +128,9 @@ fn reply_line(resp: &Response) -> Vec<u8> {
 }
 
 /// Serves one connection: reads requests, one per line, forwards each to
-/// `tx` and writes its reply, until the client closes, goes away or sends
-/// a request longer than `limits.max_request` (answered with an error
-/// first).
+/// `tx` and writes its reply, until the client closes, goes away, idles
+/// longer than `limits.idle` or sends a request longer than
+/// `limits.max_request` (answered with an error first).
 pub async fn handle<R, W>(r: R, mut w: W, tx: mpsc::Sender<Incoming>, limits: Limits)
 where
     R: AsyncRead + Unpin,
@@ -106,21 +139,30 @@ where
     let mut r = BufReader::with_capacity(READ_BUFFER, r);
     let mut line = Vec::new();
     loop {
-        let resp = match read_request(&mut r, &mut line, limits.max_request).await {
-            Err(e) => {
+        let read = tokio::time::timeout(
+            limits.idle,
+            read_request(&mut r, &mut line, limits.max_request),
+        )
+        .await;
+        let resp = match read {
+            Err(_) => {
+                debug!("control client idle too long, closed");
+                return;
+            }
+            Ok(Err(e)) => {
                 debug!(error = %e, "control client went away");
                 return;
             }
-            Ok(ReadRequest::Closed) => return,
-            Ok(ReadRequest::TooLong) => {
+            Ok(Ok(ReadRequest::Closed)) => return,
+            Ok(Ok(ReadRequest::TooLong)) => {
                 warn!(max = limits.max_request, "control request too long");
                 let resp =
                     Response::err(format!("request longer than {} bytes", limits.max_request));
-                let _ = w.write_all(&reply_line(&resp)).await;
-                let _ = w.shutdown().await;
+                let _ = tokio::time::timeout(limits.idle, w.write_all(&reply_line(&resp))).await;
+                let _ = tokio::time::timeout(limits.idle, w.shutdown()).await;
                 return;
             }
-            Ok(ReadRequest::Line) => match serde_json::from_slice::<Request>(&line) {
+            Ok(Ok(ReadRequest::Line)) => match serde_json::from_slice::<Request>(&line) {
                 Ok(req) => {
                     let (otx, orx) = oneshot::channel();
                     if tx.send((req, otx)).await.is_err() {
@@ -135,9 +177,16 @@ where
                 }
             },
         };
-        if w.write_all(&reply_line(&resp)).await.is_err() {
-            debug!("control client went away");
-            return;
+        match tokio::time::timeout(limits.idle, w.write_all(&reply_line(&resp))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                debug!("control client went away");
+                return;
+            }
+            Err(_) => {
+                debug!("control client took no reply, closed");
+                return;
+            }
         }
     }
 }
@@ -393,5 +442,76 @@ mod tests {
                 .unwrap()
                 .unwrap();
         assert!(r.ok && r.message == "Status", "{r:?}");
+    }
+
+    fn short(idle_ms: u64, max_connections: usize) -> Limits {
+        Limits {
+            idle: Duration::from_millis(idle_ms),
+            max_connections,
+            ..Limits::DEFAULT
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_or_slow_client_is_closed_after_the_idle_time() {
+        // Nothing at all, half a request, or requests whose replies it
+        // never reads (a 16-byte pipe: the reply cannot be written).
+        for (sent, pipe) in [
+            (&b""[..], 1024),
+            (&b"{\"cmd\""[..], 1024),
+            (&b"{\"cmd\":\"status\"}\n"[..], 16),
+        ] {
+            let (client, server) = tokio::io::duplex(pipe);
+            let (sr, sw) = tokio::io::split(server);
+            let served = tokio::spawn(handle(sr, sw, fake_agent(), short(200, 1)));
+            let (_cr, mut cw) = tokio::io::split(client);
+            cw.write_all(sent).await.unwrap();
+            tokio::time::timeout(Duration::from_secs(5), served)
+                .await
+                .unwrap_or_else(|_| panic!("still serving after {sent:?}"))
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_are_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let _guard = serve_with(&path, fake_agent(), short(60_000, 2)).unwrap();
+        let p = path.clone();
+        let (refused, served) = tokio::task::spawn_blocking(move || {
+            let idle: Vec<_> = (0..2)
+                .map(|_| std::os::unix::net::UnixStream::connect(&p).unwrap())
+                .collect();
+            let s = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut refused = String::new();
+            let mut r = std::io::BufReader::new(&s);
+            r.read_line(&mut refused).unwrap();
+            let mut rest = String::new();
+            assert_eq!(r.read_line(&mut rest).unwrap(), 0, "then closed: {rest:?}");
+            // A slot comes free when an idle client leaves.
+            drop(idle);
+            let t0 = std::time::Instant::now();
+            let served = loop {
+                match super::super::client::call(&p, &Request::Status) {
+                    Ok(r) if r.ok => break r,
+                    other => assert!(
+                        t0.elapsed() < Duration::from_secs(5),
+                        "never served again: {other:?}"
+                    ),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            (refused, served)
+        })
+        .await
+        .unwrap();
+        let r = parse(refused.trim_end().as_bytes());
+        assert!(
+            !r.ok && r.message == "too many control connections (at most 2)",
+            "{r:?}"
+        );
+        assert_eq!(served.message, "Status");
     }
 }
