@@ -25,7 +25,24 @@
 //! script and the timeout. stdout and stderr are captured (up to 64 KiB,
 //! trimmed) into the error or the debug log. Daemons a successful start leaves
 //! behind are not touched.
+//!
+//! What a script gets from the agent:
+//!
+//! - Descriptors: its stdin (/dev/null), stdout and stderr (the capture
+//!   pipes) and nothing else. Every other descriptor is made close-on-exec
+//!   in the child before exec, whatever its flag in the agent: one the agent
+//!   inherited from whatever started it, or one of its own that a library
+//!   opened without `O_CLOEXEC` (the kernel's BPF and netlink descriptors
+//!   are close-on-exec already). A daemon the script leaves behind would
+//!   otherwise keep it open for as long as it runs, after the agent is gone
+//!   (a launcher's pipe that then never sees its end, a socket, a lock).
+//! - Daemons that a script which finished (a start that exited) leaves
+//!   running are the service (an LSB init script starting httpd): they keep
+//!   running, also when the agent stops or dies. Only the descriptor
+//!   inheritance is cut for them.
 use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -197,6 +214,11 @@ impl ScriptRunner {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        // SAFETY: the closure runs in the forked child and makes only
+        // async-signal-safe calls (raw system calls, no allocation).
+        unsafe {
+            cmd.as_std_mut().pre_exec(prepare_child);
+        }
         // ETXTBSY: a script just written while another thread forked; retry briefly.
         let mut tries = 0;
         let mut child = loop {
@@ -360,6 +382,53 @@ async fn drain(readers: Vec<tokio::task::JoinHandle<()>>, buf: &Arc<Mutex<Vec<u8
     }
     let b = buf.lock().expect("output buffer poisoned");
     String::from_utf8_lossy(&b).trim().to_string()
+}
+
+/// In the forked child, before exec (see the module doc): keeps only
+/// descriptors 0, 1 and 2 across exec. Only async-signal-safe calls: the
+/// agent is multi-threaded.
+fn prepare_child() -> io::Result<()> {
+    // SAFETY: plain system calls on this (child) process, before its exec.
+    unsafe { cloexec_from(3) };
+    Ok(())
+}
+
+/// Without close_range's CLOEXEC (Linux < 5.11), descriptors are marked
+/// one by one up to RLIMIT_NOFILE, but no further than this.
+const FD_LOOP_MAX: u64 = 1 << 20;
+
+/// Makes every descriptor from `low` up close-on-exec. Marked, not
+/// closed: std reports a failed exec (ETXTBSY, which `run` retries,
+/// EACCES) through a close-on-exec pipe of its own, which must stay open
+/// until the exec.
+///
+/// # Safety
+/// Only in a child between fork and exec (it changes every descriptor).
+unsafe fn cloexec_from(low: libc::c_uint) {
+    // SAFETY: close_range(2) and fcntl(2) on this process's descriptors.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            low,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
+            return;
+        }
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let top = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur.min(FD_LOOP_MAX)
+        } else {
+            FD_LOOP_MAX
+        };
+        for fd in u64::from(low)..top {
+            libc::fcntl(fd as libc::c_int, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
 }
 
 fn group_alive(pgid: i32) -> bool {

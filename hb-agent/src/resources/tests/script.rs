@@ -1,6 +1,7 @@
 //! Scripts: Heartbeat args, LSB status codes, OCF env and monitor 7, timeouts
-//! that kill the whole process group, lookup order. No namespace needed: the
-//! scripts only touch their temp dirs.
+//! that kill the whole process group, lookup order, what a script inherits
+//! and how long it lives. No namespace needed: the scripts only touch their
+//! temp dirs.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -299,4 +300,142 @@ async fn failing_script_error_carries_code_and_output() {
         "{msg}"
     );
     assert!(msg.contains("cannot bind 0.0.0.0:80"), "{msg}");
+}
+
+/// A process a test started (through a script), killed at the end if it is
+/// still that one (same pid and command line), also on panic.
+struct Leftover {
+    pid: i32,
+    cmdline: String,
+}
+
+impl Leftover {
+    /// Reads the pid a script wrote to `file` (the first word) and waits
+    /// until that process runs `cmdline` (exec done).
+    fn wait_for(file: &Path, word: usize, cmdline: &str) -> Leftover {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let pid = read(file)
+                .split_whitespace()
+                .nth(word)
+                .and_then(|w| w.parse().ok());
+            if let Some(pid) = pid {
+                let l = Leftover {
+                    pid,
+                    cmdline: cmdline.to_string(),
+                };
+                if l.running() {
+                    return l;
+                }
+            }
+            assert!(Instant::now() < deadline, "no {cmdline:?} from {file:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn running(&self) -> bool {
+        let c = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        String::from_utf8_lossy(&c).replace('\0', " ").trim() == self.cmdline && !gone(self.pid)
+    }
+
+    fn fds(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if self.running() {
+            // SAFETY: the process this test's script started (checked above).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A descriptor without O_CLOEXEC in this process, as the agent may hold
+/// (inherited from what started it, or opened so by a library).
+struct Inheritable(i32);
+
+impl Inheritable {
+    fn open() -> Inheritable {
+        // SAFETY: open(2) of a constant path, without O_CLOEXEC on purpose.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        assert!(
+            fd >= 3,
+            "open /dev/null: {}",
+            std::io::Error::last_os_error()
+        );
+        Inheritable(fd)
+    }
+}
+
+impl Drop for Inheritable {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor opened in `open`.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_left_by_start_keeps_running_with_only_its_stdio() {
+    let d = tempdir();
+    let pids = d.path().join("pids");
+    write_script(
+        &d.path().join("resource.d/daemon"),
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = start ] || {{ echo stopped; exit 0; }}\n\
+             sleep 301 </dev/null >/dev/null 2>&1 &\necho $! > {p}\nexit 0\n",
+            p = pids.display()
+        ),
+    );
+    let leak = Inheritable::open();
+    let r = runner(d.path());
+    let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
+    assert!(
+        r.start(&call("daemon", &args, &kind, &params, T))
+            .await
+            .unwrap()
+    );
+    let daemon = Leftover::wait_for(&pids, 0, "sleep 301");
+    assert_eq!(
+        daemon.fds(),
+        vec![0, 1, 2],
+        "the daemon holds descriptors of the agent's (fd {} is one)",
+        leak.0
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        daemon.running(),
+        "the daemon is the service: it keeps running"
+    );
+}
+
+#[tokio::test]
+async fn a_script_that_cannot_run_is_still_an_error_of_its_own() {
+    // The descriptors are marked close-on-exec, not closed: std's pipe that
+    // reports a failed exec (here EACCES) must stay open until the exec.
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempdir();
+    let path = write_script(&d.path().join("resource.d/noexec"), "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = runner(d.path());
+    let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
+    let err = r
+        .run(
+            &call("noexec", &args, &kind, &params, T),
+            crate::resources::script::ScriptAction::Start,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ResourceError::Io { source, .. } => {
+            assert_eq!(source.raw_os_error(), Some(libc::EACCES), "{err}")
+        }
+        e => panic!("expected the exec error, got {e}"),
+    }
 }

@@ -1,0 +1,190 @@
+//! What a resource script leaves behind when the agent dies or stops, with
+//! a real agent (node b, `--no-pin`) in a namespace:
+//!
+//! - a daemon a start script leaves running (the service) holds none of the
+//!   agent's descriptors, survives a kill -9 of the agent, and the next
+//!   agent attaches its XDP program and comes up.
+//!
+//! Every process a script starts is killed at the end of its test, by pid
+//! (checked against its command line), also on panic.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hb_agent::control::{Request, client};
+use hb_tests::twohost::{AgentGuard, TwoHosts, config};
+
+/// A process one of this file's scripts started.
+struct Leftover {
+    pid: i32,
+    cmdline: String,
+}
+
+impl Leftover {
+    /// Waits until `file` names a pid (word `word`) running `cmdline`.
+    fn wait_for(file: &Path, word: usize, cmdline: &str) -> Leftover {
+        let t0 = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            if let Some(pid) = text
+                .split_whitespace()
+                .nth(word)
+                .and_then(|w| w.parse().ok())
+            {
+                let l = Leftover {
+                    pid,
+                    cmdline: cmdline.to_string(),
+                };
+                if l.running() {
+                    return l;
+                }
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no {cmdline:?} named in {file:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Alive (not a zombie) and still the same program.
+    fn running(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
+        let cmd = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        !stat.is_empty()
+            && !zombie
+            && String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == self.cmdline
+    }
+
+    fn fds(&self) -> Vec<(i32, String)> {
+        let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let target = std::fs::read_link(e.path())
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                (e.file_name().to_string_lossy().parse().unwrap(), target)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Leftover {
+    fn drop(&mut self) {
+        if self.running() {
+            // SAFETY: a process this test's script started (checked above).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Two hosts; b runs group `g` of one Heartbeat script `name` with `body`
+/// and `timeout`.
+fn hosts(tag: &str, name: &str, body: &str, timeout: &str) -> (TwoHosts, PathBuf) {
+    let h = TwoHosts::new(tag, "").unwrap();
+    let rd = h.dir.join("resource.d");
+    std::fs::create_dir_all(&rd).unwrap();
+    std::fs::write(rd.join(name), body).unwrap();
+    std::fs::set_permissions(rd.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = format!("script_dirs = [\"{}\"]", rd.display());
+    let text = config("orphans", "orphans", "100ms", "1s", &extra)
+        .replace("[timing]\n", "[timing]\ninitdead = \"1s\"\n")
+        + &format!(
+            "[[group]]\nname = \"g\"\nnodes = [\"b\"]\n\
+             [[group.resource]]\ntype = \"script\"\nname = \"{name}\"\ntimeout = \"{timeout}\"\n"
+        );
+    h.write_config(&text).unwrap();
+    let dir = h.dir.clone();
+    (h, dir)
+}
+
+fn agent_up(h: &TwoHosts, held: bool) {
+    let t0 = Instant::now();
+    loop {
+        let s = client::call(&h.socket(), &Request::Status)
+            .ok()
+            .and_then(|r| r.status);
+        if let Some(s) = s
+            && (!held || s.groups.iter().any(|g| g.name == "g" && g.local == "held"))
+        {
+            return;
+        }
+        let log = std::fs::read_to_string(h.log()).unwrap_or_default();
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "b never came up{}:\n{log}",
+            if held { " holding g" } else { "" }
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn kill9(mut agent: AgentGuard) {
+    agent.signal(libc::SIGKILL);
+    let _ = agent.0.wait();
+}
+
+/// Opens /dev/null without O_CLOEXEC in this process, so that the agent
+/// started next inherits it, as an agent does from a launcher that leaks
+/// one (a supervisor's pipe, a shell's descriptor).
+struct Inheritable(i32);
+
+impl Inheritable {
+    fn open() -> Inheritable {
+        // SAFETY: open(2) of a constant path, no O_CLOEXEC on purpose.
+        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+        assert!(fd >= 3, "{}", std::io::Error::last_os_error());
+        Inheritable(fd)
+    }
+}
+
+impl Drop for Inheritable {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor `open` opened.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[test]
+fn a_daemon_left_by_a_script_holds_no_agent_fd_and_outlives_a_kill_9() {
+    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
+                start) sleep 311 </dev/null >/dev/null 2>&1 &\n echo $! > $d/daemon.pid; touch $d/running; exit 0;;\n\
+                stop) rm -f $d/running; exit 0;;\n\
+                status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n";
+    let (h, dir) = hosts("so", "Daemon", body, "60s");
+    let leak = Inheritable::open();
+    let first = h.start_b(&["--no-pin"]).unwrap();
+    drop(leak);
+    agent_up(&h, true);
+    let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 311");
+    let fds = daemon.fds();
+    assert_eq!(
+        fds.iter().map(|f| f.0).collect::<Vec<_>>(),
+        vec![0, 1, 2],
+        "the daemon holds descriptors of the agent's: {fds:?}"
+    );
+
+    // kill -9: the service stays; the next agent attaches and takes over.
+    kill9(first);
+    assert!(
+        daemon.running(),
+        "the daemon is the service: it keeps running"
+    );
+    let _second = h.start_b(&["--no-pin"]).unwrap();
+    agent_up(&h, true);
+    let log = std::fs::read_to_string(h.log()).unwrap();
+    assert_eq!(
+        log.matches("XDP program attached").count(),
+        2,
+        "both agents attached:\n{log}"
+    );
+    assert!(!log.contains("File exists"), "{log}");
+}
