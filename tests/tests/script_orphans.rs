@@ -3,7 +3,12 @@
 //!
 //! - a daemon a start script leaves running (the service) holds none of the
 //!   agent's descriptors, survives a kill -9 of the agent, and the next
-//!   agent attaches its XDP program and comes up.
+//!   agent attaches its XDP program and comes up;
+//! - a script still running when the agent is killed with SIGKILL dies
+//!   with it;
+//! - a script still running when the agent stops (SIGTERM) is waited for
+//!   until its timeout, which kills its process group: nothing of it
+//!   outlives the agent.
 //!
 //! Every process a script starts is killed at the end of its test, by pid
 //! (checked against its command line), also on panic.
@@ -74,6 +79,14 @@ impl Leftover {
             .collect();
         v.sort();
         v
+    }
+
+    fn wait_gone(&self, within: Duration) -> bool {
+        let t0 = Instant::now();
+        while self.running() && t0.elapsed() < within {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !self.running()
     }
 }
 
@@ -187,4 +200,62 @@ fn a_daemon_left_by_a_script_holds_no_agent_fd_and_outlives_a_kill_9() {
         "both agents attached:\n{log}"
     );
     assert!(!log.contains("File exists"), "{log}");
+}
+
+#[test]
+fn a_script_running_when_the_agent_is_killed_dies_with_it() {
+    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
+                start) echo $$ > $d/script.pid; exec sleep 312;;\n\
+                stop) exit 0;;\nstatus) echo stopped; exit 0;;\nesac\n";
+    let (h, dir) = hosts("sk", "Hang", body, "60s");
+    let first = h.start_b(&["--no-pin"]).unwrap();
+    agent_up(&h, false);
+    let script = Leftover::wait_for(&dir.join("script.pid"), 0, "sleep 312");
+    kill9(first);
+    assert!(
+        script.wait_gone(Duration::from_secs(3)),
+        "the script (pid {}) outlived the agent",
+        script.pid
+    );
+    let _second = h.start_b(&["--no-pin"]).unwrap();
+    agent_up(&h, false);
+    let log = std::fs::read_to_string(h.log()).unwrap();
+    assert_eq!(log.matches("XDP program attached").count(), 2, "{log}");
+}
+
+#[test]
+fn a_script_running_when_the_agent_stops_is_killed_with_its_group() {
+    // A stop that never ends: the agent waits for it until its timeout,
+    // which kills its process group, and only then exits.
+    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
+                start) touch $d/running; exit 0;;\n\
+                stop) sleep 313 &\n echo $$ $! > $d/script.pid; wait;;\n\
+                status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n";
+    let (h, dir) = hosts("st", "Slow", body, "2s");
+    let mut agent = h.start_b(&["--no-pin"]).unwrap();
+    agent_up(&h, true);
+    agent.signal(libc::SIGTERM);
+    let pids = dir.join("script.pid");
+    let child = Leftover::wait_for(&pids, 1, "sleep 313");
+    let sh = format!("/bin/sh {} stop", dir.join("resource.d/Slow").display());
+    let script = Leftover::wait_for(&pids, 0, &sh);
+    let t0 = Instant::now();
+    while agent.running() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the agent did not stop:\n{}",
+            std::fs::read_to_string(h.log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        script.wait_gone(Duration::from_secs(3)),
+        "the script (pid {}) outlived the agent",
+        script.pid
+    );
+    assert!(
+        child.wait_gone(Duration::from_secs(3)),
+        "its child (pid {}) outlived the agent",
+        child.pid
+    );
 }

@@ -26,7 +26,7 @@
 //! trimmed) into the error or the debug log. Daemons a successful start leaves
 //! behind are not touched.
 //!
-//! What a script gets from the agent:
+//! What a script gets from the agent, and how long it may live:
 //!
 //! - Descriptors: its stdin (/dev/null), stdout and stderr (the capture
 //!   pipes) and nothing else. Every other descriptor is made close-on-exec
@@ -36,16 +36,31 @@
 //!   are close-on-exec already). A daemon the script leaves behind would
 //!   otherwise keep it open for as long as it runs, after the agent is gone
 //!   (a launcher's pipe that then never sees its end, a socket, a lock).
+//! - The script process dies with the agent: it gets SIGKILL when the
+//!   thread that spawned it exits (`PR_SET_PDEATHSIG`), also when the agent
+//!   is killed with SIGKILL. That thread is the resource thread
+//!   (`agent::groups::ResourceThread`, `hb-resources`): the group workers
+//!   run there, on a runtime of its own, and tokio forks a child on the
+//!   thread that polls the spawn. It lives from the agent's start to its
+//!   exit, so the signal fires at the agent's exit, never in between. (A
+//!   caller that runs scripts on a thread that ends sooner, e.g. a tokio
+//!   blocking thread, would see them killed then.) The signal is not
+//!   inherited across fork: what the script started survives a kill -9 of
+//!   the agent (a daemon it was starting may be among it).
+//! - A script still running when its call is dropped, or when the agent
+//!   exits before it finished (an error, a panic; a normal stop waits for
+//!   every script of its groups, until their timeout), is killed with its
+//!   whole process group (SIGKILL), as at a timeout.
 //! - Daemons that a script which finished (a start that exited) leaves
 //!   running are the service (an LSB init script starting httpd): they keep
 //!   running, also when the agent stops or dies. Only the descriptor
 //!   inheritance is cut for them.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -214,10 +229,11 @@ impl ScriptRunner {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        let agent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the forked child and makes only
         // async-signal-safe calls (raw system calls, no allocation).
         unsafe {
-            cmd.as_std_mut().pre_exec(prepare_child);
+            cmd.as_std_mut().pre_exec(move || prepare_child(agent));
         }
         // ETXTBSY: a script just written while another thread forked; retry briefly.
         let mut tries = 0;
@@ -237,6 +253,8 @@ impl ScriptRunner {
             }
         };
         let pgid = child.id().map(|p| p as i32);
+        // Declared after `child`, so dropped (the group killed) before it.
+        let mut in_flight = InFlight::register(pgid);
         let buf = Arc::new(Mutex::new(Vec::new()));
         let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
@@ -249,7 +267,11 @@ impl ScriptRunner {
 
         let waited = tokio::time::timeout(call.timeout, child.wait()).await;
         let status = match waited {
-            Ok(Ok(st)) => Some(st),
+            Ok(Ok(st)) => {
+                // Reaped: what the script leaves running is the service.
+                in_flight.finished();
+                Some(st)
+            }
             Ok(Err(source)) => {
                 return Err(ResourceError::Io {
                     what: format!("waiting for {script} {verb}"),
@@ -262,6 +284,7 @@ impl ScriptRunner {
             if let Some(pgid) = pgid {
                 kill_group(pgid, &mut child, self.grace).await;
             }
+            in_flight.finished();
             let output = drain(readers, &buf).await;
             tracing::warn!(script = %script, action = verb, timeout = ?call.timeout, "script timed out, process group killed");
             return Err(ResourceError::ScriptTimeout {
@@ -384,12 +407,28 @@ async fn drain(readers: Vec<tokio::task::JoinHandle<()>>, buf: &Arc<Mutex<Vec<u8
     String::from_utf8_lossy(&b).trim().to_string()
 }
 
-/// In the forked child, before exec (see the module doc): keeps only
-/// descriptors 0, 1 and 2 across exec. Only async-signal-safe calls: the
-/// agent is multi-threaded.
-fn prepare_child() -> io::Result<()> {
-    // SAFETY: plain system calls on this (child) process, before its exec.
-    unsafe { cloexec_from(3) };
+/// In the forked child, before exec (see the module doc): dies with the
+/// agent's resource thread, and keeps only descriptors 0, 1 and 2 across
+/// exec. Only async-signal-safe calls: the agent is multi-threaded.
+fn prepare_child(agent: libc::pid_t) -> io::Result<()> {
+    // SAFETY: plain system calls on this (child) process.
+    unsafe {
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        // The agent died before the prctl: the signal will not come.
+        if libc::getppid() != agent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        cloexec_from(3);
+    }
     Ok(())
 }
 
@@ -427,6 +466,64 @@ unsafe fn cloexec_from(low: libc::c_uint) {
         };
         for fd in u64::from(low)..top {
             libc::fcntl(fd as libc::c_int, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
+}
+
+/// Process groups of the scripts running now (their leader not reaped yet,
+/// so the id is still theirs).
+static IN_FLIGHT: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+static AT_EXIT: Once = Once::new();
+
+fn in_flight() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A script's process group while the script runs: killed (SIGKILL) if the
+/// call is dropped before the script finished, or if the agent exits first
+/// (an `atexit` handler: at exit the resource thread may be gone before it
+/// dropped its calls).
+struct InFlight(Option<i32>);
+
+impl InFlight {
+    fn register(pgid: Option<i32>) -> InFlight {
+        AT_EXIT.call_once(|| {
+            // SAFETY: registers a handler that only makes kill(2) calls.
+            unsafe {
+                libc::atexit(kill_in_flight);
+            }
+        });
+        if let Some(pgid) = pgid {
+            in_flight().insert(pgid);
+        }
+        InFlight(pgid)
+    }
+
+    /// The script was reaped (or its group killed): leave the group alone.
+    fn finished(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            in_flight().remove(&pgid);
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: signals the group of a script not reaped yet.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+            in_flight().remove(&pgid);
+        }
+    }
+}
+
+extern "C" fn kill_in_flight() {
+    for pgid in in_flight().iter() {
+        // SAFETY: as in `InFlight::drop`.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
         }
     }
 }

@@ -346,6 +346,14 @@ impl Leftover {
         v.sort();
         v
     }
+
+    fn wait_gone(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        !self.running()
+    }
 }
 
 impl Drop for Leftover {
@@ -413,6 +421,91 @@ async fn a_daemon_left_by_start_keeps_running_with_only_its_stdio() {
         daemon.running(),
         "the daemon is the service: it keeps running"
     );
+}
+
+#[test]
+fn a_running_script_dies_with_the_thread_that_started_it() {
+    // The agent killed with SIGKILL: its resource thread ends without
+    // dropping anything. Here: a thread that leaves its runtime, with the
+    // call still running, behind.
+    let d = tempdir();
+    let pids = d.path().join("pids");
+    write_script(
+        &d.path().join("resource.d/hang"),
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = start ] || {{ echo stopped; exit 0; }}\n\
+             echo $$ > {p}\nexec sleep 302\n",
+            p = pids.display()
+        ),
+    );
+    let r = runner(d.path());
+    let p = pids.clone();
+    let script = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.spawn(async move {
+            let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
+            let _ = r
+                .run(
+                    &call("hang", &args, &kind, &params, Duration::from_secs(60)),
+                    crate::resources::script::ScriptAction::Start,
+                )
+                .await;
+        });
+        let script = rt.block_on(async move {
+            tokio::task::spawn_blocking(move || Leftover::wait_for(&p, 0, "sleep 302"))
+                .await
+                .unwrap()
+        });
+        std::mem::forget(rt);
+        script
+    })
+    .join()
+    .unwrap();
+    assert!(
+        script.wait_gone(),
+        "the script (pid {}) outlived the thread that started it",
+        script.pid
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_call_kills_the_script_and_its_group() {
+    // The agent stopping before a script finished: the call is dropped.
+    let d = tempdir();
+    let pids = d.path().join("pids");
+    write_script(
+        &d.path().join("resource.d/slow"),
+        &format!(
+            "#!/bin/sh\n[ \"$1\" = start ] || {{ echo stopped; exit 0; }}\n\
+             sleep 303 &\necho $$ $! > {p}\nwait\n",
+            p = pids.display()
+        ),
+    );
+    let r = runner(d.path());
+    let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
+    let c = call("slow", &args, &kind, &params, Duration::from_secs(60));
+    let p = pids.clone();
+    let sh = format!(
+        "/bin/sh {} start",
+        d.path().join("resource.d/slow").display()
+    );
+    let started = tokio::task::spawn_blocking(move || {
+        let child = Leftover::wait_for(&p, 1, "sleep 303");
+        (Leftover::wait_for(&p, 0, &sh), child)
+    });
+    let (script, child) = tokio::select! {
+        _ = r.run(&c, crate::resources::script::ScriptAction::Start) => panic!("the script finished"),
+        s = started => s.unwrap(),
+    };
+    assert!(
+        script.wait_gone(),
+        "the script (pid {}) survived",
+        script.pid
+    );
+    assert!(child.wait_gone(), "its child (pid {}) survived", child.pid);
 }
 
 #[tokio::test]
