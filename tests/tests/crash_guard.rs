@@ -90,7 +90,9 @@ fn unpinned_agent_says_a_crash_leaves_it_unguarded() {
 }
 
 /// `ip netns exec` runs the agent in a mount namespace of its own, with a
-/// fresh /sys: the default /sys/fs/bpf it mounts there dies with it.
+/// fresh /sys: a /sys/fs/bpf it mounted there would die with it (or live
+/// on with a daemon a script left, blocking the next agent's attach), so
+/// it does not pin, and says so.
 #[test]
 fn agent_in_its_own_mount_namespace_says_its_pins_die_with_it() {
     let h = TwoHosts::new(
@@ -99,7 +101,7 @@ fn agent_in_its_own_mount_namespace_says_its_pins_die_with_it() {
     )
     .unwrap();
     let _agent = h.start_b(&[]).unwrap();
-    let log = h.wait_log("vanish with it");
+    let log = h.wait_log("which no later agent can see");
     assert!(
         log.contains("--pin-dir"),
         "the warning says what to do: {log}"

@@ -259,3 +259,24 @@ fn a_script_running_when_the_agent_stops_is_killed_with_its_group() {
         child.pid
     );
 }
+
+/// The case as reported: the agent started the way `ip netns exec` users
+/// do, pinning on the /sys/fs/bpf it mounts in its private mount namespace.
+/// A daemon a script left behind keeps that namespace, its bpffs and the
+/// pinned XDP link alive after kill -9; the next agent (a new mount
+/// namespace, which cannot see those pins) must still attach.
+#[test]
+fn a_daemon_keeping_the_old_mount_namespace_does_not_block_the_restart() {
+    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
+                start) sleep 312 </dev/null >/dev/null 2>&1 &\n echo $! > $d/daemon.pid; touch $d/running; exit 0;;\n\
+                stop) rm -f $d/running; exit 0;;\n\
+                status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n";
+    let (h, dir) = hosts("sm", "Daemon", body, "60s");
+    let first = h.start_b(&[]).unwrap();
+    agent_up(&h, true);
+    let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 312");
+    kill9(first);
+    assert!(daemon.running());
+    let _second = h.start_b(&[]).unwrap();
+    agent_up(&h, true);
+}

@@ -1080,15 +1080,18 @@ fn pinning(opts: &RunOptions, cfg: &Config) -> (Option<PathBuf>, Option<String>)
     match ensure_bpffs(&dir) {
         Ok(PinLife::Outlives) => (Some(dir), None),
         Ok(PinLife::DiesWithAgent) => {
+            // Not pinned at all: no later agent (a new mount namespace) could see these pins,
+            // and a daemon a script leaves behind would keep this namespace, its bpffs and so
+            // the old XDP links alive, so that the next agent's attach failed ("File exists").
             let w = format!(
-                "pins in {} are on a BPF filesystem mounted in this agent's own mount \
-                 namespace (ip netns exec / unshare -m) and vanish with it: {CONSEQUENCE}; \
-                 mount one in the host's namespace (mount -t bpf bpf /run/hb/bpf) and pass \
-                 --pin-dir on it",
+                "not pinning: {} would be on a BPF filesystem mounted in this agent's own \
+                 mount namespace (ip netns exec / unshare -m), which no later agent can see: \
+                 {CONSEQUENCE}; mount one in the host's namespace (mount -t bpf bpf \
+                 /run/hb/bpf) and pass --pin-dir on it",
                 dir.display()
             );
             warn!("{w}");
-            (Some(dir), Some(w))
+            (None, Some(w))
         }
         Err(e) => {
             let w = format!("not pinning ({e:#}): {CONSEQUENCE}");

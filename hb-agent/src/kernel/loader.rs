@@ -108,7 +108,12 @@ impl Kernel {
             Err(e) => {
                 warn!(iface, error = %e, "native XDP attach failed; falling back to generic (skb) mode");
                 let id = prog.attach(iface, XdpMode::Skb).with_context(|| {
-                    format!("attaching XDP to {iface} (native and generic both failed)")
+                    format!(
+                        "attaching XDP to {iface} (native and generic both failed; \
+                         \"File exists\": another XDP program is attached there, e.g. another \
+                         hb agent for this interface, or an earlier one's link still pinned: \
+                         `ip link show dev {iface}`, `bpftool link`)"
+                    )
                 })?;
                 (id, "generic")
             }

@@ -265,7 +265,9 @@ fn a_node_alone_out_of_three_takes_nothing() {
     // node0 dies later: node2 left while node0 and node1 had quorum, so node1 is the last man
     // standing and takes over; node2, cut off, never had quorum and still takes nothing.
     s.power_off(0);
-    s.run_until(3 * DEAD_STEPS, "node1 took vip1", |s| s.holders(VIP1) == [1]);
+    s.run_until(3 * DEAD_STEPS, "node1 took vip1", |s| {
+        s.holders(VIP1) == [1]
+    });
     s.run(3 * DEAD_STEPS);
     assert_eq!(s.holders(VIP1), [1], "one holder");
     s.heal_all(2, 1);
@@ -280,7 +282,9 @@ fn a_node_alone_out_of_three_takes_nothing() {
 fn the_last_of_three_that_died_one_after_another_takes_over() {
     let mut s = three_node();
     s.power_off(0);
-    s.run_until(2 * DEAD_STEPS, "node1 took vip1", |s| s.holders(VIP1) == [1]);
+    s.run_until(2 * DEAD_STEPS, "node1 took vip1", |s| {
+        s.holders(VIP1) == [1]
+    });
     s.run(3 * DEAD_STEPS);
     s.power_off(1);
     s.run_until(2 * DEAD_STEPS, "node2, the last, took vip1", |s| {
