@@ -166,13 +166,19 @@ impl Drop for Inheritable {
     }
 }
 
+/// A start script that leaves `sleep SECS` running as its daemon.
+fn daemon_script(secs: u32) -> String {
+    format!(
+        "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
+         start) sleep {secs} </dev/null >/dev/null 2>&1 &\n echo $! > $d/daemon.pid; touch $d/running; exit 0;;\n\
+         stop) rm -f $d/running; exit 0;;\n\
+         status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n"
+    )
+}
+
 #[test]
 fn a_daemon_left_by_a_script_holds_no_agent_fd_and_outlives_a_kill_9() {
-    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
-                start) sleep 311 </dev/null >/dev/null 2>&1 &\n echo $! > $d/daemon.pid; touch $d/running; exit 0;;\n\
-                stop) rm -f $d/running; exit 0;;\n\
-                status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n";
-    let (h, dir) = hosts("so", "Daemon", body, "60s");
+    let (h, dir) = hosts("so", "Daemon", &daemon_script(311), "60s");
     let leak = Inheritable::open();
     let first = h.start_b(&["--no-pin"]).unwrap();
     drop(leak);
@@ -261,20 +267,16 @@ fn a_script_running_when_the_agent_stops_is_killed_with_its_group() {
 }
 
 /// The case as reported: the agent started the way `ip netns exec` users
-/// do, pinning on the /sys/fs/bpf it mounts in its private mount namespace.
-/// A daemon a script left behind keeps that namespace, its bpffs and the
-/// pinned XDP link alive after kill -9; the next agent (a new mount
-/// namespace, which cannot see those pins) must still attach.
+/// do, without `--pin-dir`. It used to pin on a /sys/fs/bpf mounted in its
+/// private mount namespace, which a daemon left by a script kept alive
+/// after kill -9, with the pinned XDP link; the next agent (a new mount
+/// namespace, which cannot see those pins) failed with "File exists".
 #[test]
 fn a_daemon_keeping_the_old_mount_namespace_does_not_block_the_restart() {
-    let body = "#!/bin/sh\nd=$(dirname \"$0\")/..\ncase \"$1\" in\n\
-                start) sleep 312 </dev/null >/dev/null 2>&1 &\n echo $! > $d/daemon.pid; touch $d/running; exit 0;;\n\
-                stop) rm -f $d/running; exit 0;;\n\
-                status) [ -e $d/running ] && echo running || echo stopped; exit 0;;\nesac\n";
-    let (h, dir) = hosts("sm", "Daemon", body, "60s");
+    let (h, dir) = hosts("sm", "Daemon", &daemon_script(313), "60s");
     let first = h.start_b(&[]).unwrap();
     agent_up(&h, true);
-    let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 312");
+    let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 313");
     kill9(first);
     assert!(daemon.running());
     let _second = h.start_b(&[]).unwrap();
