@@ -71,3 +71,23 @@ fn a_fifo_in_place_of_the_config_does_not_stall_the_agent() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// The pinger keeps the targets and deadping it started with: a reload
+/// that changes them says they need a restart (timings still apply).
+#[test]
+fn a_reload_that_changes_ping_nodes_says_they_need_a_restart() {
+    let h = TwoHosts::new("rp", &conf("100ms")).unwrap();
+    let agent = h.start_b(&["--no-pin"]).unwrap();
+    h.wait_status(|_| true);
+    h.write_config(&config(
+        "reload-test",
+        "reload",
+        "100ms",
+        "2s",
+        "ping_nodes = [\"10.160.100.30\"]",
+    ))
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    let l = h.wait_log("configuration reloaded");
+    assert!(l.contains("ping nodes or deadping changed"), "{l}");
+}

@@ -1046,6 +1046,14 @@ impl Agent {
                 "reload: nodes, links or groups changed; restart the agent to apply them (timings still apply)"
             );
         }
+        // The pinger runs with what it was started with (a start-up window of
+        // its own: see ping.rs); say so rather than pretend.
+        if new.deadping() != self.cfg.deadping()
+            || new.ping_nodes != self.cfg.ping_nodes
+            || new.ping_groups != self.cfg.ping_groups
+        {
+            warn!("reload: ping nodes or deadping changed; restart the agent to apply them");
+        }
         let mut cfg = self.cfg.clone();
         cfg.timing = new.timing;
         cfg.arp = new.arp.clone();
