@@ -77,7 +77,24 @@ pub(crate) fn parse(text: &str, file: &Path, diags: &mut Vec<Diag>) -> Option<Au
         if content.is_empty() || content.starts_with('#') {
             continue;
         }
-        let (first, rest) = split_word(content);
+        let (mut first, mut rest) = split_word(content);
+        // Heartbeat read this line with sscanf(buf, "auth %d"), where the
+        // blank matches zero or more blanks: `auth1` selects key 1 too
+        // (corpus cases 23 and 25 write it so).
+        if let Some(n) = first
+            .strip_prefix("auth")
+            .filter(|n| key_number(n).is_some())
+        {
+            diags.push(
+                Diag::warning(
+                    file,
+                    format!("`{first}` is read as `auth {n}`, as Heartbeat's sscanf(\"auth %d\") read it"),
+                )
+                .at(line)
+                .field("auth"),
+            );
+            (first, rest) = ("auth", n);
+        }
         if first == "auth" {
             let Some(n) = key_number(rest) else {
                 diags.push(error(
@@ -295,6 +312,18 @@ mod tests {
             d[0].to_string(),
             "authkeys: auth: no `auth N` line selects a key"
         );
+    }
+
+    #[test]
+    fn auth_without_a_space_as_heartbeat_sscanf() {
+        // Corpus cases 23 and 25.
+        let (a, d) = run("auth1\n1 sha1 s3cret\n");
+        assert_eq!(a.unwrap().key, derive_key(b"sha1", b"s3cret"));
+        assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+        assert!(d[0].message.contains("read as `auth 1`"), "{d:#?}");
+        // Not a key number: still refused.
+        let (a, _) = run("auth16\n1 crc\n");
+        assert!(a.is_none());
     }
 
     #[test]
