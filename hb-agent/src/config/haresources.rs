@@ -184,21 +184,38 @@ pub(crate) fn resource(token: &str, script_timeout: Duration) -> Result<Resource
     }
 }
 
-/// `ip[/prefix[/iface[/broadcast]]]`, any field after the address may be empty.
-fn ipaddr(spec: &str) -> Result<ResourceSpec, String> {
-    let fields: Vec<&str> = spec.split('/').collect();
-    if fields.len() > 4 {
-        return Err(format!(
-            "expected IP[/PREFIX[/IFACE[/BROADCAST]]], found {spec:?}"
-        ));
-    }
-    let field = |i: usize| fields.get(i).copied().filter(|f| !f.is_empty());
-    let addr = values::ip(fields[0])?;
-    let prefix = match field(1) {
-        Some(p) => values::prefix_for(addr, p)?,
-        None => values::default_prefix(addr),
+/// `ip[/prefix[/iface][/broadcast]]`, as Heartbeat read it:
+/// - empty fields are skipped (`10.0.30.15//8/eth0:10`, corpus case 12, is
+///   prefix 8 on eth0:10; a trailing `/` is nothing). Heartbeat 2/3's ha.d
+///   IPaddr wrapper split the argument with sed patterns of the form
+///   `s%^$BASEIP/*%%`, which swallow repeated slashes (from the wrapper as
+///   shipped; the code index searched for this change holds only Heartbeat
+///   1's findif, whose GetAddress split on single slashes);
+/// - the field after the prefix is the interface, unless it is numeric: then
+///   it is the broadcast address (`IP/MASK/BROADCAST`). Heartbeat's findif
+///   (GetAddress: `if (!isdigit(**bcast_arg)) *if_specified = ...`) decided
+///   the same way, on the first character;
+/// - the prefix may be a length or a dotted netmask (`/255.255.255.0`).
+///
+/// Returns the resource (with the /24 or /64 fallback when no prefix is
+/// written) and whether the prefix and the interface were written.
+pub(crate) fn ipaddr_written(spec: &str) -> Result<(ResourceSpec, bool), String> {
+    let usage = || format!("expected IP[/PREFIX[/IFACE][/BROADCAST]], found {spec:?}");
+    let mut fields = spec.split('/');
+    let addr = values::ip(fields.next().unwrap_or(""))?;
+    let rest: Vec<&str> = fields.filter(|f| !f.is_empty()).collect();
+    let prefix = match rest.first() {
+        Some(p) => Some(values::prefix_for(addr, p)?),
+        None => None,
     };
-    let (iface, label) = match field(2) {
+    let (nic, bcast) = match rest.get(1..).unwrap_or(&[]) {
+        [] => (None, None),
+        [b] if b.starts_with(|c: char| c.is_ascii_digit()) => (None, Some(*b)),
+        [nic] => (Some(*nic), None),
+        [nic, b] if !nic.starts_with(|c: char| c.is_ascii_digit()) => (Some(*nic), Some(*b)),
+        _ => return Err(usage()),
+    };
+    let (iface, label) = match nic {
         Some(nic) => {
             let base = nic.split_once(':').map_or(nic, |(base, _)| base);
             values::iface(base)?;
@@ -209,7 +226,7 @@ fn ipaddr(spec: &str) -> Result<ResourceSpec, String> {
         }
         None => (None, None),
     };
-    let broadcast = match field(3) {
+    let broadcast = match bcast {
         Some(b) if addr.is_ipv4() => Some(
             b.parse::<Ipv4Addr>()
                 .map_err(|_| format!("expected an IPv4 broadcast address, found {b:?}"))?,
@@ -217,13 +234,18 @@ fn ipaddr(spec: &str) -> Result<ResourceSpec, String> {
         Some(_) => return Err("an IPv6 address has no broadcast address".to_string()),
         None => None,
     };
-    Ok(ResourceSpec::IpAddr {
+    let spec = ResourceSpec::IpAddr {
         addr,
-        prefix,
+        prefix: prefix.unwrap_or_else(|| values::default_prefix(addr)),
         iface,
         broadcast,
         label,
-    })
+    };
+    Ok((spec, prefix.is_some()))
+}
+
+fn ipaddr(spec: &str) -> Result<ResourceSpec, String> {
+    ipaddr_written(spec).map(|(r, _)| r)
 }
 
 /// `IFACE::MAC::replace|macvlan[=CHILD][::IP/PREFIX[::GATEWAY]]`.
@@ -423,8 +445,44 @@ mod tests {
         );
         assert!(r("IPaddr::1.2.3.4/33").is_err());
         assert!(r("IPaddr::1.2.3.4/24/eth0/x").is_err());
+        assert!(r("IPaddr::1.2.3.4/24/eth0/1.2.3.255/x").is_err());
+        assert!(r("IPaddr::1.2.3.4/24/1.2.3.255/eth0").is_err());
         assert!(r("IPaddr::1.2.3.4::extra").is_err());
         assert!(r("IPaddr::nohost/24").is_err());
+    }
+
+    #[test]
+    fn ipaddr_empty_fields_are_skipped_as_heartbeat() {
+        // Corpus case 12: an empty field between slashes.
+        assert_eq!(
+            resource("IPaddr::10.0.30.15//8/eth0:10", T),
+            Ok(ResourceSpec::IpAddr {
+                addr: ip("10.0.30.15"),
+                prefix: 8,
+                iface: Some("eth0".into()),
+                broadcast: None,
+                label: Some("eth0:10".into())
+            })
+        );
+        assert_eq!(
+            ipaddr_written("192.168.2.250/24/eth0:1/").map(|(_, w)| w),
+            Ok(true)
+        );
+        assert_eq!(ipaddr_written("172.20.10.15").map(|(_, w)| w), Ok(false));
+    }
+
+    #[test]
+    fn ipaddr_numeric_third_field_is_the_broadcast() {
+        assert_eq!(
+            resource("IPaddr::10.0.0.5/24/10.0.0.255", T),
+            Ok(ResourceSpec::IpAddr {
+                addr: ip("10.0.0.5"),
+                prefix: 24,
+                iface: None,
+                broadcast: Some("10.0.0.255".parse().unwrap()),
+                label: None
+            })
+        );
     }
 
     #[test]
