@@ -9,7 +9,7 @@ use super::hacf::{self, HaCf};
 use super::haresources;
 use super::model::{
     ArpSettings, Config, DEFAULT_SCRIPT_TIMEOUT, DEFAULT_UDP_PORT, HA_DIR_CLUSTER, Link, Node,
-    fnv1a32,
+    fnv1a32, heartbeat_initdead,
 };
 use super::text;
 use super::validate::{self, Spot};
@@ -32,7 +32,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
     let spot = |line: Option<usize>| Spot::new(&hacf_path, line);
     let given =
         |v: Option<(std::time::Duration, usize)>| (v.map(|(d, _)| d), spot(v.map(|(_, l)| l)));
-    let timing = validate::timing(
+    let timing = validate::timing_with(
         [
             given(cf.keepalive),
             given(cf.deadtime),
@@ -40,6 +40,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
             given(cf.initdead),
         ],
         ["keepalive", "deadtime", "warntime", "initdead"],
+        heartbeat_initdead,
         &mut diags,
     );
     if cf.auto_failback.is_none() && !source.is_empty() {

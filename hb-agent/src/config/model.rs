@@ -101,13 +101,35 @@ pub struct Timing {
 
 impl Timing {
     /// Heartbeat's defaults (config.c): keepalive 1s, deadtime 30s, warntime
-    /// deadtime/2. initdead defaults to 2 x deadtime, the minimum Heartbeat's
-    /// documentation asks for (its code used a smaller value).
+    /// deadtime/2. TOML's initdead defaults to 2 x deadtime, the minimum
+    /// Heartbeat's documentation asks for; an ha.d directory uses
+    /// [`Timing::heartbeat_defaults`], Heartbeat's own rule.
     pub fn with_defaults(
         keepalive: Option<Duration>,
         deadtime: Option<Duration>,
         warntime: Option<Duration>,
         initdead: Option<Duration>,
+    ) -> Timing {
+        Self::with_initdead_rule(keepalive, deadtime, warntime, initdead, |d| d * 2)
+    }
+
+    /// As [`Timing::with_defaults`], with initdead as Heartbeat's
+    /// init_config() computed it when unset (see [`heartbeat_initdead`]).
+    pub fn heartbeat_defaults(
+        keepalive: Option<Duration>,
+        deadtime: Option<Duration>,
+        warntime: Option<Duration>,
+        initdead: Option<Duration>,
+    ) -> Timing {
+        Self::with_initdead_rule(keepalive, deadtime, warntime, initdead, heartbeat_initdead)
+    }
+
+    pub(crate) fn with_initdead_rule(
+        keepalive: Option<Duration>,
+        deadtime: Option<Duration>,
+        warntime: Option<Duration>,
+        initdead: Option<Duration>,
+        rule: fn(Duration) -> Duration,
     ) -> Timing {
         let keepalive = keepalive.unwrap_or(Duration::from_secs(1));
         let deadtime = deadtime.unwrap_or(Duration::from_secs(30));
@@ -115,8 +137,23 @@ impl Timing {
             keepalive,
             deadtime,
             warntime: warntime.unwrap_or(deadtime / 2),
-            initdead: initdead.unwrap_or(deadtime * 2),
+            initdead: initdead.unwrap_or_else(|| rule(deadtime)),
         }
+    }
+}
+
+/// Heartbeat's initdead when unset: deadtime if deadtime is over 10 s, 12 s
+/// if deadtime is under 6 s, else twice deadtime. From Heartbeat 3.0's
+/// heartbeat/config.c, init_config(): `if (config->deadtime_ms > 10000)
+/// initial_deadtime_ms = deadtime_ms; else if (deadtime_ms < 6000)
+/// initial_deadtime_ms = 12000; else initial_deadtime_ms = 2 * deadtime_ms`.
+pub fn heartbeat_initdead(deadtime: Duration) -> Duration {
+    if deadtime > Duration::from_secs(10) {
+        deadtime
+    } else if deadtime < Duration::from_secs(6) {
+        Duration::from_secs(12)
+    } else {
+        deadtime * 2
     }
 }
 
@@ -290,5 +327,25 @@ mod tests {
         assert_eq!(t.deadtime, Duration::from_secs(30));
         assert_eq!(t.warntime, Duration::from_secs(15));
         assert_eq!(t.initdead, Duration::from_secs(60));
+        let t = Timing::heartbeat_defaults(None, None, None, None);
+        assert_eq!(t.initdead, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn initdead_default_is_heartbeats_rule() {
+        let s = Duration::from_secs;
+        let initdead = |d| Timing::heartbeat_defaults(None, Some(d), None, None).initdead;
+        assert_eq!(initdead(s(30)), s(30)); // over 10 s: deadtime
+        assert_eq!(
+            initdead(Duration::from_millis(10_001)),
+            Duration::from_millis(10_001)
+        );
+        assert_eq!(initdead(s(10)), s(20)); // 6-10 s: twice deadtime
+        assert_eq!(initdead(s(6)), s(12));
+        assert_eq!(initdead(s(5)), s(12)); // under 6 s: 12 s
+        assert_eq!(initdead(Duration::from_millis(300)), s(12));
+        // Written: as written.
+        let t = Timing::heartbeat_defaults(None, Some(s(5)), None, Some(s(7)));
+        assert_eq!(t.initdead, s(7));
     }
 }

@@ -58,12 +58,24 @@ pub(crate) type Given = (Option<Duration>, Spot);
 /// `deadtime <= 2 * keepalive`); warntime < deadtime; initdead >= deadtime
 /// (error) and >= 2 x deadtime (warning, as Heartbeat's documentation asks).
 /// `names` gives the field names as the front end spells them.
-pub(crate) fn timing(
+pub(crate) fn timing(given: [Given; 4], names: [&str; 4], diags: &mut Vec<Diag>) -> Timing {
+    timing_with(given, names, |d| d * 2, diags)
+}
+
+/// As [`timing`], with the rule for initdead when it is not given.
+pub(crate) fn timing_with(
     [keepalive, deadtime, warntime, initdead]: [Given; 4],
     names: [&str; 4],
+    initdead_rule: fn(Duration) -> Duration,
     diags: &mut Vec<Diag>,
 ) -> Timing {
-    let t = Timing::with_defaults(keepalive.0, deadtime.0, warntime.0, initdead.0);
+    let t = Timing::with_initdead_rule(
+        keepalive.0,
+        deadtime.0,
+        warntime.0,
+        initdead.0,
+        initdead_rule,
+    );
     let [k_name, d_name, w_name, i_name] = names;
     let d = display;
     if t.keepalive.is_zero() {
