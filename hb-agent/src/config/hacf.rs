@@ -438,12 +438,17 @@ impl Parser<'_> {
             return;
         };
         if value.eq_ignore_ascii_case("legacy") {
+            // Heartbeat's doc/ha.cf: "legacy - enable automatic failbacks in
+            // systems where all nodes do not yet support the auto_failback
+            // option"; config.c's set_auto_failback() sets nice_failback off,
+            // Heartbeat 1's mode where the preferred node takes its groups back.
             self.warn(
                 line,
                 "auto_failback",
-                "legacy is treated as off (hb has no legacy mode)",
+                "legacy is read as on: Heartbeat's legacy mode failed back automatically \
+                 (write `auto_failback on`)",
             );
-            self.out.auto_failback = Some(false);
+            self.out.auto_failback = Some(true);
         } else if let Some(on) = values::boolean(value) {
             self.out.auto_failback = Some(on);
         } else {
@@ -455,17 +460,20 @@ impl Parser<'_> {
         }
     }
 
-    /// Obsolete; Heartbeat mapped `on` to auto_failback off and `off` to legacy.
+    /// Obsolete; Heartbeat mapped `on` to auto_failback off and `off` to
+    /// legacy (config.c set_nice_failback()), which fails back: on.
     fn nice_failback(&mut self, line: usize, rest: &str) {
         self.once(line, "auto_failback");
         match values::boolean(rest) {
-            Some(_) => {
-                self.warn(
-                    line,
-                    "nice_failback",
-                    "obsolete; read as `auto_failback off`, as Heartbeat did (write auto_failback instead)",
-                );
-                self.out.auto_failback = Some(false);
+            Some(nice) => {
+                let msg = if nice {
+                    "obsolete; read as `auto_failback off`, as Heartbeat did (write auto_failback instead)"
+                } else {
+                    "obsolete; Heartbeat read it as `auto_failback legacy`, which fails back: \
+                     read as `auto_failback on` (write auto_failback instead)"
+                };
+                self.warn(line, "nice_failback", msg);
+                self.out.auto_failback = Some(!nice);
             }
             None => self.error(
                 line,
@@ -740,9 +748,14 @@ mod tests {
     #[test]
     fn failback_values() {
         assert_eq!(run("auto_failback off").0.auto_failback, Some(false));
+        // Heartbeat's legacy failed back automatically.
         let (cf, d) = run("auto_failback legacy");
-        assert_eq!(cf.auto_failback, Some(false));
+        assert_eq!(cf.auto_failback, Some(true));
         assert!(!only(&d).is_error());
+        assert!(only(&d).message.contains("read as on"), "{d:#?}");
+        // nice_failback on = auto_failback off; off = legacy = on.
+        assert_eq!(run("nice_failback on").0.auto_failback, Some(false));
+        assert_eq!(run("nice_failback off").0.auto_failback, Some(true));
         assert!(only(&run("auto_failback maybe").1).is_error());
     }
 

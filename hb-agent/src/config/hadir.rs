@@ -43,15 +43,8 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         heartbeat_initdead,
         &mut diags,
     );
-    if cf.auto_failback.is_none() && !source.is_empty() {
-        diags.push(
-            Diag::warning(
-                &hacf_path,
-                "not set: hb defaults to on (Heartbeat defaulted to legacy, which behaves as off)",
-            )
-            .field("auto_failback"),
-        );
-    }
+    // Unset, Heartbeat's auto_failback was `legacy`, which fails back: so
+    // does hb's default (on).
 
     let udp_port = cf.udpport.unwrap_or(DEFAULT_UDP_PORT);
     let links: Vec<Link> = cf

@@ -517,8 +517,9 @@ fn ucast_lines_merge_and_take_udpport() {
             port: 6940
         }]
     );
+    // Unset auto_failback is on, as Heartbeat's legacy default: no warning.
     assert!(
-        cfg.warnings
+        !cfg.warnings
             .iter()
             .any(|w| w.field.as_deref() == Some("auto_failback"))
     );
