@@ -8,19 +8,23 @@ use std::time::Duration;
 
 use super::diag::Diag;
 use super::duration::{self, HACF_EXPECTED};
+use super::host::Host;
 use super::model::{DEFAULT_FENCING_TIMEOUT, Fencing, LinkKind, PingGroup};
 use super::text::{after_first_word, option_words, shorten, strip_comment, warn_odd_spaces, words};
 use super::values;
 
-/// A heartbeat medium as written; its port is filled in once `udpport`
-/// (which may come later in the file) is known.
+/// A heartbeat medium as written, with its UDP port as Heartbeat chose it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LinkDraft {
     pub name: String,
     pub iface: String,
     pub kind: LinkKind,
-    /// Only mcast names its own port.
-    pub port: Option<u16>,
+    /// mcast names its own port. bcast and ucast take the `udpport` in
+    /// effect at the first line of their kind, as Heartbeat's plugins did
+    /// (bcast.c/ucast.c read ParamValue("udpport") once, into a static
+    /// `localudpport`; config.c's set_udpport() says "udpport setting must
+    /// precede media statements"). None: no udpport before it, 694.
+    pub port: Option<(u16, usize)>,
     pub line: usize,
 }
 
@@ -34,18 +38,25 @@ pub(crate) struct HaCf {
     pub warntime: Option<(Duration, usize)>,
     pub initdead: Option<(Duration, usize)>,
     pub deadping: Option<(Duration, usize)>,
-    pub udpport: Option<u16>,
+    pub udpport: Option<(u16, usize)>,
+    /// The port bcast and ucast lines got at their first line (see LinkDraft).
+    kind_port: HashMap<&'static str, Option<(u16, usize)>>,
     pub links: Vec<LinkDraft>,
     pub auto_failback: Option<bool>,
     pub ping_nodes: Vec<IpAddr>,
     pub ping_groups: Vec<PingGroup>,
     pub fencing: Option<(Fencing, usize)>,
     pub realtime: Option<bool>,
+    /// `crm`/`pacemaker` turning Pacemaker on, or `respawn` of one of its
+    /// daemons: (what was written, line).
+    pub pacemaker: Option<(String, usize)>,
 }
 
 const LOGS: &str = "logs go to tracing/journal";
 const PING_BUILT_IN: &str = "built in: connectivity via ping nodes";
 const NO_CRM: &str = "hb has no CRM";
+/// What `crm on` made Heartbeat respawn (config.c, set_pcmk_support()).
+const PACEMAKER_DAEMONS: &[&str] = &["cib", "crmd", "lrmd", "pengine", "stonithd", "attrd"];
 
 /// Directives hb knows and deliberately ignores, with the reason given to the
 /// operator. Heartbeat 2.1.3's full directive table (config.c) is covered.
@@ -58,8 +69,15 @@ fn ignored_reason(directive: &str) -> Option<&'static str> {
         "compression" | "compression_threshold" | "traditional_compression" => {
             "heartbeat packets are small and never compressed"
         }
-        "serial" | "baud" => "serial links are not supported; use a network link",
-        "watchdog" => "use systemd's WatchdogSec= for the agent",
+        "serial" => {
+            "serial links are not supported: one heartbeat medium fewer than Heartbeat had \
+             (`check` shows the media left); use a network link"
+        }
+        "baud" => "serial links are not supported (baud only sets their speed)",
+        "watchdog" => {
+            "hb does not arm the watchdog device: a hung node does not reboot itself \
+             (use systemd's WatchdogSec= for the agent)"
+        }
         "msgfmt" => "hb has its own wire format",
         "coredumps" | "coreroot" => "core dumps are governed by systemd/ulimit",
         "hbgenmethod" => "hb keeps no Heartbeat generation numbers",
@@ -69,17 +87,85 @@ fn ignored_reason(directive: &str) -> Option<&'static str> {
         "uuidfrom" => "node ids are fnv1a32(node name)",
         "use_apphbd" => "hb does not register with apphbd",
         "env" => "set the environment in the agent's systemd unit instead",
-        "record_config_changes" | "record_pengine_inputs" | "enable_config_writes" => {
-            "CRM option; hb has no CRM"
+        "record_config_changes"
+        | "record_pengine_inputs"
+        | "enable_config_writes"
+        | "crm_daemon_dir"
+        | "pengine_by_crm" => "CRM option; hb has no CRM",
+        "failfast" => {
+            "hb does not start helper processes: the program is not run, and its death \
+             does not reboot the node; run it as a systemd unit"
         }
+        "badpack" | "syslogmsgfmt" => LOGS,
+        "memreserve" => "hb does not preallocate memory this way",
+        "normalpoll" => "hb has its own event loop",
+        "quorum_server" => "hb has no quorum server client",
+        "ucast6" | "hbaping" | "rds" | "openais" => {
+            "this heartbeat medium is not supported: one medium fewer than Heartbeat had \
+             (`check` shows the media left); use bcast, mcast, mcast6 or ucast"
+        }
+        "ping6" => "not supported as a directive: write `ping` with the IPv6 address",
         _ => return None,
     })
 }
 
-pub(crate) fn parse(text: &str, file: &Path, diags: &mut Vec<Diag>) -> HaCf {
+/// Every directive hb reads (honoured or ignored on purpose).
+const HONOURED: &[&str] = &[
+    "node",
+    "keepalive",
+    "deadtime",
+    "warntime",
+    "initdead",
+    "udpport",
+    "bcast",
+    "udp",
+    "mcast",
+    "mcast6",
+    "ucast",
+    "auto_failback",
+    "nice_failback",
+    "ping",
+    "ping_group",
+    "deadping",
+    "stonith",
+    "stonith_host",
+    "realtime",
+    "cluster",
+    "respawn",
+    "crm",
+    "pacemaker",
+];
+
+/// A known directive one or two edits away (`undport` -> `udpport`).
+fn closest(word: &str) -> Option<&'static str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    HONOURED
+        .iter()
+        .copied()
+        .map(|d| (distance(word, d), d))
+        .filter(|(n, _)| *n <= 2)
+        .min()
+        .map(|(_, d)| d)
+}
+
+pub(crate) fn parse(text: &str, file: &Path, host: &dyn Host, diags: &mut Vec<Diag>) -> HaCf {
     warn_odd_spaces(text, file, diags);
     let mut p = Parser {
         file,
+        host,
         diags,
         out: HaCf::default(),
         seen: HashMap::new(),
@@ -95,6 +181,7 @@ pub(crate) fn parse(text: &str, file: &Path, diags: &mut Vec<Diag>) -> HaCf {
 
 struct Parser<'a> {
     file: &'a Path,
+    host: &'a dyn Host,
     diags: &'a mut Vec<Diag>,
     out: HaCf,
     /// Single-valued directives already given, for "given again" warnings.
@@ -163,6 +250,9 @@ impl Parser<'_> {
             "respawn" => self.respawn(line, rest),
             "crm" | "pacemaker" => {
                 let on = values::boolean(rest).unwrap_or(true);
+                if on && self.out.pacemaker.is_none() {
+                    self.out.pacemaker = Some((format!("{directive} {rest}"), line));
+                }
                 let why = if on {
                     format!(
                         "{NO_CRM}; resources come from haresources (Heartbeat with `{directive} {rest}` \
@@ -175,12 +265,23 @@ impl Parser<'_> {
             }
             _ => match ignored_reason(directive) {
                 Some(why) => self.ignore(line, directive, why),
+                // Heartbeat refused to start on one (config.c parse_config():
+                // "Illegal directive [%s] in %s", ++errcount).
                 None => {
                     let shown = shorten(directive, 40);
+                    let hint = closest(directive)
+                        .map(|d| format!(" (did you mean `{d}`?)"))
+                        .unwrap_or_default();
                     self.diags.push(
-                        Diag::warning(self.file, format!("unknown directive `{shown}`; ignored"))
-                            .at(line)
-                            .field(shown),
+                        Diag::error(
+                            self.file,
+                            format!(
+                                "unknown directive `{shown}`{hint}: Heartbeat refused it too \
+                                 (\"Illegal directive\")"
+                            ),
+                        )
+                        .at(line)
+                        .field(shown),
                     );
                 }
             },
@@ -267,7 +368,7 @@ impl Parser<'_> {
             return;
         };
         match value.parse::<u16>() {
-            Ok(port) if port > 0 => self.out.udpport = Some(port),
+            Ok(port) if port > 0 => self.out.udpport = Some((port, line)),
             _ => self.error(
                 line,
                 "udpport",
@@ -284,18 +385,25 @@ impl Parser<'_> {
         field: &str,
         iface: &str,
         kind: LinkKind,
-        port: Option<u16>,
+        port: Option<(u16, usize)>,
     ) {
         if let Err(msg) = values::iface(iface) {
             self.error(line, field, msg);
             return;
         }
-        let same = |l: &LinkDraft| l.iface == iface && l.kind == kind && l.port == port;
+        let port_of = |p: Option<(u16, usize)>| p.map(|(p, _)| p);
+        let same =
+            |l: &LinkDraft| l.iface == iface && l.kind == kind && port_of(l.port) == port_of(port);
+        // Heartbeat did not refuse a repeated medium (it opened it twice,
+        // and `udp` was read as `bcast`: corpus cases 21 and 24 write both).
         if let Some(first) = self.out.links.iter().find(|l| same(l)).map(|l| l.line) {
-            self.error(
+            self.warn(
                 line,
                 field,
-                format!("{field} {iface} is already configured at line {first}"),
+                format!(
+                    "{field} {iface} is already configured at line {first}: the same medium \
+                     once more; hb runs it once (Heartbeat ran it twice)"
+                ),
             );
             return;
         }
@@ -322,9 +430,17 @@ impl Parser<'_> {
         if ifaces.is_empty() {
             self.error(line, "bcast", "expected one or more interface names");
         }
+        let port = self.kind_port("bcast");
         for iface in ifaces {
-            self.add_link(line, "bcast", iface, LinkKind::Bcast, None);
+            self.add_link(line, "bcast", iface, LinkKind::Bcast, port);
         }
+    }
+
+    /// The udpport a bcast or ucast line uses: the one in effect at the
+    /// first line of its kind (see LinkDraft::port).
+    fn kind_port(&mut self, kind: &'static str) -> Option<(u16, usize)> {
+        let now = self.out.udpport;
+        *self.out.kind_port.entry(kind).or_insert(now)
     }
 
     /// `mcast IFACE GROUP PORT TTL LOOP` (mcast6: an IPv6 group, TTL = hops).
@@ -390,7 +506,7 @@ impl Parser<'_> {
                 ttl,
                 loopback,
             };
-            self.add_link(line, "mcast", iface, kind, Some(port));
+            self.add_link(line, "mcast", iface, kind, Some((port, line)));
         }
     }
 
@@ -403,9 +519,8 @@ impl Parser<'_> {
         };
         let mut peers = Vec::new();
         for addr in addrs {
-            match values::ip(addr) {
-                Ok(ip) => peers.push(ip),
-                Err(msg) => self.error(line, "ucast", msg),
+            if let Some(ip) = self.ip_or_name(line, "ucast", addr) {
+                peers.push(ip);
             }
         }
         if peers.len() != addrs.len() {
@@ -427,7 +542,46 @@ impl Parser<'_> {
                     }
                 }
             }
-            _ => self.add_link(line, "ucast", iface, LinkKind::Ucast { peers }, None),
+            _ => {
+                let port = self.kind_port("ucast");
+                self.add_link(line, "ucast", iface, LinkKind::Ucast { peers }, port)
+            }
+        }
+    }
+
+    /// An address, or a host name resolved now with the system resolver, as
+    /// Heartbeat did (ucast.c: gethostbyname(), the first address; ping.c
+    /// likewise). A name that does not resolve is an error.
+    fn ip_or_name(&mut self, line: usize, field: &str, word: &str) -> Option<IpAddr> {
+        if let Ok(ip) = word.parse::<IpAddr>() {
+            return Some(ip);
+        }
+        if values::hostname(word).is_err() {
+            self.error(
+                line,
+                field,
+                format!("expected an IP address or a host name, found {word:?}"),
+            );
+            return None;
+        }
+        match self.host.resolve(word) {
+            Ok(all) => {
+                // Heartbeat's heartbeat media are IPv4 (AF_INET, h_addr_list[0]).
+                let ip = all.iter().find(|a| a.is_ipv4()).unwrap_or(&all[0]);
+                self.warn(
+                    line,
+                    field,
+                    format!(
+                        "`{word}` resolved to {ip} when the configuration was read; \
+                         a later change of the name is not followed"
+                    ),
+                );
+                Some(*ip)
+            }
+            Err(msg) => {
+                self.error(line, field, msg);
+                None
+            }
         }
     }
 
@@ -489,12 +643,12 @@ impl Parser<'_> {
             self.error(line, "ping", "expected one or more IP addresses");
         }
         for addr in addrs {
-            match values::ip(addr) {
-                Ok(ip) if self.out.ping_nodes.contains(&ip) => {
+            match self.ip_or_name(line, "ping", addr) {
+                Some(ip) if self.out.ping_nodes.contains(&ip) => {
                     self.warn(line, "ping", format!("{ip} is already a ping node"));
                 }
-                Ok(ip) => self.out.ping_nodes.push(ip),
-                Err(msg) => self.error(line, "ping", msg),
+                Some(ip) => self.out.ping_nodes.push(ip),
+                None => {}
             }
         }
     }
@@ -518,10 +672,9 @@ impl Parser<'_> {
             addrs: Vec::new(),
         };
         for addr in addrs {
-            match values::ip(addr) {
-                Ok(ip) if !group.addrs.contains(&ip) => group.addrs.push(ip),
-                Ok(_) => {}
-                Err(msg) => self.error(line, "ping_group", msg),
+            match self.ip_or_name(line, "ping_group", addr) {
+                Some(ip) if !group.addrs.contains(&ip) => group.addrs.push(ip),
+                _ => {}
             }
         }
         self.out.ping_groups.push(group);
@@ -618,23 +771,35 @@ impl Parser<'_> {
         let base = program.rsplit('/').next().unwrap_or("");
         if base == "ipfail" || base == "pingd" {
             self.ignore(line, "respawn", PING_BUILT_IN);
-        } else {
-            self.ignore(
-                line,
-                "respawn",
-                "hb does not start helper processes; run them as systemd units",
-            );
+            return;
         }
+        // Pacemaker's daemons (config.c's set_pcmk_support() list).
+        if PACEMAKER_DAEMONS.contains(&base) && self.out.pacemaker.is_none() {
+            self.out.pacemaker = Some((format!("respawn {}", rest.trim()), line));
+        }
+        self.ignore(
+            line,
+            "respawn",
+            &format!(
+                "hb does not start helper processes: `{}` is not run; run it as a systemd unit",
+                shorten(program, 60)
+            ),
+        );
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::host::FakeHost;
 
     fn run(text: &str) -> (HaCf, Vec<Diag>) {
+        run_on(&FakeHost::default(), text)
+    }
+
+    fn run_on(host: &FakeHost, text: &str) -> (HaCf, Vec<Diag>) {
         let mut d = Vec::new();
-        let cf = parse(text, Path::new("ha.cf"), &mut d);
+        let cf = parse(text, Path::new("ha.cf"), host, &mut d);
         (cf, d)
     }
 
@@ -715,7 +880,7 @@ mod tests {
                 loopback: false
             }
         );
-        assert_eq!(cf.links[2].port, Some(694));
+        assert_eq!(cf.links[2].port, Some((694, 2)));
         assert_eq!(
             cf.links[3].kind,
             LinkKind::Ucast {
@@ -738,7 +903,7 @@ mod tests {
                 (2, true),
                 (2, true),
                 (3, true),
-                (5, true),
+                (5, false),
                 (6, true)
             ],
             "{d:#?}"
@@ -796,7 +961,7 @@ mod tests {
         let (_, d) = run(
             "logfile /var/log/ha-log\nrespawn root /usr/lib/heartbeat/ipfail\ncrm respawn\nfrobnicate 3\n",
         );
-        assert!(d.iter().all(|d| !d.is_error()));
+        assert!(d[..3].iter().all(|d| !d.is_error()));
         assert_eq!(
             d[0].to_string(),
             "ha.cf:1: logfile: ignored: logs go to tracing/journal"
@@ -806,9 +971,16 @@ mod tests {
             "ha.cf:2: respawn: ignored: built in: connectivity via ping nodes"
         );
         assert!(d[2].message.contains("cib.xml"));
+        // Heartbeat refused an unknown directive (corpus case 15b, `undport`).
+        assert!(d[3].is_error());
         assert_eq!(
             d[3].to_string(),
-            "ha.cf:4: frobnicate: unknown directive `frobnicate`; ignored"
+            "ha.cf:4: frobnicate: unknown directive `frobnicate`: Heartbeat refused it too (\"Illegal directive\")"
+        );
+        let (_, d) = run("undport 694\n");
+        assert!(
+            only(&d).message.contains("(did you mean `udpport`?)"),
+            "{d:#?}"
         );
     }
 
@@ -818,6 +990,89 @@ mod tests {
         assert_eq!(cf.ping_nodes, ["192.168.32.254".parse::<IpAddr>().unwrap()]);
         assert_eq!(cf.ping_groups[0].addrs.len(), 2);
         assert!(only(&d).is_error() && only(&d).line == Some(3));
+    }
+
+    #[test]
+    fn repeated_medium_and_udp_are_deduplicated() {
+        // Corpus cases 21 and 24: `bcast eth0` and `udp eth0` (= bcast).
+        let (cf, d) = run("bcast eth0\nmcast eth0 225.0.0.1 694 1 0\nudp eth0\n");
+        assert!(d.iter().all(|d| !d.is_error()), "{d:#?}");
+        assert_eq!(cf.links.len(), 2);
+        assert!(
+            d.iter()
+                .any(|d| d.line == Some(3) && d.message.contains("hb runs it once"))
+        );
+    }
+
+    #[test]
+    fn udpport_applies_to_media_after_it() {
+        // Heartbeat's bcast/ucast plugins read udpport at their first line.
+        let (cf, d) = run("bcast eth0\nudpport 700\nbcast eth1\nucast eth2 10.0.0.2\n");
+        assert!(d.is_empty(), "{d:#?}");
+        let ports: Vec<_> = cf.links.iter().map(|l| l.port).collect();
+        assert_eq!(ports, [None, None, Some((700, 2))]);
+        let (cf, _) = run("udpport 700\nbcast eth0\n");
+        assert_eq!(cf.links[0].port, Some((700, 1)));
+    }
+
+    #[test]
+    fn names_are_resolved_as_heartbeat() {
+        let host = FakeHost {
+            names: vec![
+                (
+                    "node-1.example".into(),
+                    vec!["fd00::1".parse().unwrap(), "10.0.0.1".parse().unwrap()],
+                ),
+                ("gw.example".into(), vec!["10.0.0.254".parse().unwrap()]),
+            ],
+            addrs: vec![],
+        };
+        let (cf, d) = run_on(
+            &host,
+            "ucast eth0 node-1.example\nping gw.example\nping nowhere.example\n",
+        );
+        assert_eq!(
+            cf.links[0].kind,
+            LinkKind::Ucast {
+                peers: vec!["10.0.0.1".parse().unwrap()]
+            }
+        );
+        assert_eq!(cf.ping_nodes, ["10.0.0.254".parse::<IpAddr>().unwrap()]);
+        let errors: Vec<String> = d
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            ["ha.cf:3: ping: `nowhere.example` does not resolve"]
+        );
+        assert!(d[0].message.contains("resolved to 10.0.0.1"), "{d:#?}");
+    }
+
+    #[test]
+    fn pacemaker_is_recognised() {
+        assert_eq!(
+            run("crm respawn\n").0.pacemaker,
+            Some(("crm respawn".into(), 1))
+        );
+        assert_eq!(
+            run("pacemaker on\n").0.pacemaker,
+            Some(("pacemaker on".into(), 1))
+        );
+        assert_eq!(run("crm off\n").0.pacemaker, None);
+        assert_eq!(
+            run("respawn hacluster /usr/lib/heartbeat/crmd\n")
+                .0
+                .pacemaker,
+            Some(("respawn hacluster /usr/lib/heartbeat/crmd".into(), 1))
+        );
+        assert_eq!(
+            run("respawn root /usr/lib64/heartbeat/ifcheckd\n")
+                .0
+                .pacemaker,
+            None
+        );
     }
 
     #[test]

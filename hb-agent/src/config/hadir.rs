@@ -1,33 +1,66 @@
 //! A Heartbeat ha.d directory (ha.cf, haresources, authkeys) turned into a
 //! Config. Heartbeat-compatible: what Heartbeat refused is refused, what hb
-//! does not do is reported as a warning with its line.
+//! does not do is reported as a warning with its line. Like Heartbeat, the
+//! reading looks at the host (see `host`): names are resolved, this host's
+//! own `ucast` address is skipped, a missing netmask comes from the routes.
 use std::path::{Path, PathBuf};
 
 use super::authkeys;
 use super::diag::{Diag, has_errors};
 use super::hacf::{self, HaCf};
 use super::haresources;
+use super::host::{self, Host, SystemHost};
 use super::model::{
-    ArpSettings, Config, DEFAULT_SCRIPT_TIMEOUT, DEFAULT_UDP_PORT, HA_DIR_CLUSTER, Link, Node,
-    fnv1a32, heartbeat_initdead,
+    ArpSettings, Config, DEFAULT_SCRIPT_TIMEOUT, DEFAULT_UDP_PORT, Found, HA_DIR_CLUSTER, Link,
+    LinkKind, Node, fnv1a32, heartbeat_initdead,
 };
 use super::text;
 use super::validate::{self, Spot};
+use crate::resources::spec::ResourceSpec;
 
+/// Reads an ha.d directory on this host (see [`load_ha_dir_on`]).
 pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
+    load_ha_dir_on(dir, &SystemHost)
+}
+
+/// Reads an ha.d directory as `host` would.
+pub fn load_ha_dir_on(dir: &Path, host: &dyn Host) -> Result<Config, Vec<Diag>> {
     let mut diags = Vec::new();
     let mut source = Vec::new();
+
+    // Heartbeat's own docs and tarball spell it `haresource` at times.
+    let mut res_path = dir.join("haresources");
+    if !res_path.exists() && dir.join("haresource").exists() {
+        res_path = dir.join("haresource");
+    }
 
     let hacf_path = dir.join("ha.cf");
     let cf = match text::read(&hacf_path, &mut diags) {
         Some(text) => {
             source.push(hacf_path.clone());
-            let cf = hacf::parse(&text, &hacf_path, &mut diags);
+            let cf = hacf::parse(&text, &hacf_path, host, &mut diags);
+            // A Pacemaker cluster keeps its resources in the CIB: say that
+            // once rather than list what is missing for an haresources one.
+            if let (Some((what, line)), false) = (&cf.pacemaker, res_path.exists()) {
+                return Err(vec![
+                    Diag::error(
+                        &hacf_path,
+                        format!(
+                            "this is a Pacemaker (CRM) cluster (`{what}`, and no haresources): \
+                             its resources are in Pacemaker's CIB, which hb does not read; hb \
+                             runs Heartbeat clusters that use haresources"
+                        ),
+                    )
+                    .at(*line)
+                    .field("crm"),
+                ]);
+            }
             required_parts(&cf, &hacf_path, &mut diags);
             cf
         }
         None => HaCf::default(),
     };
+    let host_addrs = host.addresses();
 
     let spot = |line: Option<usize>| Spot::new(&hacf_path, line);
     let given =
@@ -46,15 +79,15 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
     // Unset, Heartbeat's auto_failback was `legacy`, which fails back: so
     // does hb's default (on).
 
-    let udp_port = cf.udpport.unwrap_or(DEFAULT_UDP_PORT);
+    let udp_port = ports(&cf, &hacf_path, &mut diags);
     let links: Vec<Link> = cf
         .links
         .iter()
         .map(|l| Link {
             name: l.name.clone(),
             iface: l.iface.clone(),
-            kind: l.kind.clone(),
-            port: l.port.unwrap_or(udp_port),
+            kind: own_ucast_skipped(l, &host_addrs, &hacf_path, &mut diags),
+            port: l.port.map_or(DEFAULT_UDP_PORT, |(p, _)| p),
         })
         .collect();
     let node_names: Vec<String> = cf.nodes.iter().map(|(n, _)| n.clone()).collect();
@@ -67,12 +100,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         })
         .collect();
 
-    // Heartbeat's own docs and tarball spell it `haresource` at times.
-    let mut res_path = dir.join("haresources");
-    if !res_path.exists() && dir.join("haresource").exists() {
-        res_path = dir.join("haresource");
-    }
-    let groups = match text::read(&res_path, &mut diags) {
+    let mut groups = match text::read(&res_path, &mut diags) {
         Some(text) => {
             source.push(res_path.clone());
             haresources::parse(
@@ -85,6 +113,9 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         }
         None => Vec::new(),
     };
+    for g in &mut groups {
+        routes_for_unwritten(g, &host_addrs, &mut diags);
+    }
 
     let auth_path = dir.join("authkeys");
     let auth = authkeys::load(&auth_path, &mut diags);
@@ -96,6 +127,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         .cluster
         .clone()
         .unwrap_or_else(|| HA_DIR_CLUSTER.to_string());
+    let unset = unset(&cf);
     let mut config = Config {
         cluster_id: fnv1a32(&cluster),
         control_socket: PathBuf::from(format!("/run/hb/{cluster}.sock")),
@@ -121,6 +153,7 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
         // Not a Heartbeat directive: on, as in TOML's default.
         service_lease: true,
         warnings: Vec::new(),
+        unset: Some(unset),
         source,
     };
 
@@ -141,6 +174,173 @@ pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
     }
     config.warnings = diags;
     Ok(config)
+}
+
+/// The settings ha.cf leaves at their default.
+fn unset(cf: &HaCf) -> Vec<&'static str> {
+    let given = [
+        ("keepalive", cf.keepalive.is_some()),
+        ("deadtime", cf.deadtime.is_some()),
+        ("warntime", cf.warntime.is_some()),
+        ("initdead", cf.initdead.is_some()),
+        ("deadping", cf.deadping.is_some()),
+        ("udpport", cf.udpport.is_some()),
+        ("auto_failback", cf.auto_failback.is_some()),
+    ];
+    given.iter().filter(|(_, g)| !g).map(|(n, _)| *n).collect()
+}
+
+/// The one UDP port of every medium. Heartbeat let bcast and ucast take the
+/// `udpport` in effect at their first line, and mcast names its own; hb's
+/// XDP program matches one port, so media on different ports are refused,
+/// naming both lines. A `udpport` after every medium that would use it
+/// applies to none of them, in Heartbeat as here: said as a warning.
+fn ports(cf: &HaCf, file: &Path, diags: &mut Vec<Diag>) -> u16 {
+    let port = |l: &hacf::LinkDraft| l.port.map_or(DEFAULT_UDP_PORT, |(p, _)| p);
+    let why = |l: &hacf::LinkDraft| match (l.port, &l.kind) {
+        (Some((_, at)), LinkKind::Mcast { .. }) if at == l.line => "its own".to_string(),
+        (Some((_, at)), _) => format!("udpport at line {at}"),
+        (None, _) => match cf.udpport {
+            Some((_, at)) => {
+                format!("the default: udpport at line {at} comes after the first line of this kind")
+            }
+            None => "the default".to_string(),
+        },
+    };
+    let Some(first) = cf.links.first() else {
+        return cf.udpport.map_or(DEFAULT_UDP_PORT, |(p, _)| p);
+    };
+    if let Some(other) = cf.links.iter().find(|l| port(l) != port(first)) {
+        diags.push(
+            Diag::error(
+                file,
+                format!(
+                    "heartbeat media use different UDP ports: line {} uses {} ({}), line {} uses \
+                     {} ({}); hb's XDP program matches one port (Heartbeat applied udpport only \
+                     to the media after it): put udpport before every medium, and the same port \
+                     on mcast lines",
+                    first.line,
+                    port(first),
+                    why(first),
+                    other.line,
+                    port(other),
+                    why(other)
+                ),
+            )
+            .at(other.line)
+            .field("udpport"),
+        );
+    } else if let Some((p, at)) = cf.udpport
+        && !cf
+            .links
+            .iter()
+            .any(|l| l.port.is_some_and(|(_, l)| l == at))
+        && p != port(first)
+    {
+        diags.push(
+            Diag::warning(
+                file,
+                format!(
+                    "udpport {p} comes after every medium that uses udpport: Heartbeat applied \
+                     it to none of them, and neither does hb (heartbeats use {}; move it \
+                     before the media to use {p})",
+                    port(first)
+                ),
+            )
+            .at(at)
+            .field("udpport"),
+        );
+    }
+    port(first)
+}
+
+/// A `ucast` line lists a peer's address; templates write every node's (or
+/// this node's own) on every node. Heartbeat sent to its own address too
+/// and dropped its own packets; hb does not send to this host at all.
+fn own_ucast_skipped(
+    l: &hacf::LinkDraft,
+    host_addrs: &[host::HostAddr],
+    file: &Path,
+    diags: &mut Vec<Diag>,
+) -> LinkKind {
+    let LinkKind::Ucast { peers } = &l.kind else {
+        return l.kind.clone();
+    };
+    let own = |p: &std::net::IpAddr| host_addrs.iter().any(|a| a.addr == *p);
+    let kept: Vec<_> = peers.iter().filter(|p| !own(p)).copied().collect();
+    for p in peers.iter().filter(|p| own(p)) {
+        let left = if kept.is_empty() {
+            "; no peer is left: this host sends nothing on this link (it still receives)"
+        } else {
+            ""
+        };
+        diags.push(
+            Diag::warning(
+                file,
+                format!("{p} is this host's own address: not sent to from this host{left}"),
+            )
+            .at(l.line)
+            .field("ucast"),
+        );
+    }
+    LinkKind::Ucast { peers: kept }
+}
+
+/// An IP resource without a netmask (or interface) takes it from this
+/// host's connected route, as Heartbeat's findif did from the routing
+/// table; without such a route it keeps the /24 (/64) fallback, with a
+/// warning. Done when the configuration is read, i.e. when the agent starts.
+fn routes_for_unwritten(
+    g: &mut super::model::Group,
+    host_addrs: &[host::HostAddr],
+    diags: &mut Vec<Diag>,
+) {
+    for (&i, found) in g.found.iter_mut() {
+        let ResourceSpec::IpAddr {
+            addr,
+            prefix,
+            iface,
+            ..
+        } = &mut g.resources[i]
+        else {
+            continue;
+        };
+        // On the written interface when there is one, as findif with a nic.
+        let route = host::connected(host_addrs, *addr)
+            .filter(|r| iface.as_ref().is_none_or(|i| *i == r.iface));
+        match route {
+            Some(r) => {
+                let route = Found::Route {
+                    iface: r.iface.clone(),
+                    prefix: r.prefix,
+                };
+                if found.prefix != Found::Written {
+                    *prefix = r.prefix;
+                    found.prefix = route.clone();
+                }
+                if found.iface != Found::Written {
+                    found.iface = route;
+                }
+            }
+            None if found.prefix != Found::Written => {
+                if let Some(o) = &g.origin {
+                    diags.push(
+                        Diag::warning(
+                            &o.file,
+                            format!(
+                                "{addr}: no netmask written, and no connected route of this \
+                                 host holds it: hb assumes /{prefix} (Heartbeat took the \
+                                 netmask from the routing table; write {addr}/PREFIX)"
+                            ),
+                        )
+                        .at(o.line)
+                        .field("IPaddr"),
+                    );
+                }
+            }
+            None => {}
+        }
+    }
 }
 
 /// What Heartbeat itself refused to start without.

@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::diag::Diag;
-use super::model::{Group, Origin, fnv1a32};
+use super::model::{Found, Group, IpFound, Origin, fnv1a32};
 use super::text::{shorten, strip_comment, warn_odd_spaces, words};
 use super::values;
 use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
@@ -71,9 +71,15 @@ pub(crate) fn parse(
             continue;
         }
         let mut specs = Vec::new();
+        let mut found = BTreeMap::new();
         for token in resources {
             match resource(token, script_timeout) {
-                Ok(spec) => specs.push(spec),
+                Ok(spec) => {
+                    if let Some(f) = unwritten(token, &spec) {
+                        found.insert(specs.len(), f);
+                    }
+                    specs.push(spec);
+                }
                 Err((field, msg)) => {
                     diags.push(Diag::error(file, msg).at(line).field(field));
                 }
@@ -108,9 +114,31 @@ pub(crate) fn parse(
                 file: file.to_path_buf(),
                 line,
             }),
+            found,
         });
     }
     groups
+}
+
+/// For an IP resource that leaves out its prefix or interface: which (both
+/// `NotFound` until the host's routes are looked at, see hadir).
+fn unwritten(token: &str, spec: &ResourceSpec) -> Option<IpFound> {
+    let ResourceSpec::IpAddr { iface, .. } = spec else {
+        return None;
+    };
+    let arg = token.split_once("::").map_or(token, |(_, a)| a);
+    let prefix_written = ipaddr_written(arg).is_ok_and(|(_, w)| w);
+    let mark = |written: bool| {
+        if written {
+            Found::Written
+        } else {
+            Found::NotFound
+        }
+    };
+    (!prefix_written || iface.is_none()).then(|| IpFound {
+        prefix: mark(prefix_written),
+        iface: mark(iface.is_some()),
+    })
 }
 
 /// Joins backslash-continued lines; yields (first line number, text).

@@ -1,8 +1,10 @@
 //! hb's configuration: read either a Heartbeat ha.d directory (ha.cf,
 //! haresources, authkeys) or a native TOML file into one validated `Config`.
 //!
-//! Pure: no global state, nothing touches the network. `load` reads files;
-//! `check` additionally looks (read-only) at scripts and interfaces.
+//! No global state. `load` reads files; for an ha.d directory it also asks
+//! the host what Heartbeat asked it (names resolved, this host's addresses
+//! and connected routes: see `host`), read-only. `check` additionally looks
+//! (read-only) at scripts and interfaces.
 mod authkeys;
 mod check;
 pub mod diag;
@@ -11,6 +13,7 @@ mod file;
 mod hacf;
 mod hadir;
 mod haresources;
+pub mod host;
 pub mod model;
 mod text;
 mod toml;
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use self::check::check;
 pub use self::diag::{Diag, Severity, has_errors};
-pub use self::hadir::load_ha_dir;
+pub use self::hadir::{load_ha_dir, load_ha_dir_on};
 pub use self::model::*;
 pub use self::toml::{load_toml, load_toml_str};
 

@@ -53,6 +53,9 @@ pub struct Config {
     pub service_lease: bool,
     /// Ignored directives and other non-fatal findings, with file:line.
     pub warnings: Vec<Diag>,
+    /// The settings left at their default (`keepalive`, `udpport`, ...), as
+    /// the ha.d directives are named; None when not known (TOML).
+    pub unset: Option<Vec<&'static str>>,
     /// The files the configuration was read from.
     pub source: Vec<PathBuf>,
 }
@@ -190,6 +193,33 @@ pub struct Group {
     /// Started left to right, stopped right to left.
     pub resources: Vec<ResourceSpec>,
     pub origin: Option<Origin>,
+    /// For an IP resource (by index in `resources`) whose line left out the
+    /// prefix or the interface (haresources allows both, as Heartbeat's
+    /// findif took them from the routing table): where hb found them.
+    /// Resources not listed were written in full.
+    pub found: BTreeMap<usize, IpFound>,
+}
+
+/// Where an IP resource's prefix and interface come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpFound {
+    pub prefix: Found,
+    pub iface: Found,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Written,
+    /// From this host's connected route when the configuration was read
+    /// (the subnet of one of its addresses holding the address).
+    Route {
+        iface: String,
+        prefix: u8,
+    },
+    /// No connected route of this host holds the address: the prefix is
+    /// the /24 (/64) fallback; the interface is looked for again when the
+    /// group starts.
+    NotFound,
 }
 
 /// A set of addresses that counts as reachable if any member answers.

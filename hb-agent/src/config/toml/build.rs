@@ -138,6 +138,7 @@ impl Build<'_> {
             realtime: f.realtime.unwrap_or(true),
             service_lease: f.service_lease.unwrap_or(true),
             warnings: Vec::new(),
+            unset: None,
             source: Vec::new(),
         };
         validate::identities(&config, &node_spots, &group_spots, &mut self.diags);
@@ -501,6 +502,7 @@ impl Build<'_> {
                     file: self.file.to_path_buf(),
                     line,
                 }),
+                found: Default::default(),
             });
         }
         (out, spots)
