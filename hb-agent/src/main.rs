@@ -77,10 +77,17 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
     },
-    /// Validate a configuration without touching the system.
+    /// Validate a configuration without touching the system, and print the
+    /// plan it would run on this node.
     Check {
         #[command(flatten)]
         cfg: ConfigArg,
+        /// The node to show the plan for (default: the hostname, as `uname -n`).
+        #[arg(long)]
+        node: Option<String>,
+        /// Machine-readable output: {"ok", "errors", "warnings", "plan"}.
+        #[arg(long)]
+        json: bool,
     },
     /// Show nodes, links and groups as the running agent sees them.
     Status {
@@ -145,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Check { cfg } => Ok(check(&cfg.source())),
+        Cmd::Check { cfg, node, json } => Ok(check(&cfg.source(), node, json)),
         Cmd::Status { sock, json } => {
             let r = client::call(&socket_path(&sock)?, &Request::Status)?;
             let st = r.status.ok_or_else(|| anyhow::anyhow!("{}", r.message))?;
@@ -205,20 +212,59 @@ fn socket_path(sock: &SocketArg) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// `hb-agent check`: every diagnostic, errors first, and exit 1 on errors.
-fn check(src: &Source) -> ExitCode {
-    let diags = match config::load(src) {
+/// `hb-agent check`: the plan (stdout), every diagnostic, errors first
+/// (stderr), and exit 1 on errors.
+fn check(src: &Source, node: Option<String>, json: bool) -> ExitCode {
+    let node = node.unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let (mut diags, plan) = match config::load(src) {
         Ok(cfg) => {
             let mut d = cfg.warnings.clone();
             d.extend(config::check(&cfg));
-            d
+            if let Err(e) = cfg.local_node(&node) {
+                d.push(config::Diag::warning(
+                    &e.file,
+                    format!("{} (give --node NAME)", e.message),
+                ));
+            }
+            (d, Some(config::plan(&cfg, &node)))
         }
-        Err(d) => d,
+        Err(d) => (d, None),
     };
+    diags.sort_by_key(|d| d.severity != Severity::Error);
     let errors = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    if json {
+        let list = |sev: Severity| -> Vec<String> {
+            diags
+                .iter()
+                .filter(|d| d.severity == sev)
+                .map(|d| d.to_string())
+                .collect()
+        };
+        let out = serde_json::json!({
+            "ok": errors == 0,
+            "errors": list(Severity::Error),
+            "warnings": list(Severity::Warning),
+            "plan": plan,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return if errors > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    if let Some(p) = &plan
+        && errors == 0
+    {
+        print!("{}", p.render());
+    }
     for d in diags.iter().filter(|d| d.severity == Severity::Error) {
         eprintln!("error: {d}");
     }

@@ -3,11 +3,17 @@
 //! interfaces are warnings, since `check` may run on another machine than
 //! the node (e.g. when validating a cluster's files centrally).
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
+
 use super::diag::Diag;
-use super::model::{Config, Group};
-use crate::resources::spec::{ResourceSpec, ScriptKind};
+use super::duration::display;
+use super::model::{Config, Found, Group, LinkKind};
+use crate::resources::mac::child_name;
+use crate::resources::netlink::{default_broadcast, fmt_mac};
+use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
 /// OCF_ROOT's standard location; agents live in resource.d/PROVIDER/AGENT.
@@ -53,12 +59,7 @@ fn script(
     ocf_root: &Path,
     diags: &mut Vec<Diag>,
 ) {
-    let candidates: Vec<PathBuf> = match kind {
-        ScriptKind::Ocf { provider } => vec![ocf_root.join("resource.d").join(provider).join(name)],
-        ScriptKind::Heartbeat | ScriptKind::Lsb => {
-            cfg.script_dirs.iter().map(|d| d.join(name)).collect()
-        }
-    };
+    let candidates = script_candidates(cfg, name, kind, ocf_root);
     let error = |msg: String| at_group(cfg, group, Diag::error, msg).field(name);
     match candidates.iter().find(|p| p.exists()) {
         Some(path) if !is_executable(path) => diags.push(error(format!(
@@ -77,6 +78,16 @@ fn script(
                 group.name,
                 dirs.join(", ")
             )));
+        }
+    }
+}
+
+/// Where a script is looked for, in order.
+fn script_candidates(cfg: &Config, name: &str, kind: &ScriptKind, ocf_root: &Path) -> Vec<PathBuf> {
+    match kind {
+        ScriptKind::Ocf { provider } => vec![ocf_root.join("resource.d").join(provider).join(name)],
+        ScriptKind::Heartbeat | ScriptKind::Lsb => {
+            cfg.script_dirs.iter().map(|d| d.join(name)).collect()
         }
     }
 }
@@ -120,5 +131,495 @@ fn interfaces(cfg: &Config, net: &Path, diags: &mut Vec<Diag>) {
             };
             missing(iface, format!("group `{}`", group.name), diags, Some(group));
         }
+    }
+}
+
+/// What `check` understood: the plan hb would run on one node, for people
+/// (`render`) and tools (serde, `--json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub source: Vec<String>,
+    /// The node this plan is for (`--node`, else the host name).
+    pub this_node: String,
+    /// False when `this_node` is not one of the cluster's nodes.
+    pub is_a_node: bool,
+    /// In priority order.
+    pub nodes: Vec<PlanNode>,
+    pub links: Vec<PlanLink>,
+    pub timing: Vec<PlanValue>,
+    /// Groups in start order (haresources/TOML order).
+    pub groups: Vec<PlanGroup>,
+    pub ping: Vec<String>,
+    pub ping_groups: Vec<PlanPingGroup>,
+    pub deadping: PlanValue,
+    pub fencing: Option<String>,
+    /// Every directive hb does not act on, and what that changes.
+    pub ignored: Vec<PlanIgnored>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanNode {
+    pub name: String,
+    pub id: String,
+    pub priority: usize,
+    pub this_node: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanLink {
+    pub name: String,
+    pub iface: String,
+    pub kind: String,
+    pub port: u16,
+    /// Where heartbeats go: the peers (ucast), the group (mcast) or
+    /// 255.255.255.255 (bcast).
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanValue {
+    pub name: String,
+    pub value: String,
+    /// "written" or "default" (empty when not known).
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanGroup {
+    pub name: String,
+    pub id: String,
+    pub at: String,
+    /// Most preferred first.
+    pub candidates: Vec<String>,
+    /// Whether this node is a candidate.
+    pub here: bool,
+    /// In start order (stopped in reverse).
+    pub resources: Vec<PlanResource>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanResource {
+    /// ip | mac | hostname | script | lsb | ocf
+    pub kind: String,
+    /// One line, as hb will run it.
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iface_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanPingGroup {
+    pub name: String,
+    pub addrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanIgnored {
+    pub at: String,
+    pub directive: String,
+    pub what: String,
+}
+
+/// The plan for node `node` (compared case-insensitively).
+pub fn plan(cfg: &Config, node: &str) -> Plan {
+    plan_in(cfg, node, Path::new(OCF_ROOT))
+}
+
+pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
+    let this = cfg.node(node).map(|n| n.name.clone());
+    let is_a_node = this.is_some();
+    let this = this.unwrap_or_else(|| node.to_string());
+    let from = |name: &str| match &cfg.unset {
+        Some(unset) if unset.contains(&name) => "default".to_string(),
+        Some(_) => "written".to_string(),
+        None => String::new(),
+    };
+    let d = display;
+    let t = &cfg.timing;
+    let timing = [
+        ("keepalive", d(t.keepalive)),
+        ("deadtime", d(t.deadtime)),
+        ("warntime", d(t.warntime)),
+        ("initdead", d(t.initdead)),
+        (
+            "auto_failback",
+            if cfg.auto_failback { "on" } else { "off" }.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| PlanValue {
+        name: name.to_string(),
+        value,
+        from: from(name),
+    })
+    .collect();
+    let links = cfg
+        .links
+        .iter()
+        .map(|l| {
+            let (kind, to) = match &l.kind {
+                LinkKind::Bcast => ("bcast".to_string(), vec!["255.255.255.255".to_string()]),
+                LinkKind::Mcast {
+                    group,
+                    ttl,
+                    loopback,
+                } => (
+                    format!("mcast (ttl {ttl}, loop {})", u8::from(*loopback)),
+                    vec![group.to_string()],
+                ),
+                LinkKind::Ucast { peers } => (
+                    "ucast".to_string(),
+                    peers.iter().map(|p| p.to_string()).collect(),
+                ),
+            };
+            PlanLink {
+                name: l.name.clone(),
+                iface: l.iface.clone(),
+                kind,
+                port: l.port,
+                to,
+            }
+        })
+        .collect();
+    let groups = cfg
+        .groups
+        .iter()
+        .map(|g| PlanGroup {
+            name: g.name.clone(),
+            id: format!("{:#010x}", g.id),
+            at: g.origin.as_ref().map_or(String::new(), |o| {
+                format!("{}:{}", o.file.display(), o.line)
+            }),
+            candidates: g.nodes.clone(),
+            here: g.nodes.iter().any(|n| n.eq_ignore_ascii_case(&this)),
+            resources: g
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| plan_resource(cfg, g, i, r, ocf_root))
+                .collect(),
+        })
+        .collect();
+    Plan {
+        source: cfg.source.iter().map(|p| p.display().to_string()).collect(),
+        nodes: cfg
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| PlanNode {
+                name: n.name.clone(),
+                id: format!("{:#010x}", n.id),
+                priority: i,
+                this_node: n.name == this,
+            })
+            .collect(),
+        this_node: this,
+        is_a_node,
+        links,
+        timing,
+        groups,
+        ping: cfg.ping_nodes.iter().map(|a| a.to_string()).collect(),
+        ping_groups: cfg
+            .ping_groups
+            .iter()
+            .map(|g| PlanPingGroup {
+                name: g.name.clone(),
+                addrs: g.addrs.iter().map(|a| a.to_string()).collect(),
+            })
+            .collect(),
+        deadping: PlanValue {
+            name: "deadping".into(),
+            value: d(cfg.deadping()),
+            from: match from("deadping").as_str() {
+                "default" => "default (deadtime)".to_string(),
+                other => other.to_string(),
+            },
+        },
+        fencing: cfg.fencing.as_ref().map(|f| f.command.clone()),
+        ignored: ignored(cfg),
+    }
+}
+
+fn plan_resource(
+    cfg: &Config,
+    group: &Group,
+    index: usize,
+    r: &ResourceSpec,
+    ocf_root: &Path,
+) -> PlanResource {
+    match r {
+        ResourceSpec::IpAddr {
+            addr,
+            prefix,
+            iface,
+            broadcast,
+            label,
+        } => {
+            let found = group.found.get(&index);
+            let said = |f: Option<&Found>, what: &str| match f {
+                None | Some(Found::Written) => "written".to_string(),
+                Some(Found::Route { iface, prefix }) => {
+                    format!("from this host's routes ({iface}, /{prefix})")
+                }
+                Some(Found::NotFound) if what == "prefix" => {
+                    "not given, and no connected route of this host holds it: assumed".to_string()
+                }
+                Some(Found::NotFound) => {
+                    "not given: the interface whose subnet holds it, when the group starts"
+                        .to_string()
+                }
+            };
+            let prefix_from = said(found.map(|f| &f.prefix), "prefix");
+            let iface_from = said(found.map(|f| &f.iface), "iface");
+            // The interface hb will use: written, or the route's.
+            let shown_iface = iface.clone().or_else(|| match found.map(|f| &f.iface) {
+                Some(Found::Route { iface, .. }) => Some(iface.clone()),
+                _ => None,
+            });
+            let bcast = match addr {
+                IpAddr::V4(v4) => broadcast
+                    .or_else(|| default_broadcast(*v4, *prefix))
+                    .map(|b| b.to_string()),
+                IpAddr::V6(_) => None,
+            };
+            let mut text = format!(
+                "address {addr}/{prefix} ({prefix_from}) on {} ({iface_from})",
+                shown_iface.as_deref().unwrap_or("?")
+            );
+            if let Some(b) = &bcast {
+                let how = if broadcast.is_some() {
+                    ""
+                } else {
+                    " (from the prefix)"
+                };
+                text.push_str(&format!(", broadcast {b}{how}"));
+            }
+            if let Some(l) = label {
+                text.push_str(&format!(", label {l}"));
+            }
+            PlanResource {
+                kind: "ip".into(),
+                text,
+                addr: Some(addr.to_string()),
+                prefix: Some(*prefix),
+                prefix_from: Some(prefix_from),
+                iface: shown_iface,
+                iface_from: Some(iface_from),
+                broadcast: bcast,
+                label: label.clone(),
+                ..Default::default()
+            }
+        }
+        ResourceSpec::Mac {
+            iface,
+            mac,
+            mode,
+            addr,
+            gateway,
+        } => {
+            let mode_text = match mode {
+                MacMode::Replace => format!("replace: {iface} itself takes the MAC"),
+                MacMode::Macvlan { child } => format!(
+                    "macvlan: child {} of {iface} takes the MAC",
+                    child.clone().unwrap_or_else(|| child_name(&group.name))
+                ),
+            };
+            let mut text = format!("MAC {} ({mode_text})", fmt_mac(mac));
+            if let Some((a, p)) = addr {
+                text.push_str(&format!(", address {a}/{p}"));
+            }
+            if let Some(g) = gateway {
+                text.push_str(&format!(", default route via {g}"));
+            }
+            PlanResource {
+                kind: "mac".into(),
+                text,
+                addr: addr.map(|(a, _)| a.to_string()),
+                prefix: addr.map(|(_, p)| p),
+                iface: Some(iface.clone()),
+                mac: Some(fmt_mac(mac)),
+                mac_mode: Some(match mode {
+                    MacMode::Replace => "replace".into(),
+                    MacMode::Macvlan { .. } => "macvlan".into(),
+                }),
+                ..Default::default()
+            }
+        }
+        ResourceSpec::Hostname { name } => PlanResource {
+            kind: "hostname".into(),
+            text: format!("hostname {name}"),
+            ..Default::default()
+        },
+        ResourceSpec::Script {
+            name, args, kind, ..
+        } => {
+            let path = script_candidates(cfg, name, kind, ocf_root)
+                .into_iter()
+                .find(|p| p.exists());
+            let shown = path.as_ref().map_or_else(
+                || format!("{name} (not found)"),
+                |p| p.display().to_string(),
+            );
+            let (k, how) = match kind {
+                ScriptKind::Ocf { .. } => ("ocf", "start|stop|monitor, OCF_RESKEY_*"),
+                ScriptKind::Lsb => ("lsb", "start|stop|status"),
+                ScriptKind::Heartbeat => ("script", "start|stop|status"),
+            };
+            let args = if args.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", args.join(" "))
+            };
+            PlanResource {
+                kind: k.into(),
+                text: format!("{shown}{args} {how}"),
+                path: path.map(|p| p.display().to_string()),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Every directive read and not acted on (the "ignored:" and "unknown
+/// directive" warnings), with what that changes.
+fn ignored(cfg: &Config) -> Vec<PlanIgnored> {
+    let media = cfg.links.len();
+    cfg.warnings
+        .iter()
+        .filter(|w| {
+            w.message.starts_with("ignored: ") || w.message.starts_with("unknown directive")
+        })
+        .map(|w| {
+            let directive = w.field.clone().unwrap_or_default();
+            let mut what = w
+                .message
+                .strip_prefix("ignored: ")
+                .unwrap_or(&w.message)
+                .to_string();
+            if directive == "serial" {
+                let names: Vec<&str> = cfg.links.iter().map(|l| l.name.as_str()).collect();
+                what.push_str(&format!(
+                    "; {media} heartbeat medi{} left: {}",
+                    if media == 1 { "um" } else { "a" },
+                    names.join(", ")
+                ));
+            }
+            PlanIgnored {
+                at: match w.line {
+                    Some(l) => format!("{}:{l}", w.file.display()),
+                    None => w.file.display().to_string(),
+                },
+                directive,
+                what,
+            }
+        })
+        .collect()
+}
+
+impl Plan {
+    /// The plan as text, one fact a line.
+    pub fn render(&self) -> String {
+        let mut o = String::new();
+        let mut line = |s: String| {
+            o.push_str(&s);
+            o.push('\n');
+        };
+        line(format!("plan for node {}", self.this_node));
+        if !self.is_a_node {
+            line(format!(
+                "  (not one of the nodes: give --node NAME; as {} this host runs no group)",
+                self.this_node
+            ));
+        }
+        line("nodes (priority order):".into());
+        for n in &self.nodes {
+            let me = if n.this_node { "  <- this node" } else { "" };
+            line(format!("  {}. {} id {}{me}", n.priority + 1, n.name, n.id));
+        }
+        line("heartbeat media:".into());
+        for l in &self.links {
+            line(format!(
+                "  {} on {}: {} port {} to {}",
+                l.name,
+                l.iface,
+                l.kind,
+                l.port,
+                if l.to.is_empty() {
+                    "nobody from this host".to_string()
+                } else {
+                    l.to.join(", ")
+                }
+            ));
+        }
+        line("timing:".into());
+        for v in &self.timing {
+            let from = if v.from.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.from)
+            };
+            line(format!("  {} {}{from}", v.name, v.value));
+        }
+        line("groups (start order; stopped in reverse):".into());
+        for g in &self.groups {
+            let here = if g.here {
+                ""
+            } else {
+                "  (this node is not a candidate)"
+            };
+            line(format!(
+                "  {} id {} at {}: candidates {}{here}",
+                g.name,
+                g.id,
+                g.at,
+                g.candidates.join(", ")
+            ));
+            for (i, r) in g.resources.iter().enumerate() {
+                line(format!("    {}. {}", i + 1, r.text));
+            }
+        }
+        if self.ping.is_empty() && self.ping_groups.is_empty() {
+            line("ping targets: none".into());
+        } else {
+            line(format!(
+                "ping targets: {} (deadping {} {})",
+                self.ping.join(", "),
+                self.deadping.value,
+                self.deadping.from
+            ));
+            for g in &self.ping_groups {
+                line(format!("  ping_group {}: {}", g.name, g.addrs.join(", ")));
+            }
+        }
+        if let Some(f) = &self.fencing {
+            line(format!("fencing: {f}"));
+        }
+        if self.ignored.is_empty() {
+            line("ignored directives: none".into());
+        } else {
+            line("ignored directives:".into());
+            for i in &self.ignored {
+                line(format!("  {}: {}: {}", i.at, i.directive, i.what));
+            }
+        }
+        o
     }
 }

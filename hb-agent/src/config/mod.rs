@@ -25,7 +25,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use self::check::check;
+pub use self::check::{Plan, check, plan};
 pub use self::diag::{Diag, Severity, has_errors};
 pub use self::hadir::{load_ha_dir, load_ha_dir_on};
 pub use self::model::*;

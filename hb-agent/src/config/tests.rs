@@ -1582,3 +1582,45 @@ fn ha_dir_initdead_default_is_heartbeats() {
     let unset = cfg.unset.clone().unwrap();
     assert!(unset.contains(&"initdead") && !unset.contains(&"deadtime"));
 }
+
+#[test]
+fn plan_shows_what_was_understood() {
+    let (_tmp, dir) = write_dir(
+        "node a b\nbcast eth0\nserial /dev/ttyS0\nwatchdog /dev/watchdog\nudpport 694\n\
+         ucast eth1 10.0.0.2\nping 10.0.0.254\ndeadtime 10\n",
+        "a IPaddr::10.0.0.50/24/eth0/10.0.0.255 10.0.0.60 x::arg\n",
+        "auth 1\n1 crc\n",
+    );
+    fs::create_dir(dir.join("resource.d")).unwrap();
+    fs::write(dir.join("resource.d/x"), "#!/bin/sh\n").unwrap();
+    chmod(&dir.join("resource.d/x"), 0o755);
+    let cfg = load_ha_dir_on(&dir, &host_with(&[("eth0", "10.0.0.1", 24)])).unwrap();
+    let plan = check::plan_in(&cfg, "A", Path::new("/nonexistent"));
+    assert!(plan.is_a_node && plan.this_node == "a");
+    let text = plan.render();
+    for want in [
+        "plan for node a",
+        "1. a id 0xe40c292c  <- this node",
+        "eth0 on eth0: bcast port 694 to 255.255.255.255",
+        "eth1 on eth1: ucast port 694 to 10.0.0.2",
+        "keepalive 1s (default)",
+        "deadtime 10s (written)",
+        "initdead 20s (default)",
+        "auto_failback on (default)",
+        "address 10.0.0.50/24 (written) on eth0 (written), broadcast 10.0.0.255",
+        "address 10.0.0.60/24 (from this host's routes (eth0, /24)) on eth0 (from this host's routes (eth0, /24)), broadcast 10.0.0.255 (from the prefix)",
+        "resource.d/x arg start|stop|status",
+        "ping targets: 10.0.0.254 (deadping 10s default (deadtime))",
+        "serial: serial links are not supported",
+        "2 heartbeat media left: eth0, eth1",
+        "watchdog: hb does not arm the watchdog device: a hung node does not reboot itself",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    let other = check::plan_in(&cfg, "c", Path::new("/nonexistent"));
+    assert!(!other.is_a_node);
+    assert!(other.render().contains("not one of the nodes"));
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["groups"][0]["resources"][1]["prefix"], 24);
+    assert_eq!(json["groups"][0]["resources"][0]["broadcast"], "10.0.0.255");
+}
