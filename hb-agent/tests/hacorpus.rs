@@ -382,6 +382,19 @@ fn readings_follow_heartbeat() {
     let cfg = load(c, "23-jphetphoumy-Ansible-role-heartbeat", &nowhere()).unwrap();
     assert_eq!(cfg.timing.initdead, secs(30));
 
+    // 08, 22, 38: ping nodes without ipfail/pingd were watched only by
+    // Heartbeat: they move no groups here either (and do not hold back a
+    // two-node standby's takeover). The seed-like cases with pingd do.
+    for case in [
+        "08-KingKami-virtu_linux",
+        "22-adacostaesiee-Ansible",
+        "38-iamii-MySSH",
+    ] {
+        let cfg = load(c, case, &nowhere()).unwrap();
+        assert!(!cfg.ping_nodes.is_empty(), "{case} has ping nodes");
+        assert!(!cfg.ping_moves_groups, "{case}: watched only");
+    }
+
     // 40: serial and baud ignored; the plan says one medium is left.
     let cfg = load(c, "40-unknown-w101-nfs-drbd-notes", &nowhere()).unwrap();
     let p = plan(&cfg, "w101");

@@ -160,7 +160,13 @@ fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
         warntime_ns: ns(cfg.timing.warntime),
         initdead_ns: ns(cfg.timing.initdead),
         auto_failback: cfg.auto_failback,
-        ping_targets: cfg.ping_nodes.len() + cfg.ping_groups.len(),
+        // Watched only (Heartbeat without ipfail/pingd): the cluster rules
+        // see no ping targets, the pinger still runs for status and logs.
+        ping_targets: if cfg.ping_moves_groups {
+            cfg.ping_nodes.len() + cfg.ping_groups.len()
+        } else {
+            0
+        },
         fencing: cfg.fencing.is_some(),
     }
 }

@@ -50,6 +50,9 @@ pub(crate) struct HaCf {
     /// `crm`/`pacemaker` turning Pacemaker on, or `respawn` of one of its
     /// daemons: (what was written, line).
     pub pacemaker: Option<(String, usize)>,
+    /// `respawn ... ipfail` or `pingd`: Heartbeat moved resources on ping
+    /// connectivity only then; without it the ping nodes were watched only.
+    pub ping_respawned: bool,
 }
 
 const LOGS: &str = "logs go to tracing/journal";
@@ -169,12 +172,26 @@ pub(crate) fn parse(text: &str, file: &Path, host: &dyn Host, diags: &mut Vec<Di
         diags,
         out: HaCf::default(),
         seen: HashMap::new(),
+        first_ping: None,
     };
     for (index, raw) in text.lines().enumerate() {
         let content = strip_comment(raw);
         if let Some(directive) = words(content).next() {
             p.directive(index + 1, directive, after_first_word(content));
         }
+    }
+    if let Some(line) = p.first_ping
+        && !p.out.ping_respawned
+    {
+        // Heartbeat itself only pinged them (status, logs); ipfail or pingd
+        // were what moved resources on connectivity.
+        p.warn(
+            line,
+            "ping",
+            "no `respawn ... ipfail` (or pingd): the ping nodes are watched only, as in \
+             Heartbeat, and move no groups; add `respawn hacluster /usr/lib/heartbeat/ipfail` \
+             for hb to move groups to the node that reaches more of them",
+        );
     }
     p.out
 }
@@ -186,6 +203,8 @@ struct Parser<'a> {
     out: HaCf,
     /// Single-valued directives already given, for "given again" warnings.
     seen: HashMap<&'static str, usize>,
+    /// The first `ping` / `ping_group` line.
+    first_ping: Option<usize>,
 }
 
 impl Parser<'_> {
@@ -235,8 +254,14 @@ impl Parser<'_> {
             "ucast" => self.ucast(line, rest),
             "auto_failback" => self.auto_failback(line, rest),
             "nice_failback" => self.nice_failback(line, rest),
-            "ping" => self.ping(line, rest),
-            "ping_group" => self.ping_group(line, rest),
+            "ping" => {
+                self.first_ping.get_or_insert(line);
+                self.ping(line, rest)
+            }
+            "ping_group" => {
+                self.first_ping.get_or_insert(line);
+                self.ping_group(line, rest)
+            }
             "deadping" => match self.timing(line, "deadping", rest) {
                 Some((d, _)) if d.is_zero() => {
                     self.error(line, "deadping", "must be greater than zero")
@@ -770,6 +795,7 @@ impl Parser<'_> {
         let program = words(rest).nth(1).unwrap_or("");
         let base = program.rsplit('/').next().unwrap_or("");
         if base == "ipfail" || base == "pingd" {
+            self.out.ping_respawned = true;
             self.ignore(line, "respawn", PING_BUILT_IN);
             return;
         }
@@ -989,7 +1015,36 @@ mod tests {
         let (cf, d) = run("ping 192.168.32.254\nping_group g 10.0.0.1 10.0.0.2\nping gw.example\n");
         assert_eq!(cf.ping_nodes, ["192.168.32.254".parse::<IpAddr>().unwrap()]);
         assert_eq!(cf.ping_groups[0].addrs.len(), 2);
+        let d: Vec<_> = d
+            .into_iter()
+            .filter(|d| !d.message.contains("watched only"))
+            .collect();
         assert!(only(&d).is_error() && only(&d).line == Some(3));
+    }
+
+    /// Corpus cases 08, 22, 38: `ping` without ipfail/pingd. Heartbeat only
+    /// watched those; hb moved groups on them (and, with two nodes, its
+    /// standby took nothing over from a dead primary while it reached no
+    /// ping node).
+    #[test]
+    fn ping_nodes_without_ipfail_are_watched_only() {
+        let (cf, d) = run("ping 192.168.32.254\n");
+        assert!(!cf.ping_respawned);
+        let w: Vec<_> = d
+            .iter()
+            .filter(|d| d.message.contains("watched only"))
+            .collect();
+        assert_eq!(w.len(), 1, "{d:#?}");
+        assert_eq!((w[0].line, w[0].is_error()), (Some(1), false));
+        let (cf, d) = run("ping 192.168.32.254\nrespawn hacluster /usr/lib/heartbeat/ipfail\n");
+        assert!(cf.ping_respawned);
+        assert!(
+            d.iter().all(|d| !d.message.contains("watched only")),
+            "{d:#?}"
+        );
+        let (cf, _) =
+            run("respawn hacluster /usr/lib/heartbeat/pingd -m 100 -d 5s\nping 10.0.0.1\n");
+        assert!(cf.ping_respawned, "pingd counts too, before or after");
     }
 
     #[test]

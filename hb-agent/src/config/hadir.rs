@@ -140,6 +140,7 @@ pub fn load_ha_dir_on(dir: &Path, host: &dyn Host) -> Result<Config, Vec<Diag>> 
         timing,
         auto_failback: cf.auto_failback.unwrap_or(true),
         groups,
+        ping_moves_groups: cf.ping_respawned,
         ping_nodes: cf.ping_nodes,
         ping_groups: cf.ping_groups,
         deadping: cf.deadping.map(|(d, _)| d),

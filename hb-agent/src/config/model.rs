@@ -38,6 +38,10 @@ pub struct Config {
     pub groups: Vec<Group>,
     pub ping_nodes: Vec<IpAddr>,
     pub ping_groups: Vec<PingGroup>,
+    /// Whether connectivity to the ping nodes moves groups (ipfail/pingd).
+    /// Heartbeat only watched ping nodes unless ha.cf respawned ipfail or
+    /// pingd; TOML's `ping_nodes` always decide.
+    pub ping_moves_groups: bool,
     /// Heartbeat's `deadping`, when given: how long a ping node may stay
     /// silent before it counts as unreachable. See [`Config::deadping`].
     pub deadping: Option<Duration>,

@@ -104,6 +104,7 @@ fn seed_common_settings() {
         let cfg = load_seed(node);
         assert_eq!(cfg.cluster, "heartbeat", "{node}");
         assert_eq!(cfg.cluster_id, fnv1a32("heartbeat"));
+        assert!(cfg.ping_moves_groups, "{node}: pingd is respawned");
         assert_eq!(cfg.udp_port, 694);
         assert_eq!(
             cfg.timing,
@@ -930,6 +931,7 @@ fn example_toml_is_the_seed_cluster() {
         script_timeout: secs(20),
         realtime: true,
         service_lease: true,
+        ping_moves_groups: true,
         warnings: cfg.warnings.clone(),
         unset: None,
         source: vec![fixtures().join("example.toml")],

@@ -137,6 +137,7 @@ impl Build<'_> {
             // As Heartbeat: the sender runs SCHED_FIFO unless told otherwise.
             realtime: f.realtime.unwrap_or(true),
             service_lease: f.service_lease.unwrap_or(true),
+            ping_moves_groups: true,
             warnings: Vec::new(),
             unset: None,
             source: Vec::new(),
