@@ -402,7 +402,7 @@ fn plan_resource(
             };
             let mut text = format!(
                 "address {addr}/{prefix} ({prefix_from}) on {} ({iface_from})",
-                shown_iface.as_deref().unwrap_or("?")
+                shown_iface.as_deref().unwrap_or("(auto)")
             );
             if let Some(b) = &bcast {
                 let how = if broadcast.is_some() {

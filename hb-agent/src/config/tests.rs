@@ -1619,6 +1619,10 @@ fn plan_shows_what_was_understood() {
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
+    // An address with no interface and no route: found when it starts.
+    let cfg_nowhere = load_ha_dir_on(&dir, &host::FakeHost::default()).unwrap();
+    let far = check::plan_in(&cfg_nowhere, "a", Path::new("/nonexistent")).render();
+    assert!(far.contains("address 10.0.0.60/24 (not given, and no connected route of this host holds it: assumed) on (auto) (not given: the interface whose subnet holds it, when the group starts)"), "{far}");
     let other = check::plan_in(&cfg, "c", Path::new("/nonexistent"));
     assert!(!other.is_a_node);
     assert!(other.render().contains("not one of the nodes"));
