@@ -205,6 +205,11 @@ impl Agent {
         for w in &cfg.warnings {
             warn!("config: {w}");
         }
+        // What `check` would print: the reading this agent runs with, once.
+        info!(
+            "configuration as understood:\n{}",
+            config::plan(&cfg, &local.name).render()
+        );
         if !cfg.auth.authenticated {
             warn!(
                 "HEARTBEATS ARE NOT AUTHENTICATED (authkeys uses crc): anyone on the heartbeat network can forge them"

@@ -151,6 +151,9 @@ pub struct Plan {
     pub groups: Vec<PlanGroup>,
     pub ping: Vec<String>,
     pub ping_groups: Vec<PlanPingGroup>,
+    /// Whether connectivity to them moves groups (ipfail/pingd) or they
+    /// are watched only.
+    pub ping_moves_groups: bool,
     pub deadping: PlanValue,
     pub fencing: Option<String>,
     /// Every directive hb does not act on, and what that changes.
@@ -337,6 +340,7 @@ pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
         timing,
         groups,
         ping: cfg.ping_nodes.iter().map(|a| a.to_string()).collect(),
+        ping_moves_groups: cfg.ping_moves_groups,
         ping_groups: cfg
             .ping_groups
             .iter()
@@ -600,10 +604,15 @@ impl Plan {
             line("ping targets: none".into());
         } else {
             line(format!(
-                "ping targets: {} (deadping {} {})",
+                "ping targets: {} (deadping {} {}; {})",
                 self.ping.join(", "),
                 self.deadping.value,
-                self.deadping.from
+                self.deadping.from,
+                if self.ping_moves_groups {
+                    "a node reaching fewer than a peer gives its groups to it"
+                } else {
+                    "watched only: no ipfail/pingd, they move no groups"
+                }
             ));
             for g in &self.ping_groups {
                 line(format!("  ping_group {}: {}", g.name, g.addrs.join(", ")));

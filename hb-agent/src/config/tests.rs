@@ -1612,7 +1612,7 @@ fn plan_shows_what_was_understood() {
         "address 10.0.0.50/24 (written) on eth0 (written), broadcast 10.0.0.255",
         "address 10.0.0.60/24 (from this host's routes (eth0, /24)) on eth0 (from this host's routes (eth0, /24)), broadcast 10.0.0.255 (from the prefix)",
         "resource.d/x arg start|stop|status",
-        "ping targets: 10.0.0.254 (deadping 10s default (deadtime))",
+        "ping targets: 10.0.0.254 (deadping 10s default (deadtime); watched only: no ipfail/pingd, they move no groups)",
         "serial: serial links are not supported",
         "2 heartbeat media left: eth0, eth1",
         "watchdog: hb does not arm the watchdog device: a hung node does not reboot itself",
