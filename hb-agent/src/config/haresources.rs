@@ -45,6 +45,11 @@ pub(crate) fn parse(
         };
         let node = first.to_ascii_lowercase();
         if !nodes.contains(&node) {
+            // No nodes at all: ha.cf was unreadable or had no `node` line, which
+            // is reported there; a "not declared" on every line adds nothing.
+            if nodes.is_empty() {
+                continue;
+            }
             let known = nodes.join(", ");
             diags.push(
                 Diag::error(
@@ -576,6 +581,20 @@ mod tests {
         assert!(resource("ocf:heartbeat::ip=1", T).is_err());
         assert!(resource("ocf:heartbeat:IPaddr2::novalue", T).is_err());
         assert!(resource("../evil", T).is_err());
+    }
+
+    #[test]
+    fn no_declared_nodes_gives_no_error_per_line() {
+        let mut d = Vec::new();
+        let g = parse(
+            "node0 Remac1\nnode2 Remac2\n",
+            Path::new("haresources"),
+            &[],
+            Duration::from_secs(20),
+            &mut d,
+        );
+        assert!(g.is_empty());
+        assert!(d.is_empty(), "{d:#?}");
     }
 
     #[test]
