@@ -395,6 +395,26 @@ fn readings_follow_heartbeat() {
         assert!(!cfg.ping_moves_groups, "{case}: watched only");
     }
 
+    // 29: two lines for lin-node-01, the address first, then drbddisk and
+    // the services that bind to it: groups keep the written order, which
+    // is the order they start in (one at a time), and the plan says so.
+    // With ipfail and a ping node, the two-node quorum is hb's tie-break.
+    let cfg = load(c, "29-andrewbx-config", &nowhere()).unwrap();
+    let names: Vec<&str> = cfg.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["IPaddr::172.16.1.200/24/eth0:1", "drbddisk::lin-mirror"]);
+    let p = plan(&cfg, "lin-node-01");
+    assert!(p.render().contains("starts its groups one at a time in this order"));
+    assert!(p.groups[0].quorum.starts_with("the other candidate alive, or a ping target"));
+    // 38: three candidates: a majority, down to the last man standing.
+    let cfg = load(c, "38-iamii-MySSH", &nowhere()).unwrap();
+    let q = &plan(&cfg, "test1").groups[0].quorum;
+    assert!(q.starts_with("a strict majority of the 3 candidates"), "{q}");
+    assert!(q.contains("last man standing"), "{q}");
+    // 10: two nodes, no ping nodes: no quorum needed, as Heartbeat.
+    let cfg = load(c, "10-gslin-coscup2015-mysql-hands-on", &nowhere()).unwrap();
+    let q = &plan(&cfg, &cfg.nodes[0].name).groups[0].quorum;
+    assert!(q.starts_with("none: a candidate takes the group"), "{q}");
+
     // 40: serial and baud ignored; the plan says one medium is left.
     let cfg = load(c, "40-unknown-w101-nfs-drbd-notes", &nowhere()).unwrap();
     let p = plan(&cfg, "w101");

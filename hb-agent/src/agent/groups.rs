@@ -24,6 +24,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
+use super::lane::{self, Lane};
 use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
 use crate::resources::{
@@ -105,11 +106,16 @@ pub struct GroupWorkers {
     /// Per group made of network identity only: its service addresses.
     identity: BTreeMap<GroupId, Vec<IpAddr>>,
     withdrawal: Option<Arc<Withdrawal>>,
+    /// Per group, where it is written (its place in the lane).
+    position: BTreeMap<GroupId, usize>,
+    lane: Arc<Lane>,
 }
 
 impl GroupWorkers {
-    /// One worker per group, on `rt`. With `withdrawal`, releases hand the
-    /// group over as soon as its addresses are withdrawn in the kernel.
+    /// One worker per group, on `rt`; `groups` in the order they are
+    /// written, which is the order their starts run in (lane.rs). With
+    /// `withdrawal`, releases hand the group over as soon as its addresses
+    /// are withdrawn in the kernel.
     pub fn spawn(
         rt: &Handle,
         resources: Arc<Resources>,
@@ -121,7 +127,10 @@ impl GroupWorkers {
         let mut queues = BTreeMap::new();
         let mut in_flight = BTreeMap::new();
         let mut identity = BTreeMap::new();
-        for (id, name, specs) in groups {
+        let mut position = BTreeMap::new();
+        let lane = Arc::new(Lane::default());
+        for (pos, (id, name, specs)) in groups.into_iter().enumerate() {
+            position.insert(id, pos);
             let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
             queues.insert(id, tx);
             let busy = Arc::new(AtomicUsize::new(0));
@@ -131,6 +140,8 @@ impl GroupWorkers {
             }
             let w = Worker {
                 id,
+                pos,
+                lane: lane.clone(),
                 name,
                 specs,
                 res: resources.clone(),
@@ -141,8 +152,14 @@ impl GroupWorkers {
             rt.spawn(async move {
                 while let Some(op) = rx.recv().await {
                     let ok = match op {
-                        Op::Start => w.start().await,
-                        Op::Stop => w.stop().await,
+                        Op::Start => {
+                            let _turn = w.lane.enter(w.pos, lane::Kind::Start).await;
+                            w.start().await
+                        }
+                        Op::Stop => {
+                            let _turn = w.lane.enter(w.pos, lane::Kind::Stop).await;
+                            w.stop().await
+                        }
                         Op::CleanUp => w.clean_up().await,
                     };
                     busy.fetch_sub(1, Ordering::SeqCst);
@@ -157,7 +174,15 @@ impl GroupWorkers {
             in_flight,
             identity,
             withdrawal,
+            position,
+            lane,
         }
+    }
+
+    /// While the returned guard lives, no start or stop begins: the caller
+    /// is submitting one batch, whose order the lane is to decide.
+    pub fn hold(&self) -> lane::Hold {
+        self.lane.hold()
     }
 
     /// No operation of `group`'s is queued or running: the caller may touch
@@ -198,6 +223,14 @@ impl GroupWorkers {
                 if let Some(n) = self.in_flight.get(&group) {
                     n.fetch_add(1, Ordering::SeqCst);
                 }
+                let kind = match op {
+                    Op::Start => Some(lane::Kind::Start),
+                    Op::Stop => Some(lane::Kind::Stop),
+                    Op::CleanUp => None,
+                };
+                if let (Some(k), Some(&pos)) = (kind, self.position.get(&group)) {
+                    self.lane.queue(pos, k);
+                }
                 let _ = q.send(op);
             }
             None => warn!(group, "no such group here"),
@@ -208,6 +241,9 @@ impl GroupWorkers {
 /// One group's worker: its resources and where to report.
 struct Worker {
     id: GroupId,
+    /// Where the group is written: its place in the lane.
+    pos: usize,
+    lane: Arc<Lane>,
     name: String,
     specs: Vec<ResourceSpec>,
     res: Arc<Resources>,

@@ -7,6 +7,7 @@ mod convert;
 mod epochs;
 mod fence;
 mod groups;
+mod lane;
 mod lease;
 pub mod notify;
 mod realtime;

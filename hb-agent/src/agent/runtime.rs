@@ -160,13 +160,8 @@ fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
         warntime_ns: ns(cfg.timing.warntime),
         initdead_ns: ns(cfg.timing.initdead),
         auto_failback: cfg.auto_failback,
-        // Watched only (Heartbeat without ipfail/pingd): the cluster rules
-        // see no ping targets, the pinger still runs for status and logs.
-        ping_targets: if cfg.ping_moves_groups {
-            cfg.ping_nodes.len() + cfg.ping_groups.len()
-        } else {
-            0
-        },
+        ping_targets: cfg.deciding_ping_targets(),
+        ping_tie_break: cfg.ping_tie_break,
         fencing: cfg.fencing.is_some(),
     }
 }
@@ -716,6 +711,9 @@ impl Agent {
             return;
         }
         self.feeding = true;
+        // The batch's starts and stops all queued before any begins, so
+        // they run in the written order (lane.rs), not the order emitted.
+        let _batch = self.workers.hold();
         while let Some(ev) = self.pending.pop_front() {
             self.feed_one(ev);
         }

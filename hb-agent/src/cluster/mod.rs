@@ -45,7 +45,8 @@
 //!   candidate of G reaches strictly more targets than we do. Ties (0 = 0 included) move nothing.
 //! * **Quorum** (6) is counted per group over its candidates (only they can hold it): with three
 //!   or more candidates we need a strict majority of them visible (self included); with 2, when the
-//!   other is dead, we need `ping_targets == 0` or at least one ping target reached. Quorum is
+//!   other is dead, we need `ping_targets == 0` or at least one ping target reached (unless
+//!   `ping_tie_break` is off: then none, as Heartbeat). Quorum is
 //!   only needed to take a group; held groups are kept. (Counting all configured nodes would
 //!   forbid the N+1 standby from covering both primaries at once, rule 4.)
 //! * **Split brain** (7): if another alive node advertises G held, the higher epoch wins, then
@@ -120,7 +121,7 @@ pub use event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warn
 pub use membership::{Membership, NODE_LINK, Transition};
 pub use spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
-    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec, MAX_GROUPS, NodeId,
-    SpecError,
+    FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec,
+    LAST_MAN_STANDING_DEADTIMES, MAX_GROUPS, NodeId, SpecError,
 };
 pub use state::{Cluster, HoldState};

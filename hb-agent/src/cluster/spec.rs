@@ -64,6 +64,9 @@ pub struct ClusterSpec {
     pub auto_failback: bool,
     /// Number of ping nodes + ping groups configured (0 = none).
     pub ping_targets: usize,
+    /// With two candidates, the other dead and ping targets configured: take the group only
+    /// while reaching one of them (false: regardless, as Heartbeat did).
+    pub ping_tie_break: bool,
     /// A fencing (STONITH) command is configured.
     pub fencing: bool,
 }

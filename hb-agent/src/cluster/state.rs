@@ -789,7 +789,12 @@ impl Cluster {
             .count();
         let ok = match n {
             0 | 1 => true,
-            2 => visible >= 2 || self.spec.ping_targets == 0 || self.our_ping() >= 1,
+            2 => {
+                visible >= 2
+                    || !self.spec.ping_tie_break
+                    || self.spec.ping_targets == 0
+                    || self.our_ping() >= 1
+            }
             _ => visible * 2 > n,
         };
         (visible, ok)

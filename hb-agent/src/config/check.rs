@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Found, Group, LinkKind};
+use crate::cluster::LAST_MAN_STANDING_DEADTIMES;
 use crate::resources::mac::child_name;
 use crate::resources::netlink::{default_broadcast, fmt_mac};
 use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
@@ -198,6 +199,8 @@ pub struct PlanGroup {
     pub here: bool,
     /// In start order (stopped in reverse).
     pub resources: Vec<PlanResource>,
+    /// When this group may be taken over (cluster rule 6), in words.
+    pub quorum: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -319,6 +322,7 @@ pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
                 .enumerate()
                 .map(|(i, r)| plan_resource(cfg, g, i, r, ocf_root))
                 .collect(),
+            quorum: quorum_rule(g.nodes.len(), cfg),
         })
         .collect();
     Plan {
@@ -359,6 +363,32 @@ pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
         },
         fencing: cfg.fencing.as_ref().map(|f| f.command.clone()),
         ignored: ignored(cfg),
+    }
+}
+
+/// Rule 6 of `cluster` for a group of `candidates`, in words.
+fn quorum_rule(candidates: usize, cfg: &Config) -> String {
+    let pings = cfg.deciding_ping_targets();
+    match candidates {
+        0 | 1 => "none needed (one candidate)".into(),
+        2 if pings == 0 => "none: a candidate takes the group when the other is dead, \
+                            as Heartbeat did (no ping targets deciding)"
+            .into(),
+        2 if !cfg.ping_tie_break => "none: a candidate takes the group when the other is \
+                                     dead, as Heartbeat did (two_node_tie_break = \"none\")"
+            .into(),
+        2 => "the other candidate alive, or a ping target reached: a node that reaches \
+              nothing does not take over from a dead peer (hb's tie-break against a \
+              partition; Heartbeat took over; TOML two_node_tie_break = \"none\" does too)"
+            .into(),
+        n => format!(
+            "a strict majority of the {n} candidates visible ({} of {n}; a candidate never \
+             heard counts); a candidate dead for {LAST_MAN_STANDING_DEADTIMES} deadtimes while \
+             the rest had quorum stops counting, so the survivor of failures one after another \
+             takes over (last man standing, as Heartbeat did), and candidates lost together (a \
+             partition) leave the rest without quorum",
+            n / 2 + 1
+        ),
     }
 }
 
@@ -582,7 +612,11 @@ impl Plan {
             };
             line(format!("  {} {}{from}", v.name, v.value));
         }
-        line("groups (start order; stopped in reverse):".into());
+        line(
+            "groups (this node starts its groups one at a time in this order, and stops \
+             them in reverse; each group's resources likewise):"
+                .into(),
+        );
         for g in &self.groups {
             let here = if g.here {
                 ""
@@ -599,6 +633,7 @@ impl Plan {
             for (i, r) in g.resources.iter().enumerate() {
                 line(format!("    {}. {}", i + 1, r.text));
             }
+            line(format!("    quorum to take it: {}", g.quorum));
         }
         if self.ping.is_empty() && self.ping_groups.is_empty() {
             line("ping targets: none".into());

@@ -141,6 +141,8 @@ pub fn load_ha_dir_on(dir: &Path, host: &dyn Host) -> Result<Config, Vec<Diag>> 
         auto_failback: cf.auto_failback.unwrap_or(true),
         groups,
         ping_moves_groups: cf.ping_respawned,
+        // Deliberate (README, migration): ha.cf has no word for it.
+        ping_tie_break: true,
         ping_nodes: cf.ping_nodes,
         ping_groups: cf.ping_groups,
         deadping: cf.deadping.map(|(d, _)| d),

@@ -42,6 +42,10 @@ pub struct Config {
     /// Heartbeat only watched ping nodes unless ha.cf respawned ipfail or
     /// pingd; TOML's `ping_nodes` always decide.
     pub ping_moves_groups: bool,
+    /// Two candidates, the other dead: take the group only while reaching
+    /// a ping target (hb's tie-break against a partition; the default), or
+    /// regardless, as Heartbeat did (TOML `two_node_tie_break = "none"`).
+    pub ping_tie_break: bool,
     /// Heartbeat's `deadping`, when given: how long a ping node may stay
     /// silent before it counts as unreachable. See [`Config::deadping`].
     pub deadping: Option<Duration>,
@@ -58,7 +62,8 @@ pub struct Config {
     /// Ignored directives and other non-fatal findings, with file:line.
     pub warnings: Vec<Diag>,
     /// The settings left at their default (`keepalive`, `udpport`, ...), as
-    /// the ha.d directives are named; None when not known (TOML).
+    /// the ha.d directives are named (for TOML too, so that `check` says
+    /// the same of both); None when not known (built in code).
     pub unset: Option<Vec<&'static str>>,
     /// The files the configuration was read from.
     pub source: Vec<PathBuf>,
@@ -177,6 +182,17 @@ impl Config {
     pub fn deadping(&self) -> Duration {
         self.deadping
             .unwrap_or_else(|| self.timing.deadtime.max(MIN_DEFAULT_DEADPING))
+    }
+
+    /// How many ping targets the cluster rules count (connectivity, the
+    /// two-node quorum): none when they are watched only (Heartbeat
+    /// without ipfail/pingd); the pinger still runs for status and logs.
+    pub fn deciding_ping_targets(&self) -> usize {
+        if self.ping_moves_groups {
+            self.ping_nodes.len() + self.ping_groups.len()
+        } else {
+            0
+        }
     }
 }
 

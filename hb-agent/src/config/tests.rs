@@ -932,6 +932,7 @@ fn example_toml_is_the_seed_cluster() {
         realtime: true,
         service_lease: true,
         ping_moves_groups: true,
+        ping_tie_break: true,
         warnings: cfg.warnings.clone(),
         unset: None,
         source: vec![fixtures().join("example.toml")],
@@ -1061,6 +1062,36 @@ fn toml_duration_needs_units() {
 fn toml_udp_port_out_of_range() {
     let errs = toml_errs(&MINIMAL.replace("cluster = \"t\"", "cluster = \"t\"\nudp_port = 99999"));
     assert!(errs[0].starts_with("hb.toml:2: udp_port: "), "{}", errs[0]);
+}
+
+#[test]
+fn toml_two_node_tie_break() {
+    let with = |v: &str| MINIMAL.replace("cluster = \"t\"", &format!("cluster = \"t\"\n{v}"));
+    let cfg = load_toml_str(MINIMAL, Path::new("hb.toml")).unwrap();
+    assert!(cfg.ping_tie_break, "on by default");
+    let cfg = load_toml_str(&with("two_node_tie_break = \"none\""), Path::new("hb.toml")).unwrap();
+    assert!(!cfg.ping_tie_break);
+    let errs = toml_errs(&with("two_node_tie_break = \"off\""));
+    assert!(
+        errs[0].starts_with(
+            "hb.toml:2: two_node_tie_break: expected \"ping\" or \"none\", found \"off\""
+        ),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn toml_timings_say_written_or_default_in_the_plan() {
+    let cfg = load_toml_str(
+        &format!("{MINIMAL}[timing]\nkeepalive = \"500ms\"\n"),
+        Path::new("hb.toml"),
+    )
+    .unwrap();
+    let text = crate::config::check::plan(&cfg, "a").render();
+    assert!(text.contains("  keepalive 500ms (written)\n"), "{text}");
+    assert!(text.contains("  deadtime "), "{text}");
+    assert!(text.contains(" (default)\n"), "{text}");
 }
 
 #[test]

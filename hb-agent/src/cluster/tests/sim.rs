@@ -41,6 +41,7 @@ pub fn spec(local: NodeId, nodes: &[NodeId], groups: &[(GroupId, &[NodeId])]) ->
         initdead_ns: INITDEAD,
         auto_failback: true,
         ping_targets: 0,
+        ping_tie_break: true,
         fencing: false,
     }
 }

@@ -927,6 +927,18 @@ fn two_node_tie_is_broken_by_the_ping_node() {
 }
 
 #[test]
+fn without_the_ping_tie_break_the_survivor_takes_over_as_heartbeat() {
+    let mut s = two(1);
+    s.ping_targets = 1;
+    s.ping_tie_break = false;
+    let mut o = One::started(s);
+    o.ev(Event::PingReachable { count: 0 });
+    o.up(0, adv(&[held(1)], 0));
+    let a = o.ev(Event::PeerDead { node: 0 });
+    assert_eq!(acquires(&a), [(G, 2)], "reaching no ping target");
+}
+
+#[test]
 fn connectivity_ties_move_nothing_and_a_better_peer_takes_over() {
     let mut s = two(0);
     s.ping_targets = 2;

@@ -114,6 +114,22 @@ impl Build<'_> {
             })
         });
         let script_dirs = self.script_dirs(f.script_dirs.as_ref());
+        let unset = unset(&f);
+        let ping_tie_break = match &f.two_node_tie_break {
+            None => true,
+            Some(v) => match v.get_ref().as_str() {
+                "ping" => true,
+                "none" => false,
+                other => {
+                    self.error(
+                        v,
+                        "two_node_tie_break",
+                        &format!("expected \"ping\" or \"none\", found {other:?}"),
+                    );
+                    true
+                }
+            },
+        };
 
         let config = Config {
             cluster_id: f.cluster_id.unwrap_or_else(|| fnv1a32(&cluster)),
@@ -138,8 +154,9 @@ impl Build<'_> {
             realtime: f.realtime.unwrap_or(true),
             service_lease: f.service_lease.unwrap_or(true),
             ping_moves_groups: true,
+            ping_tie_break,
             warnings: Vec::new(),
-            unset: None,
+            unset: Some(unset),
             source: Vec::new(),
         };
         validate::identities(&config, &node_spots, &group_spots, &mut self.diags);
@@ -627,6 +644,22 @@ impl Build<'_> {
 }
 
 /// 32 hex digits -> 16 bytes.
+/// The settings the file leaves at their default, by their ha.cf names
+/// (as `check` shows them for both formats).
+fn unset(f: &FileT) -> Vec<&'static str> {
+    let t = f.timing.as_ref();
+    let given = [
+        ("keepalive", t.is_some_and(|t| t.keepalive.is_some())),
+        ("deadtime", t.is_some_and(|t| t.deadtime.is_some())),
+        ("warntime", t.is_some_and(|t| t.warntime.is_some())),
+        ("initdead", t.is_some_and(|t| t.initdead.is_some())),
+        ("deadping", t.is_some_and(|t| t.deadping.is_some())),
+        ("udpport", f.udp_port.is_some()),
+        ("auto_failback", f.auto_failback.is_some()),
+    ];
+    given.iter().filter(|(_, g)| !g).map(|(n, _)| *n).collect()
+}
+
 fn hex_key(s: &str) -> Result<[u8; 16], String> {
     let bad = || {
         format!(

@@ -26,6 +26,7 @@ pub(super) struct FileT {
     pub(super) script_timeout: Option<Spanned<Dur>>,
     pub(super) realtime: Option<bool>,
     pub(super) service_lease: Option<bool>,
+    pub(super) two_node_tie_break: Option<Spanned<String>>,
     pub(super) timing: Option<TimingT>,
     pub(super) auth: Spanned<AuthT>,
     #[serde(default)]
