@@ -232,6 +232,7 @@ fn ip_resource(
             iface,
             broadcast,
             label,
+            ..
         } => (
             *addr,
             *prefix,
@@ -302,6 +303,14 @@ fn readings_follow_heartbeat() {
     let cfg = load(c, case, &nowhere()).unwrap();
     assert_eq!(ip_resource(&cfg, 0, 0).1, 24);
     assert_eq!(cfg.groups[0].found[&0].prefix, Found::NotFound);
+    // Either way each start looks at the routes again (ipaddr::start).
+    assert!(matches!(
+        cfg.groups[0].resources[0],
+        ResourceSpec::IpAddr {
+            route_prefix: true,
+            ..
+        }
+    ));
     assert!(warned(&cfg, 1, "no netmask written"));
 
     // 21 and 24: bcast, mcast, ucast and `udp` (= bcast again) on one
@@ -401,14 +410,27 @@ fn readings_follow_heartbeat() {
     // With ipfail and a ping node, the two-node quorum is hb's tie-break.
     let cfg = load(c, "29-andrewbx-config", &nowhere()).unwrap();
     let names: Vec<&str> = cfg.groups.iter().map(|g| g.name.as_str()).collect();
-    assert_eq!(names, ["IPaddr::172.16.1.200/24/eth0:1", "drbddisk::lin-mirror"]);
+    assert_eq!(
+        names,
+        ["IPaddr::172.16.1.200/24/eth0:1", "drbddisk::lin-mirror"]
+    );
     let p = plan(&cfg, "lin-node-01");
-    assert!(p.render().contains("starts its groups one at a time in this order"));
-    assert!(p.groups[0].quorum.starts_with("the other candidate alive, or a ping target"));
+    assert!(
+        p.render()
+            .contains("starts its groups one at a time in this order")
+    );
+    assert!(
+        p.groups[0]
+            .quorum
+            .starts_with("the other candidate alive, or a ping target")
+    );
     // 38: three candidates: a majority, down to the last man standing.
     let cfg = load(c, "38-iamii-MySSH", &nowhere()).unwrap();
     let q = &plan(&cfg, "test1").groups[0].quorum;
-    assert!(q.starts_with("a strict majority of the 3 candidates"), "{q}");
+    assert!(
+        q.starts_with("a strict majority of the 3 candidates"),
+        "{q}"
+    );
     assert!(q.contains("last man standing"), "{q}");
     // 10: two nodes, no ping nodes: no quorum needed, as Heartbeat.
     let cfg = load(c, "10-gslin-coscup2015-mysql-hands-on", &nowhere()).unwrap();

@@ -218,6 +218,7 @@ mod tests {
         let ip = |iface: Option<&str>| ResourceSpec::IpAddr {
             addr: vip,
             prefix: 24,
+            route_prefix: false,
             iface: iface.map(str::to_string),
             broadcast: None,
             label: None,

@@ -406,6 +406,7 @@ fn plan_resource(
             iface,
             broadcast,
             label,
+            ..
         } => {
             let found = group.found.get(&index);
             let said = |f: Option<&Found>, what: &str| match f {

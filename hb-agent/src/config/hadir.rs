@@ -292,7 +292,9 @@ fn own_ucast_skipped(
 /// An IP resource without a netmask (or interface) takes it from this
 /// host's connected route, as Heartbeat's findif did from the routing
 /// table; without such a route it keeps the /24 (/64) fallback, with a
-/// warning. Done when the configuration is read, i.e. when the agent starts.
+/// warning. What this finds when the configuration is read is what `check`
+/// shows and the fallback; each start of the group looks again
+/// (`ResourceSpec::IpAddr::route_prefix`), as findif ran at each start.
 fn routes_for_unwritten(
     g: &mut super::model::Group,
     host_addrs: &[host::HostAddr],
@@ -332,7 +334,8 @@ fn routes_for_unwritten(
                             &o.file,
                             format!(
                                 "{addr}: no netmask written, and no connected route of this \
-                                 host holds it: hb assumes /{prefix} (Heartbeat took the \
+                                 host holds it now: each start looks again, and assumes \
+                                 /{prefix} if there is still none (Heartbeat took the \
                                  netmask from the routing table; write {addr}/PREFIX)"
                             ),
                         )

@@ -270,6 +270,7 @@ pub(crate) fn ipaddr_written(spec: &str) -> Result<(ResourceSpec, bool), String>
     let spec = ResourceSpec::IpAddr {
         addr,
         prefix: prefix.unwrap_or_else(|| values::default_prefix(addr)),
+        route_prefix: prefix.is_none(),
         iface,
         broadcast,
         label,
@@ -417,6 +418,7 @@ mod tests {
             ResourceSpec::IpAddr {
                 addr: ip("192.168.60.200"),
                 prefix: 24,
+                route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: None,
                 label: None
@@ -451,6 +453,7 @@ mod tests {
             Ok(ResourceSpec::IpAddr {
                 addr: ip("1.2.3.4"),
                 prefix: 24,
+                route_prefix: true,
                 iface: None,
                 broadcast: None,
                 label: None
@@ -461,6 +464,7 @@ mod tests {
             Ok(ResourceSpec::IpAddr {
                 addr: ip("10.1.1.1"),
                 prefix: 16,
+                route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: Some("10.1.255.255".parse().unwrap()),
                 label: Some("eth0:1".into())
@@ -471,6 +475,7 @@ mod tests {
             Ok(ResourceSpec::IpAddr {
                 addr: ip("10.0.0.170"),
                 prefix: 24,
+                route_prefix: true,
                 iface: None,
                 broadcast: None,
                 label: None
@@ -492,6 +497,7 @@ mod tests {
             Ok(ResourceSpec::IpAddr {
                 addr: ip("10.0.30.15"),
                 prefix: 8,
+                route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: None,
                 label: Some("eth0:10".into())
@@ -511,6 +517,7 @@ mod tests {
             Ok(ResourceSpec::IpAddr {
                 addr: ip("10.0.0.5"),
                 prefix: 24,
+                route_prefix: false,
                 iface: None,
                 broadcast: Some("10.0.0.255".parse().unwrap()),
                 label: None

@@ -73,6 +73,47 @@ pub(crate) fn effective_label(
     Ok(Some(full))
 }
 
+/// The prefix of this host's connected route to `addr` on `link`, as
+/// Heartbeat's findif took the netmask from the routing table: the longest
+/// of the link's own addresses (not `addr` itself) whose subnet holds it.
+pub async fn connected_prefix(
+    nl: &Netlink,
+    addr: IpAddr,
+    link: &Link,
+) -> Result<Option<u8>, ResourceError> {
+    let all = nl.addresses(Some(link.index)).await?;
+    Ok(all
+        .iter()
+        .filter(|a| a.index == link.index && a.addr != addr && a.scope < 254)
+        .filter(|a| in_subnet(addr, a.addr, a.prefix))
+        .map(|a| a.prefix)
+        .max())
+}
+
+/// `written` as is, or with `from_route` the connected route's prefix
+/// (`written` being the fallback, said in the log when it is used).
+pub async fn effective_prefix(
+    nl: &Netlink,
+    addr: IpAddr,
+    written: u8,
+    from_route: bool,
+    link: &Link,
+) -> Result<u8, ResourceError> {
+    if !from_route {
+        return Ok(written);
+    }
+    Ok(match connected_prefix(nl, addr, link).await? {
+        Some(p) => p,
+        None => {
+            tracing::warn!(
+                "{addr}: no netmask written and no connected route on {} holds it: /{written}",
+                link.name
+            );
+            written
+        }
+    })
+}
+
 /// An address to put on an interface.
 pub struct Wanted<'a> {
     pub addr: IpAddr,
@@ -158,7 +199,7 @@ pub async fn ensure_on(
 pub async fn start(
     nl: &Netlink,
     addr: IpAddr,
-    prefix: u8,
+    (prefix, route_prefix): (u8, bool),
     iface: Option<&str>,
     broadcast: Option<Ipv4Addr>,
     label: Option<&str>,
@@ -167,6 +208,7 @@ pub async fn start(
         Some(n) => nl.link(n).await?,
         None => find_interface(nl, addr).await?,
     };
+    let prefix = effective_prefix(nl, addr, prefix, route_prefix, &link).await?;
     let w = Wanted {
         addr,
         prefix,
@@ -187,11 +229,12 @@ pub async fn start(
     ))
 }
 
-/// Stops the resource; returns whether something was removed.
+/// Stops the resource; returns whether something was removed. `prefix`
+/// None: the address whatever its prefix (one taken from a route).
 pub async fn stop(
     nl: &Netlink,
     addr: IpAddr,
-    prefix: u8,
+    prefix: Option<u8>,
     iface: Option<&str>,
 ) -> Result<bool, ResourceError> {
     let link = match iface {
@@ -199,8 +242,20 @@ pub async fn stop(
             Some(l) => l,
             None => return Ok(false),
         },
-        None => match holder(nl, addr, Some(prefix)).await? {
+        None => match holder(nl, addr, prefix).await? {
             Some(l) => l,
+            None => return Ok(false),
+        },
+    };
+    let prefix = match prefix {
+        Some(p) => p,
+        None => match nl
+            .addresses(Some(link.index))
+            .await?
+            .iter()
+            .find(|a| a.index == link.index && a.addr == addr)
+        {
+            Some(a) => a.prefix,
             None => return Ok(false),
         },
     };
@@ -211,11 +266,12 @@ pub async fn stop(
     Ok(removed)
 }
 
-/// Whether `addr/prefix` is on its interface; with the owning interface.
+/// Whether `addr/prefix` (any prefix: None) is on its interface; with the
+/// owning interface.
 pub async fn status(
     nl: &Netlink,
     addr: IpAddr,
-    prefix: u8,
+    prefix: Option<u8>,
     iface: Option<&str>,
 ) -> Result<Option<String>, ResourceError> {
     match iface {
@@ -226,9 +282,9 @@ pub async fn status(
             let present = nl.addresses(Some(link.index)).await?;
             Ok(present
                 .iter()
-                .any(|a| a.addr == addr && a.prefix == prefix)
+                .any(|a| a.addr == addr && prefix.is_none_or(|p| p == a.prefix))
                 .then_some(link.name))
         }
-        None => Ok(holder(nl, addr, Some(prefix)).await?.map(|l| l.name)),
+        None => Ok(holder(nl, addr, prefix).await?.map(|l| l.name)),
     }
 }

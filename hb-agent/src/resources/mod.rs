@@ -540,6 +540,7 @@ impl Resources {
             ResourceSpec::IpAddr {
                 addr,
                 prefix,
+                route_prefix,
                 iface,
                 broadcast,
                 label,
@@ -547,7 +548,7 @@ impl Resources {
                 let (c, t) = ipaddr::start(
                     nl,
                     *addr,
-                    *prefix,
+                    (*prefix, *route_prefix),
                     iface.as_deref(),
                     *broadcast,
                     label.as_deref(),
@@ -615,10 +616,14 @@ impl Resources {
             ResourceSpec::IpAddr {
                 addr,
                 prefix,
+                route_prefix,
                 iface,
                 ..
             } => Ok((
-                Outcome::from_changed(ipaddr::stop(nl, *addr, *prefix, iface.as_deref()).await?),
+                Outcome::from_changed(
+                    ipaddr::stop(nl, *addr, written(*prefix, *route_prefix), iface.as_deref())
+                        .await?,
+                ),
                 Vec::new(),
             )),
             ResourceSpec::Mac {
@@ -679,10 +684,13 @@ impl Resources {
             ResourceSpec::IpAddr {
                 addr,
                 prefix,
+                route_prefix,
                 iface,
                 ..
             } => Ok(
-                match ipaddr::status(nl, *addr, *prefix, iface.as_deref()).await? {
+                match ipaddr::status(nl, *addr, written(*prefix, *route_prefix), iface.as_deref())
+                    .await?
+                {
                     Some(_) => ResourceState::InPlace,
                     None => ResourceState::Absent,
                 },
@@ -731,4 +739,10 @@ impl Resources {
             }
         }
     }
+}
+
+/// The prefix stop and status match: the written one, or any (None) when
+/// it was taken from a route at start (the route may have changed since).
+fn written(prefix: u8, route_prefix: bool) -> Option<u8> {
+    (!route_prefix).then_some(prefix)
 }

@@ -87,6 +87,7 @@ pub async fn plan(
         Some(ResourceSpec::IpAddr {
             addr: IpAddr::V4(addr),
             prefix,
+            route_prefix,
             iface: Some(iface),
             broadcast,
             label,
@@ -100,6 +101,14 @@ pub async fn plan(
             // A label the full start would refuse: leave it to say so.
             let Ok(label) = ipaddr::effective_label(iface, label.as_deref()) else {
                 return Ok(None);
+            };
+            // As the full start would put it up (quietly: this runs after
+            // every operation; the start says when it falls back).
+            let prefix = &match route_prefix {
+                true => ipaddr::connected_prefix(nl, IpAddr::V4(*addr), &link)
+                    .await?
+                    .unwrap_or(*prefix),
+                false => *prefix,
             };
             Ok(Some(Plan {
                 iface: iface.clone(),

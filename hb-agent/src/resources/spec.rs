@@ -32,6 +32,11 @@ pub enum ResourceSpec {
     IpAddr {
         addr: IpAddr,
         prefix: u8,
+        /// No prefix written: each start takes it (like the interface, when
+        /// none is written) from the host's connected route to `addr`, as
+        /// Heartbeat's findif did; `prefix` only when no route holds it.
+        /// Stop and status then match the address whatever its prefix.
+        route_prefix: bool,
         /// None = the interface whose connected subnet contains `addr`.
         iface: Option<String>,
         broadcast: Option<Ipv4Addr>,

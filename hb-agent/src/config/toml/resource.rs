@@ -106,6 +106,7 @@ impl Build<'_> {
         Some(ResourceSpec::IpAddr {
             addr,
             prefix,
+            route_prefix: !address.get_ref().contains('/'),
             iface,
             broadcast,
             label,

@@ -10,6 +10,7 @@ fn ip_add_remove_with_prefix_broadcast_label() {
     let v4 = ResourceSpec::IpAddr {
         addr: ip("192.168.32.21"),
         prefix: 24,
+        route_prefix: false,
         iface: Some("eth0".into()),
         broadcast: Some("192.168.32.255".parse().unwrap()),
         label: Some("vip".into()),
@@ -18,6 +19,7 @@ fn ip_add_remove_with_prefix_broadcast_label() {
     let auto = ResourceSpec::IpAddr {
         addr: ip("192.168.32.22"),
         prefix: 25,
+        route_prefix: false,
         iface: None,
         broadcast: Some("192.168.32.100".parse().unwrap()),
         label: Some("eth0:web".into()),
@@ -157,6 +159,7 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
     let vip = ResourceSpec::IpAddr {
         addr: ip("192.168.32.21"),
         prefix: 24,
+        route_prefix: false,
         iface: Some("eth0".into()),
         broadcast: None,
         label: Some("vip".into()),
@@ -226,4 +229,74 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
             .expect("start")
     });
     assert_eq!(start.resources[0].outcome, Outcome::Unchanged, "{start:?}");
+}
+
+/// No netmask written: each start takes the prefix of the connected route
+/// it finds then (Heartbeat's findif), not the one found when the agent
+/// read its configuration; stop removes the address whatever its prefix.
+#[test]
+fn ip_without_written_prefix_takes_the_route_s_at_each_start() {
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let spec = |iface: Option<&str>| ResourceSpec::IpAddr {
+        addr: ip("192.168.32.21"),
+        prefix: 24,
+        route_prefix: true,
+        iface: iface.map(str::to_string),
+        broadcast: None,
+        label: None,
+    };
+    let with_iface = vec![spec(Some("eth0"))];
+    let auto = vec![spec(None)];
+    let vip_lines = |ns: &Netns| -> Vec<String> {
+        lines(ns, "-4 -o addr show dev eth0")
+            .into_iter()
+            .filter(|l| l.contains("192.168.32.21/"))
+            .collect()
+    };
+    // The host's subnet is a /24 when the group first starts...
+    let (g, c) = (with_iface.clone(), cfg.clone());
+    let status = lan.node.run(false, move || async move {
+        let r = resources(c);
+        r.start_group("g", &g).await.expect("start");
+        r.status_group("g", &g).await
+    });
+    assert!(status.all_in_place(), "{status:?}");
+    let first = vip_lines(&lan.node);
+    assert!(
+        first.len() == 1 && first[0].contains("192.168.32.21/24 brd 192.168.32.255"),
+        "{first:#?}"
+    );
+    // ... and a /28 by its next start (renumbered while the agent ran):
+    // stop takes the /24 away, the start puts up a /28.
+    lan.node.ip("addr del 192.168.32.31/24 dev eth0");
+    lan.node.ip("addr add 192.168.32.17/28 brd + dev eth0");
+    let (g, c) = (auto.clone(), cfg.clone());
+    let (stopped, status) = lan.node.run(false, move || async move {
+        let r = resources(c);
+        let stopped = r.stop_group("g", &g).await;
+        r.start_group("g", &g).await.expect("start");
+        (stopped, r.status_group("g", &g).await)
+    });
+    assert!(stopped.is_clean(), "{stopped:?}");
+    assert!(status.all_in_place(), "{status:?}");
+    let second = vip_lines(&lan.node);
+    assert!(
+        second.len() == 1 && second[0].contains("192.168.32.21/28 brd 192.168.32.31"),
+        "{second:#?}"
+    );
+    // With no connected route left, the written fallback (/24).
+    lan.node.ip("addr del 192.168.32.17/28 dev eth0");
+    let (g, c) = (with_iface, cfg);
+    lan.node.run(false, move || async move {
+        let r = resources(c);
+        assert!(r.stop_group("g", &g).await.is_clean());
+        r.start_group("g", &g).await.expect("start");
+    });
+    let third = vip_lines(&lan.node);
+    assert!(
+        third.len() == 1 && third[0].contains("192.168.32.21/24"),
+        "{third:#?}"
+    );
 }

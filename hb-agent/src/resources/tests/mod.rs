@@ -209,6 +209,7 @@ pub fn ip_spec(addr: &str, prefix: u8, iface: Option<&str>) -> ResourceSpec {
     ResourceSpec::IpAddr {
         addr: addr.parse().unwrap(),
         prefix,
+        route_prefix: false,
         iface: iface.map(str::to_string),
         broadcast: None,
         label: None,
