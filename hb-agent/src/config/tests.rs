@@ -934,7 +934,7 @@ fn example_toml_is_the_seed_cluster() {
         ping_moves_groups: true,
         ping_tie_break: true,
         warnings: cfg.warnings.clone(),
-        unset: None,
+        unset: Some(vec![]),
         source: vec![fixtures().join("example.toml")],
     };
     assert_eq!(cfg, expected);
@@ -1311,6 +1311,7 @@ params = { ip = "10.0.0.9", cidr_netmask = "24" }
         ResourceSpec::IpAddr {
             addr: ip("fd00::80"),
             prefix: 64,
+            route_prefix: false,
             iface: Some("eth0".into()),
             broadcast: None,
             label: Some("web".into())
