@@ -212,3 +212,17 @@ fn agent_restart_adopts_held_group_without_outage() {
         r.outage_ms
     );
 }
+
+/// vip1 on three candidates (node0, node2, node1): node0 fails and node2
+/// takes it with two of three visible; node2 fails later and node1, the
+/// last candidate standing, takes both groups; both fail back.
+#[test]
+fn last_man_standing_takes_over_after_failures_one_after_another() {
+    let mut l = lab(false);
+    let r = run(
+        &mut l,
+        "vip1 on three candidates: node0, then node2 power off",
+    );
+    assert_eq!(r.owner_during, ["node1", "node1"]);
+    assert_no_dual(&r);
+}

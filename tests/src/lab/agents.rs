@@ -33,23 +33,48 @@ impl Default for Timings {
     }
 }
 
-/// Which groups each node's haresources lists, as in the seed: node0 and
-/// node2 only their own, node1 both.
-fn groups_of(i: usize) -> &'static [usize] {
-    match i {
-        0 => &[0],
-        1 => &[0, 1],
-        _ => &[1],
-    }
+/// Who knows whom and who may run what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// As the seed: each primary knows itself and the standby, and runs
+    /// only its own group; the standby knows all three and runs both.
+    Seed,
+    /// Every node knows every other, and vip1 has all three as candidates
+    /// (node0, node2, node1: the standby's priority order); vip2 as in
+    /// the seed. For quorum with three candidates.
+    Vip1OnAll,
 }
 
-/// ha.cf `node` lines, as the seed has them: each primary knows itself and
-/// the standby; the standby knows all three (order = priority).
-fn nodes_of(i: usize) -> &'static [usize] {
-    match i {
-        0 => &[0, 1],
-        1 => &[0, 2, 1],
-        _ => &[2, 1],
+impl Layout {
+    /// Which groups node `i`'s haresources lists (or its TOML defines).
+    fn groups_of(self, i: usize) -> &'static [usize] {
+        match (self, i) {
+            (_, 0) => &[0],
+            (_, 1) => &[0, 1],
+            (Layout::Seed, _) => &[1],
+            (Layout::Vip1OnAll, _) => &[0, 1],
+        }
+    }
+
+    /// ha.cf `node` lines (order = priority; the same order on every node).
+    fn nodes_of(self, i: usize) -> &'static [usize] {
+        match (self, i) {
+            (Layout::Vip1OnAll, _) | (_, 1) => &[0, 2, 1],
+            (_, 0) => &[0, 1],
+            _ => &[2, 1],
+        }
+    }
+
+    /// Group `g`'s candidates, most preferred first, as node `i` lists them.
+    fn candidates(self, g: usize, i: usize) -> Vec<usize> {
+        let all: &[usize] = match (self, g) {
+            (Layout::Vip1OnAll, 0) => &[0, 2, 1],
+            _ => &[primary_of(g), 1],
+        };
+        all.iter()
+            .copied()
+            .filter(|n| self.nodes_of(i).contains(n))
+            .collect()
     }
 }
 
@@ -66,7 +91,7 @@ fn mac_resource(g: usize) -> String {
 /// must be told by the carrier, not a minute later), heartbeats on both networks (`bcast eth2
 /// eth0`: cutting one network alone must not split the cluster), and the
 /// native MAC takeover in macvlan mode so the standby can hold both groups.
-pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
+pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings, layout: Layout) -> Result<()> {
     fs::create_dir_all(dir.join("resource.d"))?;
     let mut cf = format!(
         "# hb lab: node{i}'s ha.cf from the tutorial, with lab timings\n\
@@ -81,7 +106,7 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
          auto_failback on\n",
         t.keepalive_ms, t.deadtime_ms, t.warntime_ms, t.initdead_ms
     );
-    for n in nodes_of(i) {
+    for n in layout.nodes_of(i) {
         cf.push_str(&format!("node    node{n}\n"));
     }
     cf.push_str(&format!(
@@ -89,7 +114,7 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
     ));
     fs::write(dir.join("ha.cf"), cf)?;
     let mut hr = String::from("# hb lab haresources: one line per group, identical where shared\n");
-    for g in groups_of(i) {
+    for g in layout.groups_of(i) {
         hr.push_str(&format!(
             "node{} {} Hostname::{}\n",
             primary_of(*g),
@@ -105,7 +130,7 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings) -> Result<()> {
 }
 
 /// The same cluster in native TOML for node `i`.
-pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
+pub fn write_toml(path: &Path, i: usize, t: &Timings, layout: Layout) -> Result<()> {
     let mut s = format!(
         "cluster = \"heartbeat\"\nauto_failback = true\nping_nodes = [\"{GATEWAY}\"]\n\
          [timing]\nkeepalive = \"{}ms\"\ndeadtime = \"{}ms\"\nwarntime = \"{}ms\"\ninitdead = \"{}ms\"\ndeadping = \"60s\"\n\
@@ -114,17 +139,16 @@ pub fn write_toml(path: &Path, i: usize, t: &Timings) -> Result<()> {
          [[link]]\nname = \"eth0\"\niface = \"eth0\"\nkind = \"bcast\"\n",
         t.keepalive_ms, t.deadtime_ms, t.warntime_ms, t.initdead_ms
     );
-    for n in nodes_of(i) {
+    for n in layout.nodes_of(i) {
         s.push_str(&format!(
             "[[node]]\nname = \"node{n}\"\naddrs = {{ eth2 = \"{}\", eth0 = \"{}\" }}\n",
             NODES[*n].hb_ip, NODES[*n].svc_ip
         ));
     }
-    for g in groups_of(i) {
-        let p = primary_of(*g);
-        let nodes: Vec<String> = [p, 1]
+    for g in layout.groups_of(i) {
+        let nodes: Vec<String> = layout
+            .candidates(*g, i)
             .iter()
-            .filter(|n| nodes_of(i).contains(n))
             .map(|n| format!("\"node{n}\""))
             .collect();
         s.push_str(&format!(

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use hb_agent::sender::clock;
 
-use agents::{AgentProc, Timings};
+use agents::{AgentProc, Layout, Timings};
 use observe::{Prober, Watcher};
 use topology::{NODES, Topology};
 
@@ -93,19 +93,13 @@ impl Lab {
         let guard = DirGuard(dir.clone());
         let topo = Topology::build()?;
         let bpffs = crate::netns::BpfFs::mount()?;
-        let mut confs = Vec::new();
-        for (i, node) in NODES.iter().enumerate() {
-            let c = if opts.toml {
-                let p = dir.join(format!("{}.toml", node.name));
-                agents::write_toml(&p, i, &opts.timings)?;
-                p
-            } else {
-                let p = dir.join(format!("{}-ha.d", node.name));
-                agents::write_ha_dir(&p, i, &opts.timings)?;
-                p
-            };
-            confs.push(c);
-        }
+        let confs: Vec<PathBuf> = NODES
+            .iter()
+            .map(|node| match opts.toml {
+                true => dir.join(format!("{}.toml", node.name)),
+                false => dir.join(format!("{}-ha.d", node.name)),
+            })
+            .collect();
         let watcher = Watcher::start(&topo.nodes);
         let prober = Prober::start(&topo.gw, opts.probe_interval)?;
         let timeline = timeline::Timeline::new(dir.clone(), opts.verbose);
@@ -121,6 +115,7 @@ impl Lab {
             _dir: guard,
         };
         for i in 0..3 {
+            lab.write_config(i, Layout::Seed)?;
             lab.start_agent(i)?;
         }
         lab.wait_owners([Some(0), Some(2)], lab.settle_timeout())
@@ -128,6 +123,35 @@ impl Lab {
         lab.timeline
             .note("cluster up: node0 holds vip1, node2 holds vip2");
         Ok(lab)
+    }
+
+    /// Writes node `i`'s configuration for `layout` (read at its next start).
+    pub fn write_config(&self, i: usize, layout: Layout) -> Result<()> {
+        let (c, t) = (&self.confs[i], &self.opts.timings);
+        match self.opts.toml {
+            true => agents::write_toml(c, i, t, layout),
+            false => agents::write_ha_dir(c, i, t, layout),
+        }
+    }
+
+    /// A rolling change of every node's configuration to `layout`, as an
+    /// operator would do it: the standby first, then each primary (its
+    /// group moves to the standby and back), the initial owners restored
+    /// after each.
+    pub fn reconfigure(&mut self, layout: Layout) -> Result<()> {
+        for i in [1, 2, 0] {
+            self.timeline.note(&format!(
+                "restarting {} with layout {layout:?}",
+                NODES[i].name
+            ));
+            if let Some(a) = self.agents[i].take() {
+                a.stop(Duration::from_secs(10))?;
+            }
+            self.write_config(i, layout)?;
+            self.start_agent(i)?;
+            self.wait_owners([Some(0), Some(2)], self.settle_timeout())?;
+        }
+        Ok(())
     }
 
     pub fn deadtime(&self) -> Duration {

@@ -8,7 +8,9 @@ use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use super::Lab;
+use super::agents::Layout;
 use super::topology::{NODES, VHOSTS, VIPS, VMACS};
+use hb_agent::cluster::LAST_MAN_STANDING_DEADTIMES;
 
 /// Initial owners: node0 holds vip1, node2 holds vip2; node1 is the standby.
 pub const INITIAL: [Option<usize>; 2] = [Some(0), Some(2)];
@@ -70,6 +72,10 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
         ("heartbeat network cut", heartbeat_net_cut),
         ("flapping heartbeat link on node0", flapping_link),
         ("flapping service cable on node0", flapping_cable),
+        (
+            "vip1 on three candidates: node0, then node2 power off",
+            last_man_standing,
+        ),
     ]
 }
 
@@ -196,31 +202,72 @@ pub fn cable_pull(l: &mut Lab, i: usize) -> Result<Phases> {
 pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
     let t0 = l.now();
     for &i in nodes {
-        l.timeline.note(&format!("powering {} off", NODES[i].name));
-        // Power goes at once: the agent must not see its links die and
-        // react (it would hand over like a pulled cable), so freeze it, cut
-        // both cables within microseconds, then kill it (its exit, closing
-        // BPF objects, takes tens of ms while the kernel would still answer).
-        if let Some(a) = &l.agents[i] {
-            a.signal(libc::SIGSTOP);
-        }
-        l.topo.both_cables_fast(i, false)?;
-        if let Some(a) = l.agents[i].take() {
-            a.kill();
-        }
-        reset_node(l, i)?;
+        cut_power(l, i)?;
     }
     let timeout = l.settle_timeout();
     l.wait_owners(during_owners(nodes), timeout)?;
     let failover_ns = l.now() - t0;
     let during = owners_str(l);
     for &i in nodes {
-        l.timeline.note(&format!("powering {} on", NODES[i].name));
-        l.topo.cable(i, true, true)?;
-        l.topo.cable(i, false, true)?;
-        l.start_agent(i)?;
+        restore_power(l, i)?;
     }
     l.wait_owners(INITIAL, timeout)?;
+    Ok(Phases {
+        failover_ns: Some(failover_ns),
+        during: Some(during),
+        resumed_at: None,
+    })
+}
+
+fn cut_power(l: &mut Lab, i: usize) -> Result<()> {
+    l.timeline.note(&format!("powering {} off", NODES[i].name));
+    // Power goes at once: the agent must not see its links die and
+    // react (it would hand over like a pulled cable), so freeze it, cut
+    // both cables within microseconds, then kill it (its exit, closing
+    // BPF objects, takes tens of ms while the kernel would still answer).
+    if let Some(a) = &l.agents[i] {
+        a.signal(libc::SIGSTOP);
+    }
+    l.topo.both_cables_fast(i, false)?;
+    if let Some(a) = l.agents[i].take() {
+        a.kill();
+    }
+    reset_node(l, i)
+}
+
+fn restore_power(l: &mut Lab, i: usize) -> Result<()> {
+    l.timeline.note(&format!("powering {} on", NODES[i].name));
+    l.topo.cable(i, true, true)?;
+    l.topo.cable(i, false, true)?;
+    l.start_agent(i)
+}
+
+/// Quorum with three candidates (issue 12, corpus case 38): vip1 may run
+/// on all three nodes. node0 fails, node2 (next in priority) takes vip1
+/// with two of three visible; a while later node2 fails too, and node1,
+/// the last man standing, takes both groups: node0 dead for more than the
+/// window no longer counts (Heartbeat took over there too). Power back on,
+/// the groups go home; the seed's layout is restored before and after, by
+/// rolling restarts that keep both VIPs served.
+pub fn last_man_standing(l: &mut Lab) -> Result<Phases> {
+    l.reconfigure(Layout::Vip1OnAll)?;
+    let timeout = l.settle_timeout();
+    cut_power(l, 0)?;
+    l.wait_owners([Some(2), Some(2)], timeout)?;
+    // The rule is one of time: a candidate dead for LAST_MAN_STANDING
+    // deadtimes while the others had quorum stops being expected. Nothing
+    // to await but the clock; twice the window.
+    std::thread::sleep(l.deadtime() * (2 * LAST_MAN_STANDING_DEADTIMES as u32));
+    let t0 = l.now();
+    cut_power(l, 2)?;
+    l.wait_owners([Some(1), Some(1)], timeout)
+        .context("node1, the last candidate standing, should take vip1 and vip2")?;
+    let failover_ns = l.now() - t0;
+    let during = owners_str(l);
+    restore_power(l, 2)?;
+    restore_power(l, 0)?;
+    l.wait_owners(INITIAL, timeout)?;
+    l.reconfigure(Layout::Seed)?;
     Ok(Phases {
         failover_ns: Some(failover_ns),
         during: Some(during),
