@@ -124,7 +124,7 @@ impl Build<'_> {
                     self.error(
                         v,
                         "two_node_tie_break",
-                        &format!("expected \"ping\" or \"none\", found {other:?}"),
+                        format!("expected \"ping\" or \"none\", found {other:?}"),
                     );
                     true
                 }
