@@ -292,6 +292,24 @@ fn the_last_of_three_that_died_one_after_another_takes_over() {
     });
 }
 
+/// votequorum's wait_for_all: candidates never heard count as expected, so a node that boots
+/// alone out of three takes nothing however long it waits (initdead and far beyond); the first
+/// peer it hears makes two of three, and one of them takes the group.
+#[test]
+fn a_node_booted_alone_out_of_three_waits_for_a_peer() {
+    let specs = (0..3)
+        .map(|n| spec(n, &[0, 1, 2], &[(VIP1, &[0, 1, 2])]))
+        .collect();
+    let mut s = Sim::new(specs, 1);
+    s.boot(2);
+    s.run(20 * DEAD_STEPS);
+    assert_eq!(s.holders(VIP1), Vec::<u32>::new(), "alone out of three");
+    s.boot(1);
+    s.run_until(20 * DEAD_STEPS, "node1 took vip1", |s| {
+        s.holders(VIP1) == [1]
+    });
+}
+
 /// Two of three gone at once look like a partition: the one left has no quorum.
 #[test]
 fn two_of_three_gone_at_once_leave_no_quorum() {
