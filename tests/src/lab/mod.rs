@@ -135,11 +135,14 @@ impl Lab {
     }
 
     /// A rolling change of every node's configuration to `layout`, as an
-    /// operator would do it: the standby first, then each primary (its
+    /// operator would do it: one node at a time in `order` (a primary's
     /// group moves to the standby and back), the initial owners restored
-    /// after each.
-    pub fn reconfigure(&mut self, layout: Layout) -> Result<()> {
-        for i in [1, 2, 0] {
+    /// after each. The order matters: a node still on the old layout must
+    /// never hand a group to a node it does not know (it would not hear it
+    /// serve, and keep its withdrawn copy a deadtime), nor miss one that
+    /// holds it.
+    pub fn reconfigure(&mut self, layout: Layout, order: [usize; 3]) -> Result<()> {
+        for i in order {
             self.timeline.note(&format!(
                 "restarting {} with layout {layout:?}",
                 NODES[i].name

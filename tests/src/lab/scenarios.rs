@@ -250,7 +250,9 @@ fn restore_power(l: &mut Lab, i: usize) -> Result<()> {
 /// the groups go home; the seed's layout is restored before and after, by
 /// rolling restarts that keep both VIPs served.
 pub fn last_man_standing(l: &mut Lab) -> Result<Phases> {
-    l.reconfigure(Layout::Vip1OnAll)?;
+    // Standby first, then node0 (its vip1 goes to node1: node2 does not
+    // run it yet), then node2.
+    l.reconfigure(Layout::Vip1OnAll, [1, 0, 2])?;
     let timeout = l.settle_timeout();
     cut_power(l, 0)?;
     l.wait_owners([Some(2), Some(2)], timeout)?;
@@ -267,7 +269,9 @@ pub fn last_man_standing(l: &mut Lab) -> Result<Phases> {
     restore_power(l, 2)?;
     restore_power(l, 0)?;
     l.wait_owners(INITIAL, timeout)?;
-    l.reconfigure(Layout::Seed)?;
+    // node2 first (it stops running vip1), so that node0's vip1 goes to
+    // node1, which node0's seed layout knows.
+    l.reconfigure(Layout::Seed, [2, 0, 1])?;
     Ok(Phases {
         failover_ns: Some(failover_ns),
         during: Some(during),
