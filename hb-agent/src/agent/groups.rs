@@ -32,6 +32,7 @@ use crate::resources::{
     spec::{MacMode, ResourceSpec},
 };
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Start,
     Stop,

@@ -4,16 +4,22 @@
 //! resources -> status.
 
 mod convert;
+pub mod core;
 mod epochs;
+mod event_loop;
+mod executor;
 mod fence;
 mod groups;
 mod lane;
 mod lease;
 pub mod notify;
 mod realtime;
-mod runtime;
-mod status;
+mod report;
+mod startup;
 mod withdraw;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 
@@ -62,7 +68,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let r = rt.block_on(runtime::Agent::run(opts));
+    let r = rt.block_on(event_loop::run(opts));
     // A reload still stuck reading a file (a hung mount) must not hold up
     // the exit: dropping the runtime would wait for it forever.
     rt.shutdown_timeout(std::time::Duration::from_millis(100));

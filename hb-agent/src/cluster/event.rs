@@ -261,73 +261,131 @@ fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
 }
 
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Warning {
+    /// The warning with node and group ids rendered by `node` and `group`
+    /// (names, for people; the `Display` form prints the ids).
+    pub fn render(
+        &self,
+        node: &dyn Fn(NodeId) -> String,
+        group: &dyn Fn(GroupId) -> String,
+    ) -> String {
+        let mut out = String::new();
+        let _ = self.write(&mut out, node, group);
+        out
+    }
+
+    fn write(
+        &self,
+        f: &mut dyn fmt::Write,
+        nf: &dyn Fn(NodeId) -> String,
+        gf: &dyn Fn(GroupId) -> String,
+    ) -> fmt::Result {
         match self {
-            Self::LateHeartbeat { node, link, gap_ns } => write!(
-                f,
-                "late heartbeat from node {node} on link {link}: {:.1} ms since the previous one",
-                ms(*gap_ns)
-            ),
+            Self::LateHeartbeat { node, link, gap_ns } => {
+                let node = nf(*node);
+                write!(
+                    f,
+                    "late heartbeat from node {node} on link {link}: {:.1} ms since the previous one",
+                    ms(*gap_ns)
+                )
+            }
             Self::FencingFailed { node } => {
+                let node = nf(*node);
                 write!(
                     f,
                     "fencing node {node} failed; takeover blocked, will retry"
                 )
             }
-            Self::AcquireFailed { group } => write!(
-                f,
-                "starting group {group} failed; cleaning up and leaving it to the next candidate"
-            ),
-            Self::ReleaseFailed { group } => write!(
-                f,
-                "stopping group {group} failed; it stays advertised as held (stuck) until a stop succeeds or we are fenced"
-            ),
-            Self::CleanupFailed { group } => write!(
-                f,
-                "removing group {group}'s resources after its hand-over failed; its addresses stay withdrawn in the kernel (not answered) until it starts here again"
-            ),
-            Self::PeerStuck { group, node } => write!(
-                f,
-                "node {node} failed to stop group {group} and no fencing is configured: the group stays with it"
-            ),
+            Self::AcquireFailed { group } => {
+                let group = gf(*group);
+                write!(
+                    f,
+                    "starting group {group} failed; cleaning up and leaving it to the next candidate"
+                )
+            }
+            Self::ReleaseFailed { group } => {
+                let group = gf(*group);
+                write!(
+                    f,
+                    "stopping group {group} failed; it stays advertised as held (stuck) until a stop succeeds or we are fenced"
+                )
+            }
+            Self::CleanupFailed { group } => {
+                let group = gf(*group);
+                write!(
+                    f,
+                    "removing group {group}'s resources after its hand-over failed; its addresses stay withdrawn in the kernel (not answered) until it starts here again"
+                )
+            }
+            Self::PeerStuck { group, node } => {
+                let group = gf(*group);
+                let node = nf(*node);
+                write!(
+                    f,
+                    "node {node} failed to stop group {group} and no fencing is configured: the group stays with it"
+                )
+            }
             Self::SplitBrainResolved {
                 group,
                 winner,
                 loser,
-            } => write!(
-                f,
-                "split brain on group {group}: held by nodes {winner} and {loser}; {winner} keeps it, {loser} releases"
-            ),
+            } => {
+                let group = gf(*group);
+                let winner = nf(*winner);
+                let loser = nf(*loser);
+                write!(
+                    f,
+                    "split brain on group {group}: held by nodes {winner} and {loser}; {winner} keeps it, {loser} releases"
+                )
+            }
             Self::LostConnectivity {
                 group,
                 ours,
                 peer,
                 theirs,
-            } => write!(
-                f,
-                "lost connectivity: we reach {ours} ping target(s), node {peer} reaches {theirs}; giving up group {group}"
-            ),
+            } => {
+                let group = gf(*group);
+                let peer = nf(*peer);
+                write!(
+                    f,
+                    "lost connectivity: we reach {ours} ping target(s), node {peer} reaches {theirs}; giving up group {group}"
+                )
+            }
             Self::NoQuorum {
                 group,
                 visible,
                 candidates,
-            } => write!(
-                f,
-                "no quorum to take group {group}: {visible} of {candidates} candidates visible"
-            ),
-            Self::Hang { ns } => write!(
-                f,
-                "we were stalled for {:.1} ms (longer than peers wait): releasing every group",
-                ms(*ns)
-            ),
-            Self::UnknownGroup { group } => write!(f, "group {group} is not configured here"),
+            } => {
+                let group = gf(*group);
+                write!(
+                    f,
+                    "no quorum to take group {group}: {visible} of {candidates} candidates visible"
+                )
+            }
+            Self::Hang { ns } => {
+                write!(
+                    f,
+                    "we were stalled for {:.1} ms (longer than peers wait): releasing every group",
+                    ms(*ns)
+                )
+            }
+            Self::UnknownGroup { group } => {
+                let group = gf(*group);
+                write!(f, "group {group} is not configured here")
+            }
             Self::UnexpectedCompletion { group, event } => {
+                let group = gf(*group);
                 write!(
                     f,
                     "{event} for group {group}, which had no such operation outstanding"
                 )
             }
         }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &|n| n.to_string(), &|g| g.to_string())
     }
 }

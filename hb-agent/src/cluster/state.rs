@@ -272,6 +272,24 @@ impl Cluster {
         self.peer_alive(node)
     }
 
+    /// Who holds `group`, as far as this node knows: itself if its hold state is not idle,
+    /// else the first alive peer (in priority order) whose heartbeats say it holds it.
+    pub fn owner(&self, group: GroupId) -> Option<NodeId> {
+        if matches!(self.hold_state(group), Some(s) if s != HoldState::Idle) {
+            return Some(self.spec.local);
+        }
+        self.spec
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| n != self.spec.local && self.peer_alive(n))
+            .find(|&n| {
+                self.peer_advert(n)
+                    .and_then(|a| a.claim(group))
+                    .is_some_and(|c| c.held)
+            })
+    }
+
     /// The latest advert of a peer in its current incarnation.
     pub fn peer_advert(&self, node: NodeId) -> Option<&Advert> {
         self.peers.get(&node).and_then(|p| p.advert.as_ref())

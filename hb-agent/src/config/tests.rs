@@ -986,7 +986,7 @@ fn example_mode_warning_only_when_readable() {
 }
 
 /// A minimal valid TOML document to mutate in tests.
-const MINIMAL: &str = r#"cluster = "t"
+pub(crate) const MINIMAL: &str = r#"cluster = "t"
 [auth]
 secret = "s"
 [[link]]

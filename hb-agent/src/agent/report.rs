@@ -1,33 +1,25 @@
-//! The `status` report, built from the cluster logic and the kernel maps.
+//! The `status` report and the metrics snapshot, built from a read-only
+//! view of the core and the kernel maps (nothing depends on this module
+//! but the event loop).
 
 use hb_common::maps::{STATUS_ALIVE, STATUS_DEAD, counter};
 
-use super::runtime::Agent;
-use crate::cluster::{GroupId, HoldState, NodeId};
+use super::core::AgentCore;
+use crate::cluster::HoldState;
 use crate::control::status::{GroupStatus, LinkStatus, NodeStatus, StatusReport};
+use crate::kernel::Kernel;
 use crate::metrics::{GroupMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics};
+use crate::sender::Sender;
 use crate::sender::clock;
 
-/// Who holds `group`: this node if its hold state is not idle, else the
-/// alive peer whose heartbeats say so.
-pub fn owner_of(a: &Agent, group: GroupId) -> Option<NodeId> {
-    if matches!(a.cluster.hold_state(group), Some(s) if s != HoldState::Idle) {
-        return Some(a.local.id);
-    }
-    a.cfg
-        .nodes
-        .iter()
-        .filter(|n| n.id != a.local.id && a.cluster.is_peer_alive(n.id))
-        .find(|n| {
-            a.cluster
-                .peer_advert(n.id)
-                .and_then(|adv| adv.claim(group))
-                .is_some_and(|c| c.held)
-        })
-        .map(|n| n.id)
+/// What the report reads: the core's state, the kernel's maps, the sender.
+pub struct View<'a> {
+    pub core: &'a AgentCore,
+    pub kernel: &'a Kernel,
+    pub sender: &'a Sender,
 }
 
-fn ifname(a: &Agent, idx: u32) -> String {
+fn ifname(a: &View, idx: u32) -> String {
     a.kernel
         .attachments()
         .iter()
@@ -38,40 +30,48 @@ fn ifname(a: &Agent, idx: u32) -> String {
 
 /// What a scrape shows: read from the BPF maps now, plus the agent's own
 /// per-group and per-peer counts.
-pub fn metrics(a: &Agent) -> MetricsSnapshot {
+pub fn metrics(a: &View) -> MetricsSnapshot {
     let states = a.kernel.peer_states().unwrap_or_default();
     let sender = a.sender.stats();
     MetricsSnapshot {
-        cluster: a.cfg.cluster.clone(),
-        node: a.local.name.clone(),
+        cluster: a.core.cfg.cluster.clone(),
+        node: a.core.local.name.clone(),
         now_ns: clock::now_ns(),
         links: MetricsSnapshot::links_from(
             &states,
-            |id| a.cfg.node_by_id(id).map(|n| n.name.clone()),
+            |id| a.core.cfg.node_by_id(id).map(|n| n.name.clone()),
             |idx| ifname(a, idx),
         ),
         counters: a.kernel.counters().unwrap_or_default(),
         peers: a
+            .core
             .cfg
             .nodes
             .iter()
-            .filter(|n| n.id != a.local.id)
+            .filter(|n| n.id != a.core.local.id)
             .map(|n| PeerMetrics {
                 peer: n.name.clone(),
-                dead_events: a.dead_events.get(&n.id).copied().unwrap_or(0),
+                dead_events: a.core.dead_events.get(&n.id).copied().unwrap_or(0),
             })
             .collect(),
         groups: a
+            .core
             .cfg
             .groups
             .iter()
-            .filter(|g| a.cluster.spec().group(g.id).is_some())
+            .filter(|g| a.core.cluster.spec().group(g.id).is_some())
             .map(|g| {
-                let c = a.group_counts.get(&g.id).cloned().unwrap_or_default();
+                let c = a.core.group_counts.get(&g.id).cloned().unwrap_or_default();
                 GroupMetrics {
                     name: g.name.clone(),
-                    owner: owner_of(a, g.id).map(|o| a.node_name(o)),
-                    epoch: a.cluster.advert().claim(g.id).map(|c| c.epoch).unwrap_or(0) as u64,
+                    owner: a.core.cluster.owner(g.id).map(|o| a.core.node_name(o)),
+                    epoch: a
+                        .core
+                        .cluster
+                        .advert()
+                        .claim(g.id)
+                        .map(|c| c.epoch)
+                        .unwrap_or(0) as u64,
                     takeovers: c.takeovers,
                     releases: c.releases,
                     takeover_duration: c.durations,
@@ -86,16 +86,54 @@ pub fn metrics(a: &Agent) -> MetricsSnapshot {
     }
 }
 
-pub fn report(a: &Agent) -> StatusReport {
-    let now = clock::now_ns();
+pub fn report(a: &View) -> StatusReport {
     let states = a.kernel.peer_states().unwrap_or_default();
+    let nodes = nodes(a, &states);
+    let groups = groups(a);
+    let mut warnings: Vec<String> = Vec::new();
+    if !a.core.cfg.auth.authenticated {
+        warnings.push("heartbeats are NOT authenticated (authkeys uses crc)".into());
+    }
+    warnings.extend(a.core.warnings.iter().cloned());
+    let counters = a
+        .kernel
+        .counters()
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .map(|(i, v)| (counter::NAMES[i].to_string(), *v))
+                .collect()
+        })
+        .unwrap_or_default();
+    StatusReport {
+        cluster: a.core.cfg.cluster.clone(),
+        node: a.core.local.name.clone(),
+        uptime_s: a.core.started.elapsed().as_secs_f64(),
+        authenticated: a.core.cfg.auth.authenticated,
+        nodes,
+        groups,
+        warnings,
+        counters,
+        attachments: a
+            .kernel
+            .attachments()
+            .iter()
+            .map(|x| format!("{} ({})", x.iface, x.mode))
+            .collect(),
+    }
+}
+
+type PeerStates = [(hb_common::maps::PeerKey, hb_common::maps::PeerStats)];
+
+fn nodes(a: &View, states: &PeerStates) -> Vec<NodeStatus> {
+    let now = clock::now_ns();
     let ifname = |idx: u32| ifname(a, idx);
-    let nodes = a
+    a.core
         .cfg
         .nodes
         .iter()
         .map(|n| {
-            let local = n.id == a.local.id;
+            let local = n.id == a.core.local.id;
             let links = states
                 .iter()
                 .filter(|(k, _)| k.node_id == n.id)
@@ -120,7 +158,7 @@ pub fn report(a: &Agent) -> StatusReport {
                 local,
                 state: if local {
                     "local".into()
-                } else if a.cluster.is_peer_alive(n.id) {
+                } else if a.core.cluster.is_peer_alive(n.id) {
                     "alive".into()
                 } else if states.iter().any(|(k, _)| k.node_id == n.id) {
                     "dead".into()
@@ -130,21 +168,34 @@ pub fn report(a: &Agent) -> StatusReport {
                 links,
             }
         })
-        .collect();
-    let groups = a
+        .collect()
+}
+
+fn groups(a: &View) -> Vec<GroupStatus> {
+    a.core
         .cfg
         .groups
         .iter()
-        .filter(|g| a.cluster.spec().group(g.id).is_some())
+        .filter(|g| a.core.cluster.spec().group(g.id).is_some())
         .map(|g| {
-            let owner = owner_of(a, g.id);
-            let epoch = a.cluster.advert().claim(g.id).map(|c| c.epoch).unwrap_or(0);
+            let owner = a.core.cluster.owner(g.id);
+            let epoch = a
+                .core
+                .cluster
+                .advert()
+                .claim(g.id)
+                .map(|c| c.epoch)
+                .unwrap_or(0);
             GroupStatus {
                 name: g.name.clone(),
-                owner: owner.map(|o| a.node_name(o)),
-                since_s: a.owners.get(&g.id).map(|(_, t)| t.elapsed().as_secs_f64()),
+                owner: owner.map(|o| a.core.node_name(o)),
+                since_s: a
+                    .core
+                    .owners
+                    .get(&g.id)
+                    .map(|(_, t)| t.elapsed().as_secs_f64()),
                 epoch,
-                local: match a.cluster.hold_state(g.id) {
+                local: match a.core.cluster.hold_state(g.id) {
                     Some(HoldState::Held) => "held",
                     Some(HoldState::Acquiring) => "starting",
                     Some(HoldState::Releasing) => "stopping",
@@ -154,36 +205,5 @@ pub fn report(a: &Agent) -> StatusReport {
                 .into(),
             }
         })
-        .collect();
-    let mut warnings: Vec<String> = Vec::new();
-    if !a.cfg.auth.authenticated {
-        warnings.push("heartbeats are NOT authenticated (authkeys uses crc)".into());
-    }
-    warnings.extend(a.warnings.iter().cloned());
-    let counters = a
-        .kernel
-        .counters()
-        .map(|c| {
-            c.iter()
-                .enumerate()
-                .map(|(i, v)| (counter::NAMES[i].to_string(), *v))
-                .collect()
-        })
-        .unwrap_or_default();
-    StatusReport {
-        cluster: a.cfg.cluster.clone(),
-        node: a.local.name.clone(),
-        uptime_s: a.started.elapsed().as_secs_f64(),
-        authenticated: a.cfg.auth.authenticated,
-        nodes,
-        groups,
-        warnings,
-        counters,
-        attachments: a
-            .kernel
-            .attachments()
-            .iter()
-            .map(|x| format!("{} ({})", x.iface, x.mode))
-            .collect(),
-    }
+        .collect()
 }

@@ -1,0 +1,582 @@
+//! The agent's own rules, pure like `cluster/`: no tokio, no sockets, no
+//! clock (the time comes in with each input). One entry point, [`AgentCore::on`],
+//! takes what the event loop received and tells an [`Executor`] what to do:
+//!
+//! ```text
+//! event_loop (select!) ──Input──► AgentCore::on ──► Cluster::handle ──► Action
+//!                                      │                                  │
+//!                                      └──── Executor (executor.rs) ◄─────┘
+//!                                            workers, sender, quick step, STONITH
+//! ```
+//!
+//! What is decided here, beside the cluster's rules: the graceful hand-over
+//! (stay until a peer serves each released group, or a deadtime), clean-ups
+//! deferred until a peer serves, the lease-lapse rule, the quick step's
+//! gating, who owns what for `status`, and warnings rendered with names.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::convert;
+use super::groups::{Done, Op};
+use crate::cluster::{Action, AdminCmd, Advert, Cluster, Event, GroupId, NodeId, Warning};
+use crate::config::{Config, Node};
+use crate::control::{Request, Response};
+use crate::kernel::KernelEvent;
+use crate::resources::quick;
+
+/// How many warnings `status` keeps.
+pub const WARNINGS_KEPT: usize = 20;
+
+/// The time of an input, read once by the loop: the monotonic instant (the
+/// agent's own deadlines) and the cluster clock (`sender::clock::now_ns`).
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub at: Instant,
+    pub ns: u64,
+}
+
+/// What the event loop hands the core: exactly its `select!` sources.
+pub enum Input {
+    /// Heartbeat events from the kernel's ring buffer.
+    Kernel(Vec<KernelEvent>),
+    /// A group worker's report.
+    Worker(Done),
+    /// How many ping targets answer.
+    Ping(u8),
+    /// The periodic tick.
+    Tick,
+    /// How long the sender thread saw this process frozen (0: not).
+    Stall { ns: u64 },
+    /// `standby` / `takeover` from the control socket (status is the
+    /// report's, see report.rs).
+    Admin(Request),
+    /// SIGTERM or SIGINT.
+    Stop,
+    /// A reload the loop applied to the kernel (peer timings): take it.
+    Reloaded(Box<Config>),
+    /// After each loop iteration; `lease_on_hold` with a service lease.
+    Settle { lease_on_hold: Option<bool> },
+}
+
+/// What the core asks of the world; the loop's implementation is
+/// executor.rs, tests record the calls.
+pub trait Executor {
+    /// Queue `op` on `group`'s worker.
+    fn submit(&mut self, group: GroupId, op: Op);
+    /// No start or stop begins until `end_batch` (lane.rs): one batch of
+    /// actions is queued whole.
+    fn begin_batch(&mut self);
+    fn end_batch(&mut self);
+    /// Withdraw a group of network identity only at once; false if not
+    /// such a group or if that failed (then `Op::Stop` it).
+    fn hand_over(&mut self, group: GroupId) -> bool;
+    /// Nothing of `group`'s queued or running.
+    fn idle(&self, group: GroupId) -> bool;
+    /// Let the kernel pass the group's traffic again (see groups.rs).
+    fn pass_traffic(&mut self, group: GroupId) -> bool;
+    /// The quick takeover step can run here (its sockets are open).
+    fn can_quick_start(&self) -> bool;
+    /// Run the quick takeover step; None without the sockets for it.
+    fn quick_start(
+        &mut self,
+        group: GroupId,
+        plan: &quick::Plan,
+    ) -> Option<Result<quick::Done, String>>;
+    /// Heartbeat this advert from now on, and send one now.
+    fn advertise(&mut self, advert: &Advert);
+    /// Run the STONITH command for `node`; its answer comes back as
+    /// `Done::Cluster(Event::Fenced)`.
+    fn fence(&mut self, node: NodeId, name: &str);
+    /// Record on disk that `group` was taken at `epoch`.
+    fn record_epoch(&mut self, group: &str, epoch: u32) -> Result<(), String>;
+    /// Groups some live peer says it serves (its start finished).
+    fn served_by_peers(&mut self) -> BTreeSet<GroupId>;
+    /// Renew the service lease again.
+    fn resume_lease(&mut self);
+}
+
+#[derive(Clone, Default)]
+pub struct GroupCounts {
+    pub takeovers: u64,
+    pub releases: u64,
+    pub durations: crate::metrics::Histogram,
+}
+
+/// The graceful hand-over's state.
+#[derive(Default)]
+struct Handover {
+    /// Groups held when the shutdown began: after releasing them the agent
+    /// stays (heartbeating, attached) until a peer serves each, or a
+    /// deadtime passes. The peer's takeover then runs on a quiet host:
+    /// detaching XDP holds the kernel's RTNL lock for milliseconds, which
+    /// every rtnetlink call on the host, the taker's included, waits for.
+    handing_over: Vec<GroupId>,
+    drain_until: Option<Instant>,
+    /// Groups whose stop has not finished (their addresses may still be on
+    /// an interface, withdrawn): the agent does not exit before they are.
+    stopping: BTreeSet<GroupId>,
+    /// Groups handed over with their addresses withdrawn, whose removal
+    /// waits until a peer serves them (or this deadline): removing
+    /// addresses takes the kernel's RTNL lock, which the taker's own
+    /// netlink calls need at that very moment.
+    deferred_cleanups: BTreeMap<GroupId, Instant>,
+}
+
+pub struct AgentCore {
+    pub cfg: Config,
+    pub local: Node,
+    pub cluster: Cluster,
+    pub started: Instant,
+    pub warnings: VecDeque<String>,
+    /// When each group last changed hands, as seen from here.
+    pub owners: BTreeMap<GroupId, (Option<NodeId>, Instant)>,
+    /// For metrics: takeovers/releases and takeover durations per group.
+    pub group_counts: BTreeMap<GroupId, GroupCounts>,
+    /// For metrics: times each peer was declared dead on all links.
+    pub dead_events: BTreeMap<NodeId, u64>,
+    /// What the quick takeover step puts up per group (`resources::quick`).
+    pub quick_plans: BTreeMap<GroupId, quick::Plan>,
+    /// The loop ends once this is set.
+    pub exit: bool,
+    /// When each pending takeover was decided.
+    acquiring_since: BTreeMap<GroupId, Instant>,
+    handover: Handover,
+    /// Events raised while applying actions (a release done on the spot),
+    /// fed after the batch that raised them.
+    pending: VecDeque<Event>,
+    feeding: bool,
+}
+
+impl AgentCore {
+    pub fn new(cfg: Config, local: Node, cluster: Cluster, now: Now) -> AgentCore {
+        AgentCore {
+            cfg,
+            local,
+            cluster,
+            started: now.at,
+            warnings: VecDeque::new(),
+            owners: BTreeMap::new(),
+            group_counts: BTreeMap::new(),
+            dead_events: BTreeMap::new(),
+            quick_plans: BTreeMap::new(),
+            exit: false,
+            acquiring_since: BTreeMap::new(),
+            handover: Handover::default(),
+            pending: VecDeque::new(),
+            feeding: false,
+        }
+    }
+
+    /// The one entry point: an input, at `now`; an answer for `Admin`.
+    pub fn on(&mut self, input: Input, now: Now, x: &mut impl Executor) -> Option<Response> {
+        match input {
+            Input::Kernel(batch) => self.kernel_events(batch, now, x),
+            Input::Worker(d) => self.worker(d, now, x),
+            Input::Ping(count) => {
+                info!(reachable = count, "ping targets");
+                self.feed(Event::PingReachable { count }, now, x);
+            }
+            Input::Tick => self.feed(Event::Tick, now, x),
+            Input::Stall { ns } => self.stall(ns, now, x),
+            Input::Admin(req) => return Some(self.control(req, now, x)),
+            Input::Stop => self.shutdown(now, x),
+            Input::Reloaded(cfg) => {
+                self.cfg = *cfg;
+                info!("configuration reloaded");
+            }
+            Input::Settle { lease_on_hold } => self.settle(lease_on_hold, now, x),
+        }
+        None
+    }
+
+    /// Events fed at start (adoption, the kernel's pinned view): as the
+    /// loop's, before the first heartbeat goes out.
+    pub fn feed_at_start(&mut self, ev: Event, now: Now, x: &mut impl Executor) {
+        self.feed(ev, now, x);
+    }
+
+    /// A warning that is the shell's own (e.g. not pinned), for `status`.
+    pub fn note_warning(&mut self, msg: String) {
+        if self.warnings.len() == WARNINGS_KEPT {
+            self.warnings.pop_front();
+        }
+        self.warnings.push_back(msg);
+    }
+
+    /// Groups whose stop has not finished.
+    pub fn stopping(&self) -> &BTreeSet<GroupId> {
+        &self.handover.stopping
+    }
+
+    /// At exit: the deferred clean-ups, to run now.
+    pub fn take_deferred_cleanups(&mut self) -> Vec<GroupId> {
+        std::mem::take(&mut self.handover.deferred_cleanups)
+            .into_keys()
+            .collect()
+    }
+
+    pub fn group_name(&self, id: GroupId) -> String {
+        self.cfg
+            .group_by_id(id)
+            .map(|g| g.name.clone())
+            .unwrap_or_else(|| format!("#{id:08x}"))
+    }
+
+    pub fn node_name(&self, id: NodeId) -> String {
+        self.cfg
+            .node_by_id(id)
+            .map(|n| n.name.clone())
+            .unwrap_or_else(|| format!("#{id:08x}"))
+    }
+
+    fn kernel_events(&mut self, batch: Vec<KernelEvent>, now: Now, x: &mut impl Executor) {
+        for e in batch {
+            let was_alive = self.cluster.is_peer_alive(e.node_id);
+            for ev in convert::kernel_to_cluster(&e) {
+                self.feed(ev, now, x);
+            }
+            if was_alive && !self.cluster.is_peer_alive(e.node_id) {
+                warn!(peer = %self.node_name(e.node_id), "peer dead on all links");
+                *self.dead_events.entry(e.node_id).or_default() += 1;
+            }
+        }
+    }
+
+    fn worker(&mut self, d: Done, now: Now, x: &mut impl Executor) {
+        match d {
+            Done::Cluster(ev) => self.feed(ev, now, x),
+            Done::StopFinished {
+                group,
+                handed_over,
+                ok,
+            } => self.stop_finished(group, handed_over, ok, now, x),
+            Done::QuickPlan { group, plan } => match plan {
+                Some(p) => {
+                    self.quick_plans.insert(group, p);
+                }
+                None => {
+                    self.quick_plans.remove(&group);
+                }
+            },
+        }
+    }
+
+    /// A freeze, from the sender thread's view, is told to the cluster
+    /// logic first. Only the sender's silence counts: peers take over after
+    /// a deadtime without heartbeats, not after a slow event loop (at
+    /// millisecond deadtimes a busy loop is routinely late by more than
+    /// that, while the real-time sender is not).
+    fn stall(&mut self, ns: u64, now: Now, x: &mut impl Executor) {
+        if ns > self.cfg.timing.deadtime.as_nanos() as u64 {
+            warn!(
+                stall_ms = ns as f64 / 1e6,
+                "this node was frozen longer than deadtime (SIGSTOP / VM pause?)"
+            );
+            self.feed(Event::Stalled { ns }, now, x);
+        }
+    }
+
+    /// One event into the cluster logic, and its actions out.
+    fn feed(&mut self, ev: Event, now: Now, x: &mut impl Executor) {
+        self.pending.push_back(ev);
+        if self.feeding {
+            // Applying an action raised it: handled after that batch.
+            return;
+        }
+        self.feeding = true;
+        // The batch's starts and stops all queued before any begins, so
+        // they run in the written order (lane.rs), not the order emitted.
+        x.begin_batch();
+        while let Some(ev) = self.pending.pop_front() {
+            self.feed_one(ev, now, x);
+        }
+        x.end_batch();
+        self.feeding = false;
+    }
+
+    fn feed_one(&mut self, ev: Event, now: Now, x: &mut impl Executor) {
+        match &ev {
+            Event::Acquired { group } => {
+                let c = self.group_counts.entry(*group).or_default();
+                c.takeovers += 1;
+                if let Some(t) = self.acquiring_since.remove(group) {
+                    let took = now.at.saturating_duration_since(t);
+                    c.durations.observe_duration(took);
+                    info!(group = %self.group_name(*group), took_ms = took.as_secs_f64() * 1e3, "takeover finished");
+                }
+            }
+            Event::Released { group } => self.group_counts.entry(*group).or_default().releases += 1,
+            _ => {}
+        }
+        let actions = self.cluster.handle(ev, now.ns);
+        for a in actions {
+            self.apply(a, now, x);
+        }
+        self.track_owners(now);
+    }
+
+    /// A release reason with node names instead of ids, for the log.
+    fn reason(&self, r: crate::cluster::ReleaseReason) -> String {
+        use crate::cluster::ReleaseReason as R;
+        match r {
+            R::SplitBrain { winner } => format!("split brain, {} keeps it", self.node_name(winner)),
+            R::Failback { to } => format!("failback to {}", self.node_name(to)),
+            R::Requested { by } => format!("requested by {}", self.node_name(by)),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn apply(&mut self, a: Action, now: Now, x: &mut impl Executor) {
+        match a {
+            Action::SendAdvert => x.advertise(&self.cluster.advert()),
+            Action::Acquire { group, epoch } => self.acquire(group, epoch, now, x),
+            Action::Release { group, reason } => {
+                info!(group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
+                self.handover.stopping.insert(group);
+                if x.hand_over(group) {
+                    info!(group = %self.group_name(group), "group released (addresses withdrawn, removing them)");
+                    self.pending.push_back(Event::Released { group });
+                    self.handover
+                        .deferred_cleanups
+                        .insert(group, now.at + self.cfg.timing.deadtime);
+                } else {
+                    x.submit(group, Op::Stop);
+                }
+            }
+            Action::Fence { node, group } => {
+                if self.cfg.fencing.is_none() {
+                    return;
+                }
+                let name = self.node_name(node);
+                info!(node = %name, group = %self.group_name(group), "fencing before takeover");
+                x.fence(node, &name);
+            }
+            Action::Warn(w) => self.warn(&w),
+            Action::Exit => self.exit_requested(now, x),
+        }
+    }
+
+    fn acquire(&mut self, group: GroupId, epoch: u32, now: Now, x: &mut impl Executor) {
+        info!(group = %self.group_name(group), epoch, "taking over group");
+        // Before anything changes: a crash from here on must not let the
+        // next run reuse this epoch.
+        let name = self.group_name(group);
+        if let Err(e) = x.record_epoch(&name, epoch) {
+            warn!(group = %name, "could not record the takeover's epoch: {e}");
+        }
+        self.acquiring_since.insert(group, now.at);
+        if self.handover.deferred_cleanups.remove(&group).is_some() {
+            // Back before its hand-over finished: remove first, so the
+            // start puts everything up from a known state.
+            x.submit(group, Op::CleanUp);
+        } else {
+            self.quick_start(group, x);
+        }
+        x.submit(group, Op::Start);
+    }
+
+    /// A takeover's first step on the loop's thread (`resources::quick`):
+    /// the VIP up and announced before the group's worker even wakes. Only
+    /// while the worker is idle (nothing of the group's in flight to race
+    /// with) and its traffic passes again.
+    fn quick_start(&mut self, group: GroupId, x: &mut impl Executor) {
+        let Some(p) = self.quick_plans.get(&group) else {
+            return;
+        };
+        if !x.can_quick_start() || !x.idle(group) || !x.pass_traffic(group) {
+            return;
+        }
+        if let Some(Err(e)) = x.quick_start(group, p) {
+            // Its worker's start does it all; the plan is read again when
+            // that finishes.
+            warn!(group = %self.group_name(group), "quick takeover step failed, the full start follows: {e}");
+            self.quick_plans.remove(&group);
+        }
+    }
+
+    /// The pure logic speaks in ids; people read names.
+    fn warn(&mut self, w: &Warning) {
+        let msg = w.render(&|n| self.node_name(n), &|g| self.group_name(g));
+        warn!("{msg}");
+        self.note_warning(msg);
+    }
+
+    fn exit_requested(&mut self, now: Now, x: &mut impl Executor) {
+        let alive = self
+            .cfg
+            .nodes
+            .iter()
+            .any(|n| n.id != self.local.id && self.cluster.is_peer_alive(n.id));
+        if !alive {
+            // Nobody to hand over to: nothing to wait for but our own
+            // clean-up, which need not wait for a taker either.
+            self.handover.handing_over.clear();
+            for g in self.take_deferred_cleanups() {
+                x.submit(g, Op::CleanUp);
+            }
+        }
+        if self.handover.drain_until.is_none() {
+            self.handover.drain_until = Some(now.at + self.cfg.timing.deadtime);
+        }
+        self.check_drained(now, x);
+    }
+
+    /// A group's stop is over (see `Done::StopFinished`).
+    pub fn stop_finished(
+        &mut self,
+        group: GroupId,
+        handed_over: bool,
+        ok: bool,
+        now: Now,
+        x: &mut impl Executor,
+    ) {
+        self.handover.stopping.remove(&group);
+        if handed_over && !ok {
+            self.apply(Action::Warn(Warning::CleanupFailed { group }), now, x);
+        }
+    }
+
+    /// SIGTERM/SIGINT: release in order; a second one exits without waiting
+    /// for the hand-over.
+    fn shutdown(&mut self, now: Now, x: &mut impl Executor) {
+        if self.handover.drain_until.is_some() {
+            self.exit = true;
+            return;
+        }
+        if !self.cluster.is_shutting_down() {
+            self.handover.handing_over = self.cluster.held_groups();
+        }
+        self.feed(Event::Shutdown, now, x);
+    }
+
+    /// After every loop iteration: deferred clean-ups, the end of a
+    /// shutdown, and the service lease.
+    fn settle(&mut self, lease_on_hold: Option<bool>, now: Now, x: &mut impl Executor) {
+        self.run_deferred_cleanups(now, x);
+        self.check_drained(now, x);
+        let Some(on_hold) = lease_on_hold else {
+            return;
+        };
+        if on_hold && !self.cluster.held_groups().is_empty() && !self.cluster.is_hang_settling() {
+            // The lease lapsed (our silence reached a deadtime) and we
+            // still hold something the hang rule is not already releasing
+            // (the sender saw no stall, or a start finished after the
+            // rule's window): same rule, the peers may have taken over;
+            // our addresses stay fenced until we released them.
+            let ns = self.cfg.timing.deadtime.as_nanos() as u64;
+            self.feed(Event::Stalled { ns }, now, x);
+        }
+        if super::lease::may_resume(on_hold, self.cluster.held_groups().len()) {
+            x.resume_lease();
+        }
+    }
+
+    /// Ends the shutdown once every stop finished (a withdrawn address
+    /// must be gone before the XDP program that drops its traffic is
+    /// detached) and a peer serves every released group (its start
+    /// finished, so it no longer needs the kernel's RTNL lock that our exit
+    /// takes), or a deadtime passed without one.
+    fn check_drained(&mut self, now: Now, x: &mut impl Executor) {
+        let Some(until) = self.handover.drain_until else {
+            return;
+        };
+        if !self.handover.stopping.is_empty() {
+            return;
+        }
+        let served = x.served_by_peers();
+        let taken = self
+            .handover
+            .handing_over
+            .iter()
+            .all(|g| served.contains(g));
+        if taken || now.at >= until {
+            if !taken {
+                warn!(
+                    served = ?served,
+                    "no peer confirmed serving the released groups within deadtime; stopping anyway"
+                );
+            }
+            info!(taken_over = taken, "hand-over done; stopping");
+            self.exit = true;
+        }
+    }
+
+    /// Removes what is left of withdrawn groups once a peer serves them.
+    fn run_deferred_cleanups(&mut self, now: Now, x: &mut impl Executor) {
+        if self.handover.deferred_cleanups.is_empty() {
+            return;
+        }
+        let served = x.served_by_peers();
+        let due: Vec<GroupId> = self
+            .handover
+            .deferred_cleanups
+            .iter()
+            .filter(|(g, until)| served.contains(g) || now.at >= **until)
+            .map(|(g, _)| *g)
+            .collect();
+        for g in due {
+            self.handover.deferred_cleanups.remove(&g);
+            x.submit(g, Op::CleanUp);
+        }
+    }
+
+    /// Who holds what, as far as this node knows, for `status`.
+    fn track_owners(&mut self, now: Now) {
+        for g in &self.cluster.spec().groups {
+            let owner = self.cluster.owner(g.id);
+            let e = self.owners.entry(g.id).or_insert((None, now.at));
+            if e.0 != owner {
+                *e = (owner, now.at);
+            }
+        }
+    }
+
+    fn control(&mut self, req: Request, now: Now, x: &mut impl Executor) -> Response {
+        match req {
+            Request::Status => Response::err("status is answered by the report".to_string()),
+            Request::Standby { group } => self.admin(group, AdminCmd::Standby, now, x),
+            Request::Takeover { group } => self.admin(group, AdminCmd::Takeover, now, x),
+        }
+    }
+
+    fn admin(
+        &mut self,
+        group: Option<String>,
+        cmd: fn(Option<GroupId>) -> AdminCmd,
+        now: Now,
+        x: &mut impl Executor,
+    ) -> Response {
+        let id = match &group {
+            None => None,
+            Some(name) => match self.cfg.groups.iter().find(|g| &g.name == name) {
+                Some(g) if self.cluster.spec().group(g.id).is_some() => Some(g.id),
+                Some(_) => return Response::err(format!("group {name} does not run on this node")),
+                None => return Response::err(format!("no group named {name}")),
+            },
+        };
+        let c = cmd(id);
+        self.feed(Event::Admin(c), now, x);
+        Response::ok(format!(
+            "{} {}",
+            match c {
+                AdminCmd::Standby(_) => "standby:",
+                AdminCmd::Takeover(_) => "takeover:",
+            },
+            group.unwrap_or_else(|| "all groups".into())
+        ))
+    }
+
+    /// The deadline a deferred clean-up of `group` waits for, if any.
+    #[cfg(test)]
+    pub fn deferred_until(&self, group: GroupId) -> Option<Instant> {
+        self.handover.deferred_cleanups.get(&group).copied()
+    }
+
+    /// How long a hand-over may wait for a peer: a deadtime.
+    pub fn deadtime(&self) -> Duration {
+        self.cfg.timing.deadtime
+    }
+}

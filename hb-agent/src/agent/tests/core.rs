@@ -1,0 +1,385 @@
+//! Each rule here was reachable only through a namespace or lab test
+//! before the core was pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::agent::core::{AgentCore, Executor, Input, Now};
+use crate::agent::groups::{Done, Op};
+use crate::agent::startup::cluster_spec;
+use crate::cluster::{Advert, Cluster, Event, GroupClaim, GroupId, NodeId};
+use crate::control::Request;
+use crate::resources::quick;
+
+const DEADTIME: Duration = Duration::from_millis(100);
+
+/// Node a of nodes a, b (config tests' minimal file), group `web` (a
+/// preferred), keepalive 10 ms, deadtime 100 ms, initdead 300 ms.
+fn config() -> String {
+    format!(
+        "{}[timing]\nkeepalive = \"10ms\"\ndeadtime = \"100ms\"\nwarntime = \"50ms\"\n\
+         initdead = \"300ms\"\n[[group]]\nname = \"web\"\nnodes = [\"a\", \"b\"]\n\
+         [[group.resource]]\ntype = \"ip\"\naddress = \"10.0.0.80/24\"\niface = \"eth1\"\n",
+        crate::config::tests::MINIMAL
+    )
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Submit(GroupId, Op),
+    HandOver(GroupId),
+    QuickStart(GroupId),
+    Fence(NodeId),
+    ResumeLease,
+}
+
+/// Records what the core asks; answers as configured.
+#[derive(Default)]
+struct Fake {
+    calls: Vec<Call>,
+    /// What `hand_over` answers (a group of network identity only).
+    hands_over: bool,
+    /// Groups with something queued (not idle).
+    busy: BTreeSet<GroupId>,
+    /// What peers are seen serving.
+    served: BTreeSet<GroupId>,
+    adverts: Vec<Advert>,
+}
+
+impl Executor for Fake {
+    fn submit(&mut self, group: GroupId, op: Op) {
+        self.calls.push(Call::Submit(group, op));
+    }
+    fn begin_batch(&mut self) {}
+    fn end_batch(&mut self) {}
+    fn hand_over(&mut self, group: GroupId) -> bool {
+        self.calls.push(Call::HandOver(group));
+        self.hands_over
+    }
+    fn idle(&self, group: GroupId) -> bool {
+        !self.busy.contains(&group)
+    }
+    fn pass_traffic(&mut self, _: GroupId) -> bool {
+        true
+    }
+    fn can_quick_start(&self) -> bool {
+        true
+    }
+    fn quick_start(
+        &mut self,
+        group: GroupId,
+        _: &quick::Plan,
+    ) -> Option<Result<quick::Done, String>> {
+        self.calls.push(Call::QuickStart(group));
+        Some(Ok(quick::Done {
+            added: true,
+            announced: true,
+        }))
+    }
+    fn advertise(&mut self, advert: &Advert) {
+        self.adverts.push(advert.clone());
+    }
+    fn fence(&mut self, node: NodeId, _: &str) {
+        self.calls.push(Call::Fence(node));
+    }
+    fn record_epoch(&mut self, _: &str, _: u32) -> Result<(), String> {
+        Ok(())
+    }
+    fn served_by_peers(&mut self) -> BTreeSet<GroupId> {
+        self.served.clone()
+    }
+    fn resume_lease(&mut self) {
+        self.calls.push(Call::ResumeLease);
+    }
+}
+
+impl Fake {
+    fn take(&mut self) -> Vec<Call> {
+        std::mem::take(&mut self.calls)
+    }
+}
+
+/// The core of node a, with synthetic time from `t0`.
+struct Rig {
+    core: AgentCore,
+    x: Fake,
+    t0: Instant,
+    web: GroupId,
+    b: NodeId,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let cfg = crate::config::load_toml_str(&config(), Path::new("hb.toml")).unwrap();
+        let local = cfg.node("a").unwrap().clone();
+        let (web, b) = (cfg.groups[0].id, cfg.node("b").unwrap().id);
+        let t0 = Instant::now();
+        let now = Now { at: t0, ns: 1 };
+        let cluster = Cluster::new(cluster_spec(&cfg, &local), now.ns);
+        let mut r = Rig {
+            core: AgentCore::new(cfg, local, cluster, now),
+            x: Fake::default(),
+            t0,
+            web,
+            b,
+        };
+        r.core.feed_at_start(Event::Start, now, &mut r.x);
+        r
+    }
+
+    fn at(&self, ms: u64) -> Now {
+        Now {
+            at: self.t0 + Duration::from_millis(ms),
+            ns: 1 + ms * 1_000_000,
+        }
+    }
+
+    fn on(&mut self, input: Input, ms: u64) {
+        let now = self.at(ms);
+        self.core.on(input, now, &mut self.x);
+    }
+
+    /// Node a holding web (adopted at start), past initdead.
+    fn holding() -> Rig {
+        let mut r = Rig::new();
+        let now = r.at(0);
+        r.core
+            .feed_at_start(Event::AdoptHeld { group: r.web }, now, &mut r.x);
+        r.on(Input::Tick, 400);
+        assert!(r.core.cluster.held_groups().contains(&r.web));
+        r.x.take();
+        r
+    }
+
+    /// Peer b heard on link 1, saying it holds nothing.
+    fn peer_up(&mut self, ms: u64) {
+        let advert = Advert {
+            claims: vec![GroupClaim {
+                group: self.web,
+                eligible: true,
+                ..GroupClaim::default()
+            }],
+            ..Advert::default()
+        };
+        let now = self.at(ms);
+        let b = self.b;
+        self.core
+            .feed_at_start(Event::LinkUp { node: b, link: 1 }, now, &mut self.x);
+        self.core
+            .feed_at_start(Event::PeerAdvert { node: b, advert }, now, &mut self.x);
+    }
+
+    fn stop_finished(&mut self, ms: u64) {
+        let d = Done::StopFinished {
+            group: self.web,
+            handed_over: true,
+            ok: true,
+        };
+        self.on(Input::Worker(d), ms);
+    }
+}
+
+#[test]
+fn a_hand_over_is_cleaned_up_once_a_peer_serves() {
+    let mut r = Rig::holding();
+    r.peer_up(400);
+    r.x.hands_over = true;
+    r.on(Input::Stop, 410);
+    assert_eq!(
+        r.x.take(),
+        [Call::HandOver(r.web)],
+        "withdrawn, not stopped"
+    );
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        420,
+    );
+    assert_eq!(r.x.take(), [], "nobody serves it yet: the clean-up waits");
+    r.x.served.insert(r.web);
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        430,
+    );
+    assert_eq!(r.x.take(), [Call::Submit(r.web, Op::CleanUp)]);
+}
+
+#[test]
+fn a_hand_over_is_cleaned_up_at_deadtime_without_a_taker() {
+    let mut r = Rig::holding();
+    r.peer_up(400);
+    r.x.hands_over = true;
+    r.on(Input::Stop, 410);
+    r.x.take();
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        509,
+    );
+    assert_eq!(r.x.take(), [], "before the deadtime");
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        410 + DEADTIME.as_millis() as u64,
+    );
+    assert_eq!(r.x.take(), [Call::Submit(r.web, Op::CleanUp)]);
+}
+
+#[test]
+fn no_live_peer_at_exit_runs_the_clean_ups_at_once() {
+    let mut r = Rig::holding();
+    r.x.hands_over = true;
+    r.on(Input::Stop, 410);
+    assert_eq!(
+        r.x.take(),
+        [Call::HandOver(r.web), Call::Submit(r.web, Op::CleanUp)],
+        "nobody to hand over to: removed at once"
+    );
+    assert!(!r.core.exit, "the removal has not finished");
+    r.stop_finished(412);
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        412,
+    );
+    assert!(r.core.exit, "nothing left to wait for");
+}
+
+#[test]
+fn a_second_stop_exits_at_once() {
+    let mut r = Rig::holding();
+    r.peer_up(400);
+    r.x.hands_over = true;
+    r.on(Input::Stop, 410);
+    r.stop_finished(411);
+    r.on(
+        Input::Settle {
+            lease_on_hold: None,
+        },
+        412,
+    );
+    assert!(!r.core.exit, "waiting for b to serve web");
+    r.on(Input::Stop, 413);
+    assert!(r.core.exit, "the second signal skips the wait");
+}
+
+#[test]
+fn a_lapsed_lease_while_holding_releases() {
+    let mut r = Rig::holding();
+    r.peer_up(400);
+    r.on(
+        Input::Settle {
+            lease_on_hold: Some(false),
+        },
+        410,
+    );
+    assert_eq!(r.x.take(), [], "lease running: nothing");
+    r.on(
+        Input::Settle {
+            lease_on_hold: Some(true),
+        },
+        420,
+    );
+    assert_eq!(
+        r.x.take(),
+        [Call::HandOver(r.web), Call::Submit(r.web, Op::Stop)],
+        "released as after a hang"
+    );
+    // Released: the lease may run again.
+    let d = Done::Cluster(Event::Released { group: r.web });
+    r.on(Input::Worker(d), 425);
+    r.on(
+        Input::Settle {
+            lease_on_hold: Some(true),
+        },
+        426,
+    );
+    assert!(r.x.take().contains(&Call::ResumeLease));
+}
+
+fn plan() -> quick::Plan {
+    quick::Plan {
+        iface: "eth1".into(),
+        ifindex: 2,
+        mac: [2, 0, 0, 0, 0, 1],
+        addr: "10.0.0.80".parse().unwrap(),
+        prefix: 24,
+        broadcast: None,
+        label: None,
+        flags: 0,
+    }
+}
+
+#[test]
+fn the_quick_step_runs_only_while_the_group_s_worker_is_idle() {
+    for busy in [false, true] {
+        let mut r = Rig::new();
+        r.core.quick_plans = BTreeMap::from([(r.web, plan())]);
+        if busy {
+            r.x.busy.insert(r.web);
+        }
+        // Alone past initdead: a takes its own group.
+        r.on(Input::Tick, 400);
+        let want = match busy {
+            false => vec![Call::QuickStart(r.web), Call::Submit(r.web, Op::Start)],
+            true => vec![Call::Submit(r.web, Op::Start)],
+        };
+        assert_eq!(r.x.take(), want, "busy = {busy}");
+    }
+}
+
+#[test]
+fn warnings_name_groups_and_nodes() {
+    let mut r = Rig::new();
+    r.on(Input::Tick, 400);
+    let d = Done::Cluster(Event::AcquireFailed { group: r.web });
+    r.on(Input::Worker(d), 401);
+    let w = r.core.warnings.back().expect("a warning");
+    assert!(w.starts_with("starting group web failed"), "{w}");
+    let late = crate::cluster::Warning::LateHeartbeat {
+        node: r.b,
+        link: r.b,
+        gap_ns: 0,
+    };
+    let text = late.render(&|n| r.core.node_name(n), &|g| r.core.group_name(g));
+    assert!(
+        text.starts_with(&format!("late heartbeat from node b on link {}", r.b)),
+        "{text}"
+    );
+}
+
+#[test]
+fn admin_requests_are_answered_by_the_core() {
+    let mut r = Rig::holding();
+    let now = r.at(410);
+    let resp = r
+        .core
+        .on(
+            Input::Admin(Request::Standby { group: None }),
+            now,
+            &mut r.x,
+        )
+        .unwrap();
+    assert!(resp.ok, "{}", resp.message);
+    let resp = r
+        .core
+        .on(
+            Input::Admin(Request::Standby {
+                group: Some("nope".into()),
+            }),
+            now,
+            &mut r.x,
+        )
+        .unwrap();
+    assert_eq!(
+        (resp.ok, resp.message.as_str()),
+        (false, "no group named nope")
+    );
+}
