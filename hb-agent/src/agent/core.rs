@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::convert;
 use super::groups::{Done, Op};
+use super::{convert, step};
 use crate::cluster::{Action, AdminCmd, Advert, Cluster, Event, GroupId, NodeId, Warning};
 use crate::config::{Config, Node};
 use crate::control::{Request, Response};
@@ -239,7 +239,7 @@ impl AgentCore {
                 self.feed(ev, now, x);
             }
             if was_alive && !self.cluster.is_peer_alive(e.node_id) {
-                warn!(peer = %self.node_name(e.node_id), "peer dead on all links");
+                warn!(step = step::PEER_DEAD, peer = %self.node_name(e.node_id), "peer dead on all links");
                 *self.dead_events.entry(e.node_id).or_default() += 1;
             }
         }
@@ -305,7 +305,7 @@ impl AgentCore {
                 if let Some(t) = self.acquiring_since.remove(group) {
                     let took = now.at.saturating_duration_since(t);
                     c.durations.observe_duration(took);
-                    info!(group = %self.group_name(*group), took_ms = took.as_secs_f64() * 1e3, "takeover finished");
+                    info!(step = step::TAKEN_OVER, group = %self.group_name(*group), took_ms = took.as_secs_f64() * 1e3, "takeover finished");
                 }
             }
             Event::Released { group } => self.group_counts.entry(*group).or_default().releases += 1,
@@ -334,10 +334,10 @@ impl AgentCore {
             Action::SendAdvert => x.advertise(&self.cluster.advert()),
             Action::Acquire { group, epoch } => self.acquire(group, epoch, now, x),
             Action::Release { group, reason } => {
-                info!(group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
+                info!(step = step::RELEASING, group = %self.group_name(group), reason = %self.reason(reason), "releasing group");
                 self.handover.stopping.insert(group);
                 if x.hand_over(group) {
-                    info!(group = %self.group_name(group), "group released (addresses withdrawn, removing them)");
+                    info!(step = step::RELEASED, group = %self.group_name(group), "group released (addresses withdrawn, removing them)");
                     self.pending.push_back(Event::Released { group });
                     self.handover
                         .deferred_cleanups
@@ -360,7 +360,7 @@ impl AgentCore {
     }
 
     fn acquire(&mut self, group: GroupId, epoch: u32, now: Now, x: &mut impl Executor) {
-        info!(group = %self.group_name(group), epoch, "taking over group");
+        info!(step = step::TAKING_OVER, group = %self.group_name(group), epoch, "taking over group");
         // Before anything changes: a crash from here on must not let the
         // next run reuse this epoch.
         let name = self.group_name(group);
@@ -400,7 +400,7 @@ impl AgentCore {
     /// The pure logic speaks in ids; people read names.
     fn warn(&mut self, w: &Warning) {
         let msg = w.render(&|n| self.node_name(n), &|g| self.group_name(g));
-        warn!("{msg}");
+        warn!(step = w.step(), "{msg}");
         self.note_warning(msg);
     }
 

@@ -13,7 +13,7 @@ use tracing::info;
 
 use super::core::Executor;
 use super::groups::{Done, GroupWorkers, Op};
-use super::{convert, epochs::Epochs, lane};
+use super::{convert, epochs::Epochs, lane, step};
 use crate::cluster::{Advert, Event, GroupId, NodeId};
 use crate::config::Fencing;
 use crate::kernel::Kernel;
@@ -84,6 +84,7 @@ impl Executor for Exec {
         let r = q.run(plan);
         if let Ok(done) = &r {
             info!(
+                step = step::ADDRESS_UP,
                 group = %self.name(group),
                 added = done.added,
                 announced = done.announced,

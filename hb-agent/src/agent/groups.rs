@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::lane::{self, Lane};
+use super::step;
 use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
 use crate::resources::{
@@ -286,7 +287,7 @@ impl Worker {
         }
         let event = match self.res.start_group(&self.name, &self.specs).await {
             Ok(report) => {
-                info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
+                info!(step = step::STARTED, group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
                 refresh_paths(&self.res, &self.name, &self.specs, &self.neighbours).await;
                 Event::Acquired { group: self.id }
             }
@@ -338,7 +339,7 @@ impl Worker {
                 };
                 if w.withdraw(&addrs) {
                     handed_over = true;
-                    info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, addresses = ?addrs, "group released (addresses withdrawn, removing them)");
+                    info!(step = step::RELEASED, group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, addresses = ?addrs, "group released (addresses withdrawn, removing them)");
                     let _ = self.done.send(Done::Cluster(Event::Released { group: self.id }));
                 }
             })
@@ -350,7 +351,7 @@ impl Worker {
             self.unwithdraw();
             info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group cleaned up");
         } else {
-            info!(group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group released");
+            info!(step = step::RELEASED, group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, "group released");
         }
         if !handed_over {
             let event = if clean {

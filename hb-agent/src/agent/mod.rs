@@ -16,6 +16,7 @@ pub mod notify;
 mod realtime;
 mod report;
 mod startup;
+pub mod step;
 mod withdraw;
 
 #[cfg(test)]

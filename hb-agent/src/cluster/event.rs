@@ -262,6 +262,24 @@ fn ms(ns: u64) -> f64 {
 }
 
 impl Warning {
+    /// A stable name for the log's `step` field (`warning.hang`, ...).
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::LateHeartbeat { .. } => "warning.late_heartbeat",
+            Self::FencingFailed { .. } => "warning.fencing_failed",
+            Self::AcquireFailed { .. } => "warning.start_failed",
+            Self::ReleaseFailed { .. } => "warning.stop_failed",
+            Self::CleanupFailed { .. } => "warning.cleanup_failed",
+            Self::PeerStuck { .. } => "warning.peer_stuck",
+            Self::SplitBrainResolved { .. } => "warning.split_brain",
+            Self::LostConnectivity { .. } => "warning.lost_connectivity",
+            Self::NoQuorum { .. } => "warning.no_quorum",
+            Self::Hang { .. } => "warning.hang",
+            Self::UnknownGroup { .. } => "warning.unknown_group",
+            Self::UnexpectedCompletion { .. } => "warning.unexpected_completion",
+        }
+    }
+
     /// The warning with node and group ids rendered by `node` and `group`
     /// (names, for people; the `Display` form prints the ids).
     pub fn render(

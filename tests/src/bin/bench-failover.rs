@@ -8,10 +8,11 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use hb_agent::agent::step;
 use hb_agent::sender::clock;
 use hb_tests::lab::{
     Lab, LabOptions,
-    agents::Timings,
+    agents::{Timings, group_name},
     default_agent_bin,
     heartbeat::{self, Heartbeat},
     keepalived::{Keepalived, Net, Variant},
@@ -97,21 +98,23 @@ impl Stats {
     }
 }
 
-/// The steps of an hb failover of vip1 from node0 to node1, as the agents
-/// log them (node, message), and the client's first answer from node1.
-const STEPS: [(&str, &str); 7] = [
-    ("node0", "releasing group"),
-    ("node0", "group released"),
-    ("node1", "peer dead on all links"),
-    ("node1", "taking over group"),
-    ("node1", "address up (quick step)"),
-    ("node1", "group started"),
-    ("client", "first answer from node1"),
+/// The steps of an hb failover of vip1 from node0 to node1, by the log's
+/// `step` field (agent/step.rs): (node, step, column title), and the
+/// client's first answer from node1.
+const STEPS: [(&str, &str, &str); 7] = [
+    ("node0", step::RELEASING, "releasing group"),
+    ("node0", step::RELEASED, "group released"),
+    ("node1", step::PEER_DEAD, "peer dead on all links"),
+    ("node1", step::TAKING_OVER, "taking over group"),
+    ("node1", step::ADDRESS_UP, "address up (quick step)"),
+    ("node1", step::STARTED, "group started"),
+    ("client", "", "first answer from node1"),
 ];
 
 fn steps(l: &Lab, t0: u64) -> [Option<f64>; STEPS.len()] {
+    let vip1 = group_name(0, l.opts.toml);
     let mut out = [None; STEPS.len()];
-    for (i, (node, msg)) in STEPS.iter().enumerate() {
+    for (i, (node, name, _)) in STEPS.iter().enumerate() {
         if *node == "client" {
             out[i] = l
                 .prober
@@ -121,14 +124,15 @@ fn steps(l: &Lab, t0: u64) -> [Option<f64>; STEPS.len()] {
         }
         out[i] = l
             .timeline
-            .entries
+            .steps
             .iter()
-            .find(|(at, line)| {
-                *at >= 0.0
-                    && line.starts_with(&format!("{node}: {msg}"))
-                    && (msg.starts_with("peer") || line.contains("99:5E"))
+            .find(|s| {
+                s.at >= 0.0
+                    && s.node == *node
+                    && s.step == *name
+                    && (*name == step::PEER_DEAD || s.group.as_deref() == Some(vip1.as_str()))
             })
-            .map(|(at, _)| *at);
+            .map(|s| s.at);
     }
     out
 }
@@ -264,13 +268,12 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
 fn false_deaths(l: &mut Lab) -> usize {
     l.timeline.poll();
     l.timeline
-        .entries
+        .steps
         .iter()
-        .filter(|(_, line)| {
-            (line.contains(": peer dead on all links") && !line.contains("peer=node0"))
-                || (!line.starts_with("node0:")
-                    && (line.contains("releasing every group")
-                        || line.contains("lost connectivity")))
+        .filter(|s| {
+            (s.step == step::PEER_DEAD && s.peer.as_deref() != Some("node0"))
+                || (s.node != "node0"
+                    && (s.step == "warning.hang" || s.step == "warning.lost_connectivity"))
         })
         .count()
 }
@@ -822,7 +825,7 @@ fn main() -> Result<()> {
     }
     for (name, col) in columns.iter().filter(|(n, _)| n.starts_with("hb")) {
         println!("\nwhere the time goes, {name}: median ms after the fault (- = step not taken)\n");
-        let head: Vec<String> = STEPS.iter().map(|(n, m)| format!("{n}: {m}")).collect();
+        let head: Vec<String> = STEPS.iter().map(|(n, _, m)| format!("{n}: {m}")).collect();
         println!("| fault | {} |", head.join(" | "));
         println!("|---|{}", "---:|".repeat(STEPS.len()));
         for (f, st) in col {

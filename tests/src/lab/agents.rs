@@ -82,6 +82,15 @@ fn primary_of(g: usize) -> usize {
     if g == 0 { 0 } else { 2 }
 }
 
+/// Group `g`'s name as the agents call it: the haresources line's first
+/// resource (ha.d), or `vip1`/`vip2` (TOML).
+pub fn group_name(g: usize, toml: bool) -> String {
+    match toml {
+        true => format!("vip{}", g + 1),
+        false => mac_resource(g),
+    }
+}
+
 fn mac_resource(g: usize) -> String {
     format!("MacTakeover::eth0::{}::macvlan::{}/24", VMACS[g], VIPS[g])
 }

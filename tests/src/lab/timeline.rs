@@ -13,7 +13,20 @@ pub struct Timeline {
     files: Vec<(usize, PathBuf, u64)>,
     verbose: bool,
     pub entries: Vec<(f64, String)>,
+    /// The agents' lines with a `step` field (agent/step.rs), structured.
+    pub steps: Vec<Step>,
     _dir: PathBuf,
+}
+
+/// One agent log line with a `step` field, in ms since the scenario began.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub at: f64,
+    /// The node that logged it.
+    pub node: &'static str,
+    pub step: String,
+    pub group: Option<String>,
+    pub peer: Option<String>,
 }
 
 fn wall_now() -> f64 {
@@ -79,6 +92,7 @@ impl Timeline {
             files: Vec::new(),
             verbose,
             entries: Vec::new(),
+            steps: Vec::new(),
             _dir: dir,
         }
     }
@@ -88,6 +102,7 @@ impl Timeline {
         self.poll();
         self.origin_wall = wall_now();
         self.entries.clear();
+        self.steps.clear();
         if self.verbose {
             println!("\n=== {title}");
         }
@@ -115,6 +130,7 @@ impl Timeline {
     /// Reads what the agents logged since the last call.
     pub fn poll(&mut self) {
         let mut new = Vec::new();
+        let mut steps = Vec::new();
         for (node, path, off) in self.files.iter_mut() {
             let Ok(mut f) = std::fs::File::open(&*path) else {
                 continue;
@@ -130,7 +146,13 @@ impl Timeline {
             let complete = s.rfind('\n').map(|i| i + 1).unwrap_or(0);
             *off += complete as u64;
             for line in s[..complete].lines() {
-                if let Some(e) = format_line(*node, line) {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                    continue;
+                };
+                if let Some(st) = step_of(*node, &v) {
+                    steps.push(st);
+                }
+                if let Some(e) = format_line(*node, &v) {
                     new.push(e);
                 }
             }
@@ -140,11 +162,26 @@ impl Timeline {
             let at = (wall - self.origin_wall) * 1e3;
             self.push(at, text);
         }
+        for mut st in steps {
+            st.at = (st.at - self.origin_wall) * 1e3;
+            self.steps.push(st);
+        }
     }
 }
 
-fn format_line(node: usize, line: &str) -> Option<(f64, String)> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+/// The line's step, if it has a `step` field; `at` in wall seconds.
+fn step_of(node: usize, v: &serde_json::Value) -> Option<Step> {
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    Some(Step {
+        at: parse_rfc3339(v.get("timestamp")?.as_str()?)?,
+        node: NODES[node].name,
+        step: field("step")?,
+        group: field("group"),
+        peer: field("peer"),
+    })
+}
+
+fn format_line(node: usize, v: &serde_json::Value) -> Option<(f64, String)> {
     let msg = v.get("message")?.as_str()?.to_string();
     let level = v.get("level").and_then(|l| l.as_str()).unwrap_or("");
     if !INTERESTING.iter().any(|k| msg.contains(k) || level == *k) {
@@ -175,6 +212,20 @@ fn format_line(node: usize, line: &str) -> Option<(f64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_is_read_from_its_fields_not_its_message() {
+        let line = r#"{"timestamp":"1970-01-01T00:00:02Z","level":"INFO","message":"worded anyhow","step":"takeover.decided","group":"vip1","epoch":3}"#;
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let s = step_of(1, &v).unwrap();
+        assert_eq!(
+            (s.at, s.node, s.step.as_str()),
+            (2.0, "node1", "takeover.decided")
+        );
+        assert_eq!((s.group.as_deref(), s.peer), (Some("vip1"), None));
+        let plain = serde_json::json!({"timestamp": "1970-01-01T00:00:02Z", "message": "x"});
+        assert!(step_of(1, &plain).is_none(), "no step field: not a step");
+    }
 
     #[test]
     fn rfc3339_epoch_seconds() {
