@@ -12,7 +12,8 @@
 
 pub mod agent;
 pub mod carrier;
-pub mod cluster;
+/// The cluster state machine, a crate of its own (pure, see hb-cluster).
+pub use hb_cluster as cluster;
 pub mod config;
 pub mod control;
 pub mod kernel;

@@ -125,6 +125,7 @@ pub fn assert_root() {
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
-        "this test loads XDP programs and must run as root (it does not skip silently)"
+        "this test loads XDP programs and must run as root: run `cargo xtask test` as root \
+         (it does not skip silently; the pure tests run anywhere with `cargo test -p hb-cluster`)"
     );
 }

@@ -39,7 +39,8 @@ pub fn require_root(what: &str) {
     if !nix::unistd::geteuid().is_root() {
         panic!(
             "{what} needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network/UTS \
-             namespaces); run the tests as root. This test does not pass silently."
+             namespaces): run `cargo xtask test` as root. This test does not pass silently; \
+             the pure tests run anywhere with `cargo test -p hb-cluster`."
         );
     }
 }
