@@ -31,6 +31,7 @@ enum Call {
     HandOver(GroupId),
     QuickStart(GroupId),
     Fence(NodeId),
+    RecordEpoch(u32),
     ResumeLease,
 }
 
@@ -83,7 +84,8 @@ impl Executor for Fake {
     fn fence(&mut self, node: NodeId, _: &str) {
         self.calls.push(Call::Fence(node));
     }
-    fn record_epoch(&mut self, _: &str, _: u32) -> Result<(), String> {
+    fn record_epoch(&mut self, _: &str, epoch: u32) -> Result<(), String> {
+        self.calls.push(Call::RecordEpoch(epoch));
         Ok(())
     }
     fn served_by_peers(&mut self) -> BTreeSet<GroupId> {
@@ -327,9 +329,15 @@ fn the_quick_step_runs_only_while_the_group_s_worker_is_idle() {
         }
         // Alone past initdead: a takes its own group.
         r.on(Input::Tick, 400);
+        // The epoch is recorded after the quick step (a file write off the
+        // address's path), before the worker's start.
         let want = match busy {
-            false => vec![Call::QuickStart(r.web), Call::Submit(r.web, Op::Start)],
-            true => vec![Call::Submit(r.web, Op::Start)],
+            false => vec![
+                Call::QuickStart(r.web),
+                Call::RecordEpoch(1),
+                Call::Submit(r.web, Op::Start),
+            ],
+            true => vec![Call::RecordEpoch(1), Call::Submit(r.web, Op::Start)],
         };
         assert_eq!(r.x.take(), want, "busy = {busy}");
     }
