@@ -536,41 +536,20 @@ impl Resources {
 
     async fn start_one(&self, group: &str, spec: &ResourceSpec) -> Result<Started, ResourceError> {
         let nl = &self.inner.nl;
-        match spec {
-            ResourceSpec::IpAddr {
-                addr,
-                prefix,
-                route_prefix,
-                iface,
-                broadcast,
-                label,
-            } => {
+        match Call::of(group, spec) {
+            Call::Ip(ip) => {
                 let (c, t) = ipaddr::start(
                     nl,
-                    *addr,
-                    (*prefix, *route_prefix),
-                    iface.as_deref(),
-                    *broadcast,
-                    label.as_deref(),
+                    ip.addr,
+                    (ip.prefix, ip.route_prefix),
+                    ip.iface,
+                    ip.broadcast,
+                    ip.label,
                 )
                 .await?;
                 Ok(Started::new(c, vec![t]))
             }
-            ResourceSpec::Mac {
-                iface,
-                mac,
-                mode,
-                addr,
-                gateway,
-            } => {
-                let req = mac::MacRequest {
-                    group,
-                    iface,
-                    vmac: *mac,
-                    mode,
-                    addr: *addr,
-                    gateway: *gateway,
-                };
+            Call::Mac(req) => {
                 let out = mac::start(nl, &self.inner.state, &req).await?;
                 Ok(Started {
                     outcome: Outcome::from_changed(out.changed),
@@ -578,28 +557,14 @@ impl Resources {
                     links: out.links,
                 })
             }
-            ResourceSpec::Hostname { name } => {
+            Call::Hostname(name) => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::start(all, group, name))?;
                 Ok(Started::new(c, Vec::new()))
             }
-            ResourceSpec::Script {
-                name,
-                args,
-                kind,
-                params,
-                timeout,
-            } => {
-                let call = ScriptCall {
-                    group,
-                    name,
-                    args,
-                    kind,
-                    params,
-                    timeout: *timeout,
-                };
+            Call::Script(call) => {
                 let c = self.inner.scripts.start(&call).await?;
                 Ok(Started::new(c, Vec::new()))
             }
@@ -612,65 +577,26 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
         let nl = &self.inner.nl;
-        match spec {
-            ResourceSpec::IpAddr {
-                addr,
-                prefix,
-                route_prefix,
-                iface,
-                ..
-            } => Ok((
-                Outcome::from_changed(
-                    ipaddr::stop(nl, *addr, written(*prefix, *route_prefix), iface.as_deref())
-                        .await?,
-                ),
-                Vec::new(),
-            )),
-            ResourceSpec::Mac {
-                iface,
-                mac,
-                mode,
-                addr,
-                gateway,
-            } => {
-                let req = mac::MacRequest {
-                    group,
-                    iface,
-                    vmac: *mac,
-                    mode,
-                    addr: *addr,
-                    gateway: *gateway,
-                };
+        match Call::of(group, spec) {
+            Call::Ip(ip) => {
+                let c = ipaddr::stop(nl, ip.addr, ip.matched_prefix(), ip.iface).await?;
+                Ok((Outcome::from_changed(c), Vec::new()))
+            }
+            Call::Mac(req) => {
                 let out = mac::stop(nl, &self.inner.state, &req).await?;
                 Ok((Outcome::from_changed(out.changed), out.targets))
             }
-            ResourceSpec::Hostname { .. } => {
+            Call::Hostname(_) => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::stop(all, group))?;
                 Ok((Outcome::from_changed(c), Vec::new()))
             }
-            ResourceSpec::Script {
-                name,
-                args,
-                kind,
-                params,
-                timeout,
-            } => {
-                let call = ScriptCall {
-                    group,
-                    name,
-                    args,
-                    kind,
-                    params,
-                    timeout: *timeout,
-                };
-                Ok((
-                    Outcome::from_changed(self.inner.scripts.stop(&call).await?),
-                    Vec::new(),
-                ))
-            }
+            Call::Script(call) => Ok((
+                Outcome::from_changed(self.inner.scripts.stop(&call).await?),
+                Vec::new(),
+            )),
         }
     }
 
@@ -680,39 +606,15 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<ResourceState, ResourceError> {
         let nl = &self.inner.nl;
-        match spec {
-            ResourceSpec::IpAddr {
-                addr,
-                prefix,
-                route_prefix,
-                iface,
-                ..
-            } => Ok(
-                match ipaddr::status(nl, *addr, written(*prefix, *route_prefix), iface.as_deref())
-                    .await?
-                {
+        match Call::of(group, spec) {
+            Call::Ip(ip) => Ok(
+                match ipaddr::status(nl, ip.addr, ip.matched_prefix(), ip.iface).await? {
                     Some(_) => ResourceState::InPlace,
                     None => ResourceState::Absent,
                 },
             ),
-            ResourceSpec::Mac {
-                iface,
-                mac,
-                mode,
-                addr,
-                gateway,
-            } => {
-                let req = mac::MacRequest {
-                    group,
-                    iface,
-                    vmac: *mac,
-                    mode,
-                    addr: *addr,
-                    gateway: *gateway,
-                };
-                mac::status(nl, &req).await
-            }
-            ResourceSpec::Hostname { name } => {
+            Call::Mac(req) => mac::status(nl, &req).await,
+            Call::Hostname(name) => {
                 let all = self.inner.state.snapshot();
                 Ok(if hostname::status(&all, group, name)? {
                     ResourceState::InPlace
@@ -720,29 +622,85 @@ impl Resources {
                     ResourceState::Absent
                 })
             }
+            Call::Script(call) => self.inner.scripts.status(&call).await,
+        }
+    }
+}
+
+/// One resource of a group, as start, stop and status take it: unpacked
+/// once here instead of in each of them.
+enum Call<'a> {
+    Ip(IpCall<'a>),
+    Mac(mac::MacRequest<'a>),
+    Hostname(&'a str),
+    Script(ScriptCall<'a>),
+}
+
+struct IpCall<'a> {
+    addr: std::net::IpAddr,
+    prefix: u8,
+    route_prefix: bool,
+    iface: Option<&'a str>,
+    broadcast: Option<std::net::Ipv4Addr>,
+    label: Option<&'a str>,
+}
+
+impl IpCall<'_> {
+    /// The prefix stop and status match: the written one, or any (None)
+    /// when it was taken from a route at start (the route may have changed
+    /// since).
+    fn matched_prefix(&self) -> Option<u8> {
+        (!self.route_prefix).then_some(self.prefix)
+    }
+}
+
+impl<'a> Call<'a> {
+    fn of(group: &'a str, spec: &'a ResourceSpec) -> Call<'a> {
+        match spec {
+            ResourceSpec::IpAddr {
+                addr,
+                prefix,
+                route_prefix,
+                iface,
+                broadcast,
+                label,
+            } => Call::Ip(IpCall {
+                addr: *addr,
+                prefix: *prefix,
+                route_prefix: *route_prefix,
+                iface: iface.as_deref(),
+                broadcast: *broadcast,
+                label: label.as_deref(),
+            }),
+            ResourceSpec::Mac {
+                iface,
+                mac,
+                mode,
+                addr,
+                gateway,
+            } => Call::Mac(mac::MacRequest {
+                group,
+                iface,
+                vmac: *mac,
+                mode,
+                addr: *addr,
+                gateway: *gateway,
+            }),
+            ResourceSpec::Hostname { name } => Call::Hostname(name),
             ResourceSpec::Script {
                 name,
                 args,
                 kind,
                 params,
                 timeout,
-            } => {
-                let call = ScriptCall {
-                    group,
-                    name,
-                    args,
-                    kind,
-                    params,
-                    timeout: *timeout,
-                };
-                self.inner.scripts.status(&call).await
-            }
+            } => Call::Script(ScriptCall {
+                group,
+                name,
+                args,
+                kind,
+                params,
+                timeout: *timeout,
+            }),
         }
     }
-}
-
-/// The prefix stop and status match: the written one, or any (None) when
-/// it was taken from a route at start (the route may have changed since).
-fn written(prefix: u8, route_prefix: bool) -> Option<u8> {
-    (!route_prefix).then_some(prefix)
 }
