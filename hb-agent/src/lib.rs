@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod kernel;
 pub mod metrics;
+pub mod model;
 pub mod ping;
 pub mod resources;
 pub mod sender;

@@ -12,9 +12,8 @@ use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Found, Group, LinkKind};
 use crate::cluster::LAST_MAN_STANDING_DEADTIMES;
-use crate::resources::mac::child_name;
-use crate::resources::netlink::{default_broadcast, fmt_mac};
-use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{child_name, default_broadcast, fmt_mac};
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
 /// OCF_ROOT's standard location; agents live in resource.d/PROVIDER/AGENT.

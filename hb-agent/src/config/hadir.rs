@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::text;
 use super::validate::{self, Spot};
-use crate::resources::spec::ResourceSpec;
+use crate::model::ResourceSpec;
 
 /// Reads an ha.d directory on this host (see [`load_ha_dir_on`]).
 pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {

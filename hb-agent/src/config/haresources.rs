@@ -27,7 +27,7 @@ use super::diag::Diag;
 use super::model::{Found, Group, IpFound, Origin, fnv1a32};
 use super::text::{shorten, strip_comment, warn_odd_spaces, words};
 use super::values;
-use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{MacMode, ResourceSpec, ScriptKind};
 
 pub(crate) fn parse(
     text: &str,

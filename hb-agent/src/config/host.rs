@@ -79,7 +79,7 @@ pub fn connected(addrs: &[HostAddr], addr: IpAddr) -> Option<&HostAddr> {
     addrs
         .iter()
         .filter(|a| !a.addr.is_loopback() && a.addr.is_ipv4() == addr.is_ipv4())
-        .filter(|a| crate::resources::netlink::in_subnet(addr, a.addr, a.prefix))
+        .filter(|a| crate::model::in_subnet(addr, a.addr, a.prefix))
         .fold(None::<&HostAddr>, |best, a| match best {
             Some(b) if b.prefix >= a.prefix => Some(b),
             _ => Some(a),

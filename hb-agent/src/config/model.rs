@@ -11,7 +11,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use super::diag::Diag;
-use crate::resources::spec::ResourceSpec;
+use crate::model::ResourceSpec;
 
 /// Heartbeat's well-known port (IANA "ha-cluster").
 pub const DEFAULT_UDP_PORT: u16 = 694;
@@ -257,7 +257,7 @@ pub struct Fencing {
 }
 
 /// Announcement settings: one type shared with the resources that use them.
-pub use crate::resources::announce::ArpSettings;
+pub use crate::model::ArpSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::*;
-use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{MacMode, ResourceSpec, ScriptKind};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -11,8 +11,8 @@ use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Timing};
 use crate::cluster::MAX_GROUPS;
-use crate::resources::netlink::fmt_mac;
-use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::fmt_mac;
+use crate::model::{MacMode, ResourceSpec, ScriptKind};
 
 /// Where a value was written; `line` is None for defaults and file-level facts.
 #[derive(Debug, Clone)]

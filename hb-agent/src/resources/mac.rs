@@ -19,6 +19,7 @@
 //! that the parent, with Linux's default `arp_ignore=0`, also answers ARP for
 //! the VIP with its own MAC; set `net.ipv4.conf.<parent>.arp_ignore=1` where
 //! that matters (this module leaves the parent's sysctls alone).
+pub use crate::model::addr::child_name;
 use std::net::IpAddr;
 
 use super::ResourceState;
@@ -43,34 +44,6 @@ pub struct MacOutcome {
     /// The interfaces of `targets` as they are now (index and MAC), when
     /// known without asking the kernel again.
     pub links: Vec<Link>,
-}
-
-/// The default macvlan child name: `hb-<group>` when that fits the kernel's
-/// 15 characters and the group name is made of `[A-Za-z0-9_.-]`; otherwise
-/// `hb-<first 7 usable chars>-<4 hex digits of a hash of the group name>`, so
-/// two long group names with the same beginning still get different children.
-pub fn child_name(group: &str) -> String {
-    let clean: String = group
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if clean == group && group.len() <= 12 && !group.is_empty() {
-        return format!("hb-{group}");
-    }
-    // FNV-1a, stable across builds and platforms.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in group.bytes() {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    let short: String = clean.chars().take(7).collect();
-    format!("hb-{short}-{:04x}", h & 0xffff)
 }
 
 fn check_ifname(name: &str) -> Result<(), ResourceError> {

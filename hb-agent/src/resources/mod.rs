@@ -27,7 +27,8 @@ pub mod mac;
 pub mod netlink;
 pub mod quick;
 pub mod script;
-pub mod spec;
+/// The resource model, as it was reached here before it moved (model/).
+pub use crate::model::resource as spec;
 pub mod state;
 
 #[cfg(test)]
@@ -39,13 +40,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use crate::model::{MacMode, ResourceSpec, ScriptKind};
 pub use announce::{
     AnnounceGate, AnnounceOutcome, AnnounceTarget, Announcer, ArpSettings, NeighbourRefresh,
 };
 pub use error::ResourceError;
 pub use netlink::Netlink;
 pub use script::{ScriptCall, ScriptRunner};
-pub use spec::{MacMode, ResourceSpec, ScriptKind};
 use state::StateStore;
 
 /// Where things are, and how to announce.

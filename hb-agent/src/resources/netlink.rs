@@ -2,6 +2,7 @@
 //! neighbour entries. Everything the resources change goes through here; nothing
 //! shells out to `ip`. The netlink socket belongs to the network namespace of the
 //! thread that called [`Netlink::connect`].
+pub use crate::model::addr::{default_broadcast, fmt_mac, in_subnet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::TryStreamExt;
@@ -146,39 +147,6 @@ pub struct Neighbour {
 pub enum MacvlanMode {
     Bridge,
     Private,
-}
-
-pub fn fmt_mac(mac: &[u8]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// True when `addr` lies in `net/prefix`.
-pub fn in_subnet(addr: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    match (addr, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let p = u32::from(prefix.min(32));
-            let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let p = u32::from(prefix.min(128));
-            let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-/// The conventional broadcast of `addr/prefix` (None for /31 and /32).
-pub fn default_broadcast(addr: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
-    if prefix >= 31 {
-        return None;
-    }
-    let host = u32::MAX >> u32::from(prefix);
-    Some(Ipv4Addr::from(u32::from(addr) | host))
 }
 
 fn ip_of_route_addr(a: &RouteAddress) -> Option<IpAddr> {

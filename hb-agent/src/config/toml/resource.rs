@@ -9,7 +9,7 @@ use ::toml::Spanned;
 use super::build::Build;
 use super::schema::ResourceT;
 use crate::config::values;
-use crate::resources::spec::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{MacMode, ResourceSpec, ScriptKind};
 
 impl Build<'_> {
     pub(super) fn missing(&mut self, r: &ResourceT, field: &str) {

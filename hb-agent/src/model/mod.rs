@@ -1,0 +1,12 @@
+//! The resource model: what a group is made of (`ResourceSpec`) and how
+//! its addresses are announced (`ArpSettings`). Plain data, no I/O: the
+//! configuration parsers build it, the resources carry it out, and
+//! neither imports the other for it.
+
+pub mod addr;
+mod arp;
+pub mod resource;
+
+pub use addr::{child_name, default_broadcast, fmt_mac, in_subnet};
+pub use arp::ArpSettings;
+pub use resource::{MacMode, ResourceSpec, ScriptKind};
