@@ -28,10 +28,7 @@ use super::lane::{self, Lane};
 use super::step;
 use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
-use crate::resources::{
-    Resources, quick,
-    spec::{MacMode, ResourceSpec},
-};
+use crate::resources::{Resources, quick, spec::ResourceSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -382,12 +379,9 @@ async fn refresh_paths(res: &Resources, group: &str, specs: &[ResourceSpec], ips
     for s in specs {
         let i = match s {
             ResourceSpec::IpAddr { iface: Some(i), .. } => Some(i.clone()),
-            ResourceSpec::Mac { iface, mode, .. } => Some(match mode {
-                MacMode::Replace => iface.clone(),
-                MacMode::Macvlan { child } => child
-                    .clone()
-                    .unwrap_or_else(|| crate::resources::mac::child_name(group)),
-            }),
+            ResourceSpec::Mac { iface, mode, .. } => {
+                Some(mode.macvlan_child(group).unwrap_or_else(|| iface.clone()))
+            }
             _ => None,
         };
         if let Some(i) = i

@@ -149,13 +149,7 @@ pub fn identity_only(specs: &[ResourceSpec]) -> Option<Vec<IpAddr>> {
 pub fn addresses(specs: &[ResourceSpec]) -> Vec<IpAddr> {
     specs
         .iter()
-        .filter_map(|s| match s {
-            ResourceSpec::IpAddr { addr, .. } => Some(*addr),
-            ResourceSpec::Mac {
-                addr: Some((a, _)), ..
-            } => Some(*a),
-            _ => None,
-        })
+        .filter_map(ResourceSpec::service_address)
         .collect()
 }
 

@@ -13,7 +13,7 @@ use super::duration::display;
 use super::model::{Config, Found, Group, LinkKind};
 use crate::cluster::LAST_MAN_STANDING_DEADTIMES;
 use crate::model::{MacMode, ResourceSpec, ScriptKind};
-use crate::model::{child_name, default_broadcast, fmt_mac};
+use crate::model::{default_broadcast, fmt_mac};
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
 /// OCF_ROOT's standard location; agents live in resource.d/PROVIDER/AGENT.
@@ -471,9 +471,9 @@ fn plan_resource(
         } => {
             let mode_text = match mode {
                 MacMode::Replace => format!("replace: {iface} itself takes the MAC"),
-                MacMode::Macvlan { child } => format!(
+                MacMode::Macvlan { .. } => format!(
                     "macvlan: child {} of {iface} takes the MAC",
-                    child.clone().unwrap_or_else(|| child_name(&group.name))
+                    mode.macvlan_child(&group.name).unwrap_or_default()
                 ),
             };
             let mut text = format!("MAC {} ({mode_text})", fmt_mac(mac));

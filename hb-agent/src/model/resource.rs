@@ -66,11 +66,68 @@ pub enum ResourceSpec {
     },
 }
 
+impl MacMode {
+    /// The macvlan child that carries the MAC and the VIP: the one named,
+    /// else `child_name(group)`. None in replace mode (the interface itself).
+    pub fn macvlan_child(&self, group: &str) -> Option<String> {
+        match self {
+            MacMode::Replace => None,
+            MacMode::Macvlan { child } => Some(
+                child
+                    .clone()
+                    .unwrap_or_else(|| super::addr::child_name(group)),
+            ),
+        }
+    }
+}
+
 impl ResourceSpec {
+    /// The service address this resource puts up, if any.
+    pub fn service_address(&self) -> Option<IpAddr> {
+        match self {
+            ResourceSpec::IpAddr { addr, .. } => Some(*addr),
+            ResourceSpec::Mac {
+                addr: Some((a, _)), ..
+            } => Some(*a),
+            _ => None,
+        }
+    }
+
     /// Network identity (an address, a MAC, a hostname) rather than a
     /// service script: what may still be in place, withdrawn in the kernel,
     /// while a peer takes the group over (see `stop_group_with`).
     pub fn is_identity(&self) -> bool {
         !matches!(self, ResourceSpec::Script { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macvlan_child_is_the_named_one_or_the_default() {
+        let named = MacMode::Macvlan {
+            child: Some("web0".into()),
+        };
+        let default = MacMode::Macvlan { child: None };
+        assert_eq!(named.macvlan_child("web").as_deref(), Some("web0"));
+        assert_eq!(default.macvlan_child("web").as_deref(), Some("hb-web"));
+        assert_eq!(MacMode::Replace.macvlan_child("web"), None);
+    }
+
+    #[test]
+    fn service_address_of_each_kind() {
+        let a: IpAddr = "10.0.0.5".parse().unwrap();
+        let mac = ResourceSpec::Mac {
+            iface: "eth0".into(),
+            mac: [2, 0, 0, 0, 0, 1],
+            mode: MacMode::Replace,
+            addr: Some((a, 24)),
+            gateway: None,
+        };
+        assert_eq!(mac.service_address(), Some(a));
+        let host = ResourceSpec::Hostname { name: "x".into() };
+        assert_eq!(host.service_address(), None);
     }
 }

@@ -83,10 +83,7 @@ pub struct MacRequest<'a> {
 
 impl MacRequest<'_> {
     fn child(&self) -> String {
-        match self.mode {
-            MacMode::Macvlan { child: Some(c) } => c.clone(),
-            _ => child_name(self.group),
-        }
+        self.mode.macvlan_child(self.group).unwrap_or_default()
     }
 }
 

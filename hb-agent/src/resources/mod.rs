@@ -312,12 +312,12 @@ impl Resources {
             if let ResourceSpec::Mac {
                 iface,
                 mac,
-                mode: MacMode::Macvlan { child },
+                mode: mode @ MacMode::Macvlan { .. },
                 addr,
                 ..
             } = s
             {
-                let name = child.clone().unwrap_or_else(|| mac::child_name(group));
+                let name = mode.macvlan_child(group).unwrap_or_default();
                 mac::macvlan_prepare(&self.inner.nl, iface, &name, *mac, *addr).await?;
             }
         }

@@ -77,11 +77,11 @@ pub async fn plan(
         Some(ResourceSpec::Mac {
             iface,
             mac: vmac,
-            mode: MacMode::Macvlan { child },
+            mode: mode @ MacMode::Macvlan { .. },
             addr: Some((IpAddr::V4(addr), prefix)),
             ..
         }) => {
-            let name = child.clone().unwrap_or_else(|| mac::child_name(group));
+            let name = mode.macvlan_child(group).unwrap_or_default();
             macvlan_plan(nl, iface, &name, *vmac, *addr, *prefix).await
         }
         Some(ResourceSpec::IpAddr {
