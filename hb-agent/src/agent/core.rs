@@ -15,7 +15,7 @@
 //! gating, who owns what for `status`, and warnings rendered with names.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
@@ -40,8 +40,8 @@ pub struct Now {
 
 /// What the event loop hands the core: exactly its `select!` sources.
 pub enum Input {
-    /// Heartbeat events from the kernel's ring buffer.
-    Kernel(Vec<KernelEvent>),
+    /// A heartbeat event from the kernel's ring buffer.
+    Kernel(KernelEvent),
     /// A group worker's report.
     Worker(Done),
     /// How many ping targets answer.
@@ -82,7 +82,7 @@ pub trait Executor {
     /// Run the quick takeover step; None without the sockets for it.
     fn quick_start(
         &mut self,
-        group: GroupId,
+        group: &str,
         plan: &quick::Plan,
     ) -> Option<Result<quick::Done, String>>;
     /// Heartbeat this advert from now on, and send one now.
@@ -173,7 +173,7 @@ impl AgentCore {
     /// The one entry point: an input, at `now`; an answer for `Admin`.
     pub fn on(&mut self, input: Input, now: Now, x: &mut impl Executor) -> Option<Response> {
         match input {
-            Input::Kernel(batch) => self.kernel_events(batch, now, x),
+            Input::Kernel(e) => self.kernel_event(e, now, x),
             Input::Worker(d) => self.worker(d, now, x),
             Input::Ping(count) => {
                 info!(reachable = count, "ping targets");
@@ -232,16 +232,14 @@ impl AgentCore {
             .unwrap_or_else(|| format!("#{id:08x}"))
     }
 
-    fn kernel_events(&mut self, batch: Vec<KernelEvent>, now: Now, x: &mut impl Executor) {
-        for e in batch {
-            let was_alive = self.cluster.is_peer_alive(e.node_id);
-            for ev in convert::kernel_to_cluster(&e) {
-                self.feed(ev, now, x);
-            }
-            if was_alive && !self.cluster.is_peer_alive(e.node_id) {
-                warn!(step = step::PEER_DEAD, peer = %self.node_name(e.node_id), "peer dead on all links");
-                *self.dead_events.entry(e.node_id).or_default() += 1;
-            }
+    fn kernel_event(&mut self, e: KernelEvent, now: Now, x: &mut impl Executor) {
+        let was_alive = self.cluster.is_peer_alive(e.node_id);
+        for ev in convert::kernel_to_cluster(&e) {
+            self.feed(ev, now, x);
+        }
+        if was_alive && !self.cluster.is_peer_alive(e.node_id) {
+            warn!(step = step::PEER_DEAD, peer = %self.node_name(e.node_id), "peer dead on all links");
+            *self.dead_events.entry(e.node_id).or_default() += 1;
         }
     }
 
@@ -394,7 +392,7 @@ impl AgentCore {
         if !x.can_quick_start() || !x.idle(group) || !x.pass_traffic(group) {
             return;
         }
-        if let Some(Err(e)) = x.quick_start(group, p) {
+        if let Some(Err(e)) = x.quick_start(&self.group_name(group), p) {
             // Its worker's start does it all; the plan is read again when
             // that finishes.
             warn!(group = %self.group_name(group), "quick takeover step failed, the full start follows: {e}");
@@ -572,16 +570,5 @@ impl AgentCore {
             },
             group.unwrap_or_else(|| "all groups".into())
         ))
-    }
-
-    /// The deadline a deferred clean-up of `group` waits for, if any.
-    #[cfg(test)]
-    pub fn deferred_until(&self, group: GroupId) -> Option<Instant> {
-        self.handover.deferred_cleanups.get(&group).copied()
-    }
-
-    /// How long a hand-over may wait for a peer: a deadtime.
-    pub fn deadtime(&self) -> Duration {
-        self.cfg.timing.deadtime
     }
 }

@@ -82,7 +82,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 // Each logged just before it is decided on, as it comes.
                 for e in batch? {
                     log_kernel_event(core, &x.kernel, &e);
-                    core.on(Input::Kernel(vec![e]), now(), x);
+                    core.on(Input::Kernel(e), now(), x);
                 }
             }
             Some(d) = p.done_rx.recv() => { core.on(Input::Worker(d), now(), x); }

@@ -4,7 +4,7 @@
 //! here does I/O or hands work to a thread that does; what to do is
 //! decided in core.rs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,19 +31,13 @@ pub struct Exec {
     pub lease: Option<Arc<Lease>>,
     /// Where workers and STONITH report.
     pub done_tx: mpsc::UnboundedSender<Done>,
-    /// Group names, for the log.
-    pub names: BTreeMap<GroupId, String>,
     /// `served_by_peers` as last read; cleared when kernel events arrive.
     pub served_cache: Option<BTreeSet<GroupId>>,
     /// The lane held while the core submits one batch (empty otherwise).
     pub batch: Vec<lane::Hold>,
 }
 
-impl Exec {
-    fn name(&self, g: GroupId) -> &str {
-        self.names.get(&g).map_or("?", String::as_str)
-    }
-}
+impl Exec {}
 
 impl Executor for Exec {
     fn submit(&mut self, group: GroupId, op: Op) {
@@ -76,7 +70,7 @@ impl Executor for Exec {
 
     fn quick_start(
         &mut self,
-        group: GroupId,
+        group: &str,
         plan: &quick::Plan,
     ) -> Option<Result<quick::Done, String>> {
         let q = self.quick.as_ref()?;
@@ -85,7 +79,7 @@ impl Executor for Exec {
         if let Ok(done) = &r {
             info!(
                 step = step::ADDRESS_UP,
-                group = %self.name(group),
+                group,
                 added = done.added,
                 announced = done.announced,
                 took_us = t.elapsed().as_micros() as u64,

@@ -97,8 +97,6 @@ pub async fn assemble(opts: &RunOptions) -> Result<Parts> {
 
     let now = now();
     let cluster = new_cluster(spec, &epochs, &cfg, now);
-    let names: BTreeMap<GroupId, String> =
-        cfg.groups.iter().map(|g| (g.id, g.name.clone())).collect();
     let fencing = cfg.fencing.clone();
     let mut core = AgentCore::new(cfg, local, cluster, now);
     core.quick_plans = quick_plans;
@@ -111,7 +109,6 @@ pub async fn assemble(opts: &RunOptions) -> Result<Parts> {
         fencing,
         lease: lease.clone(),
         done_tx,
-        names,
         served_cache: None,
         batch: Vec::new(),
     };

@@ -29,7 +29,7 @@ fn config() -> String {
 enum Call {
     Submit(GroupId, Op),
     HandOver(GroupId),
-    QuickStart(GroupId),
+    QuickStart(String),
     Fence(NodeId),
     RecordEpoch(u32),
     ResumeLease,
@@ -67,12 +67,8 @@ impl Executor for Fake {
     fn can_quick_start(&self) -> bool {
         true
     }
-    fn quick_start(
-        &mut self,
-        group: GroupId,
-        _: &quick::Plan,
-    ) -> Option<Result<quick::Done, String>> {
-        self.calls.push(Call::QuickStart(group));
+    fn quick_start(&mut self, group: &str, _: &quick::Plan) -> Option<Result<quick::Done, String>> {
+        self.calls.push(Call::QuickStart(group.to_string()));
         Some(Ok(quick::Done {
             added: true,
             announced: true,
@@ -333,7 +329,7 @@ fn the_quick_step_runs_only_while_the_group_s_worker_is_idle() {
         // address's path), before the worker's start.
         let want = match busy {
             false => vec![
-                Call::QuickStart(r.web),
+                Call::QuickStart("web".into()),
                 Call::RecordEpoch(1),
                 Call::Submit(r.web, Op::Start),
             ],
