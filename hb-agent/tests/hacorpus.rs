@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use hb_agent::config::host::{FakeHost, HostAddr};
 use hb_agent::config::{Config, Diag, Found, LinkKind, Severity, check, load_ha_dir_on, plan};
-use hb_agent::resources::spec::{ResourceSpec, ScriptKind};
+use hb_agent::resources::spec::{IpSpec, ResourceSpec, ScriptKind, ScriptSpec};
 
 fn corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/hacorpus");
@@ -127,11 +127,11 @@ fn copy_dir(from: &Path, to: &Path) {
 fn stub_scripts(cfg: &Config, dir: &Path) {
     for g in &cfg.groups {
         for r in &g.resources {
-            let ResourceSpec::Script {
+            let ResourceSpec::Script(ScriptSpec {
                 name,
                 kind: ScriptKind::Heartbeat,
                 ..
-            } = r
+            }) = r
             else {
                 continue;
             };
@@ -226,14 +226,14 @@ fn ip_resource(
     index: usize,
 ) -> (IpAddr, u8, Option<String>, Option<String>, Option<String>) {
     match &cfg.groups[group].resources[index] {
-        ResourceSpec::IpAddr {
+        ResourceSpec::IpAddr(IpSpec {
             addr,
             prefix,
             iface,
             broadcast,
             label,
             ..
-        } => (
+        }) => (
             *addr,
             *prefix,
             iface.clone(),
@@ -306,10 +306,10 @@ fn readings_follow_heartbeat() {
     // Either way each start looks at the routes again (ipaddr::start).
     assert!(matches!(
         cfg.groups[0].resources[0],
-        ResourceSpec::IpAddr {
+        ResourceSpec::IpAddr(IpSpec {
             route_prefix: true,
             ..
-        }
+        })
     ));
     assert!(warned(&cfg, 1, "no netmask written"));
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use hb_agent::resources::{
     Resources, ResourcesConfig,
-    spec::{ResourceSpec, ScriptKind},
+    spec::{ResourceSpec, ScriptKind, ScriptSpec},
 };
 use hb_tests::netns::{Netns, veth};
 
@@ -76,13 +76,13 @@ fn seed_remac1_takes_and_restores_node1_identity() {
                     ..Default::default()
                 })
                 .unwrap();
-                let group = [ResourceSpec::Script {
+                let group = [ResourceSpec::Script(ScriptSpec {
                     name: "Remac1".into(),
                     args: vec![],
                     kind: ScriptKind::Heartbeat,
                     params: BTreeMap::new(),
                     timeout: Duration::from_secs(20),
-                }];
+                })];
                 res.start_group("Remac1", &group)
                     .await
                     .expect("Remac1 start");

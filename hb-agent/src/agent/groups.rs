@@ -28,7 +28,7 @@ use super::lane::{self, Lane};
 use super::step;
 use super::withdraw::{self, Withdrawal};
 use crate::cluster::{Event, GroupId};
-use crate::resources::{Resources, quick, spec::ResourceSpec};
+use crate::resources::{IpSpec, MacSpec, Resources, quick, spec::ResourceSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -378,8 +378,8 @@ async fn refresh_paths(res: &Resources, group: &str, specs: &[ResourceSpec], ips
     let mut ifaces: Vec<String> = Vec::new();
     for s in specs {
         let i = match s {
-            ResourceSpec::IpAddr { iface: Some(i), .. } => Some(i.clone()),
-            ResourceSpec::Mac { iface, mode, .. } => {
+            ResourceSpec::IpAddr(IpSpec { iface: Some(i), .. }) => Some(i.clone()),
+            ResourceSpec::Mac(MacSpec { iface, mode, .. }) => {
                 Some(mode.macvlan_child(group).unwrap_or_else(|| iface.clone()))
             }
             _ => None,

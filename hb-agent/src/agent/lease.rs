@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Group;
 use crate::kernel::Kernel;
-use crate::resources::{ResourceSpec, Resources, ipaddr};
+use crate::resources::{IpSpec, MacSpec, ResourceSpec, Resources, ipaddr};
 use crate::sender::{Lease, clock};
 
 /// The lease over the kernel's `LEASE` map; on hold from the start if the
@@ -91,14 +91,14 @@ async fn targets(
     for g in groups {
         for r in &g.resources {
             let (addr, iface) = match r {
-                ResourceSpec::IpAddr { addr, iface, .. } => (*addr, iface.clone()),
+                ResourceSpec::IpAddr(IpSpec { addr, iface, .. }) => (*addr, iface.clone()),
                 // The VIP sits on the interface (replace) or on a macvlan
                 // child of it: either way its packets arrive on `iface`.
-                ResourceSpec::Mac {
+                ResourceSpec::Mac(MacSpec {
                     iface,
                     addr: Some((addr, _)),
                     ..
-                } => (*addr, Some(iface.clone())),
+                }) => (*addr, Some(iface.clone())),
                 _ => continue,
             };
             if iface.is_some() && !named.contains(&addr) {

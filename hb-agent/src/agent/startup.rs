@@ -309,9 +309,10 @@ fn spawn_workers(
     neighbours.extend(cfg.ping_groups.iter().flat_map(|g| g.addrs.clone()));
     for g in &cfg.groups {
         for r in &g.resources {
-            if let crate::resources::ResourceSpec::Mac {
-                gateway: Some(gw), ..
-            } = r
+            if let crate::resources::ResourceSpec::Mac(crate::resources::MacSpec {
+                gateway: Some(gw),
+                ..
+            }) = r
                 && !neighbours.contains(gw)
             {
                 neighbours.push(*gw);

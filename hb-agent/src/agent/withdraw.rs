@@ -25,7 +25,7 @@ use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6, WITHDRAWN_V6_SHIF
 use tracing::error;
 
 use crate::kernel::maps::WithdrawnWriter;
-use crate::resources::{MacMode, ResourceSpec};
+use crate::resources::{IpSpec, MacMode, MacSpec, ResourceSpec};
 
 /// The `WITHDRAWN` map and the guard list that indexes it. Shared by the
 /// event loop and the resource workers (one write per release and start).
@@ -127,19 +127,19 @@ pub fn identity_only(specs: &[ResourceSpec]) -> Option<Vec<IpAddr>> {
         match s {
             // Only on a named interface: one found by subnet may differ
             // from the one the program was attached to.
-            ResourceSpec::IpAddr {
+            ResourceSpec::IpAddr(IpSpec {
                 addr,
                 iface: Some(_),
                 ..
-            } => addrs.push(*addr),
-            ResourceSpec::IpAddr { .. } => return None,
-            ResourceSpec::Mac {
+            }) => addrs.push(*addr),
+            ResourceSpec::IpAddr(_) => return None,
+            ResourceSpec::Mac(MacSpec {
                 mode: MacMode::Macvlan { .. },
                 addr,
                 ..
-            } => addrs.extend(addr.map(|(a, _)| a)),
-            ResourceSpec::Hostname { .. } => {}
-            ResourceSpec::Mac { .. } | ResourceSpec::Script { .. } => return None,
+            }) => addrs.extend(addr.map(|(a, _)| a)),
+            ResourceSpec::Hostname(_) => {}
+            ResourceSpec::Mac(_) | ResourceSpec::Script(_) => return None,
         }
     }
     (!addrs.is_empty()).then_some(addrs)
@@ -157,6 +157,7 @@ pub fn addresses(specs: &[ResourceSpec]) -> Vec<IpAddr> {
 mod tests {
     use super::*;
     use crate::agent::lease::guard_config;
+    use crate::resources::{HostnameSpec, ScriptSpec};
 
     #[test]
     fn bits_follow_the_guard_list_v4_low_v6_from_bit_16() {
@@ -183,20 +184,20 @@ mod tests {
     }
 
     fn mac(mode: MacMode) -> ResourceSpec {
-        ResourceSpec::Mac {
+        ResourceSpec::Mac(MacSpec {
             iface: "eth0".into(),
             mac: [0, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
             mode,
             addr: Some(("192.168.32.21".parse().unwrap(), 24)),
             gateway: None,
-        }
+        })
     }
 
     #[test]
     fn only_addresses_macvlans_and_hostnames_are_handed_over_withdrawn() {
-        let host = ResourceSpec::Hostname {
+        let host = ResourceSpec::Hostname(HostnameSpec {
             name: "nodevir".into(),
-        };
+        });
         let macvlan = mac(MacMode::Macvlan { child: None });
         let vip: IpAddr = "192.168.32.21".parse().unwrap();
         assert_eq!(
@@ -209,26 +210,28 @@ mod tests {
         assert_eq!(identity_only(std::slice::from_ref(&host)), None);
         // An address without a named interface may be started elsewhere
         // than where the program runs.
-        let ip = |iface: Option<&str>| ResourceSpec::IpAddr {
-            addr: vip,
-            prefix: 24,
-            route_prefix: false,
-            iface: iface.map(str::to_string),
-            broadcast: None,
-            label: None,
+        let ip = |iface: Option<&str>| {
+            ResourceSpec::IpAddr(IpSpec {
+                addr: vip,
+                prefix: 24,
+                route_prefix: false,
+                iface: iface.map(str::to_string),
+                broadcast: None,
+                label: None,
+            })
         };
         assert_eq!(
             identity_only(&[ip(Some("eth0")), host.clone()]),
             Some(vec![vip])
         );
         assert_eq!(identity_only(&[ip(None), host]), None);
-        let script = ResourceSpec::Script {
+        let script = ResourceSpec::Script(ScriptSpec {
             name: "httpd".into(),
             args: vec![],
             kind: crate::resources::ScriptKind::Heartbeat,
             params: Default::default(),
             timeout: std::time::Duration::from_secs(1),
-        };
+        });
         assert_eq!(identity_only(&[macvlan, script]), None);
     }
 }

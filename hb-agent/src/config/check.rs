@@ -12,7 +12,7 @@ use super::diag::Diag;
 use super::duration::display;
 use super::model::{Config, Found, Group, LinkKind};
 use crate::cluster::LAST_MAN_STANDING_DEADTIMES;
-use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};
 use crate::model::{default_broadcast, fmt_mac};
 
 const SYS_CLASS_NET: &str = "/sys/class/net";
@@ -28,7 +28,7 @@ pub(crate) fn check_in(cfg: &Config, net: &Path, ocf_root: &Path) -> Vec<Diag> {
     let mut diags = Vec::new();
     for group in &cfg.groups {
         for res in &group.resources {
-            if let ResourceSpec::Script { name, kind, .. } = res {
+            if let ResourceSpec::Script(ScriptSpec { name, kind, .. }) = res {
                 script(cfg, group, name, kind, ocf_root, &mut diags);
             }
         }
@@ -125,8 +125,8 @@ fn interfaces(cfg: &Config, net: &Path, diags: &mut Vec<Diag>) {
     for group in &cfg.groups {
         for res in &group.resources {
             let iface = match res {
-                ResourceSpec::IpAddr { iface: Some(i), .. } => i,
-                ResourceSpec::Mac { iface, .. } => iface,
+                ResourceSpec::IpAddr(IpSpec { iface: Some(i), .. }) => i,
+                ResourceSpec::Mac(MacSpec { iface, .. }) => iface,
                 _ => continue,
             };
             missing(iface, format!("group `{}`", group.name), diags, Some(group));
@@ -399,14 +399,14 @@ fn plan_resource(
     ocf_root: &Path,
 ) -> PlanResource {
     match r {
-        ResourceSpec::IpAddr {
+        ResourceSpec::IpAddr(IpSpec {
             addr,
             prefix,
             iface,
             broadcast,
             label,
             ..
-        } => {
+        }) => {
             let found = group.found.get(&index);
             let said = |f: Option<&Found>, what: &str| match f {
                 None | Some(Found::Written) => "written".to_string(),
@@ -462,18 +462,20 @@ fn plan_resource(
                 ..Default::default()
             }
         }
-        ResourceSpec::Mac {
-            iface,
-            mac,
-            mode,
-            addr,
-            gateway,
-        } => {
+        ResourceSpec::Mac(
+            m @ MacSpec {
+                iface,
+                mac,
+                mode,
+                addr,
+                gateway,
+            },
+        ) => {
             let mode_text = match mode {
                 MacMode::Replace => format!("replace: {iface} itself takes the MAC"),
                 MacMode::Macvlan { .. } => format!(
                     "macvlan: child {} of {iface} takes the MAC",
-                    mode.macvlan_child(&group.name).unwrap_or_default()
+                    m.child(&group.name).unwrap_or_default()
                 ),
             };
             let mut text = format!("MAC {} ({mode_text})", fmt_mac(mac));
@@ -497,14 +499,14 @@ fn plan_resource(
                 ..Default::default()
             }
         }
-        ResourceSpec::Hostname { name } => PlanResource {
+        ResourceSpec::Hostname(HostnameSpec { name }) => PlanResource {
             kind: "hostname".into(),
             text: format!("hostname {name}"),
             ..Default::default()
         },
-        ResourceSpec::Script {
+        ResourceSpec::Script(ScriptSpec {
             name, args, kind, ..
-        } => {
+        }) => {
             let path = script_candidates(cfg, name, kind, ocf_root)
                 .into_iter()
                 .find(|p| p.exists());

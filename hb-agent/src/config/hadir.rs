@@ -16,7 +16,7 @@ use super::model::{
 };
 use super::text;
 use super::validate::{self, Spot};
-use crate::model::ResourceSpec;
+use crate::model::{IpSpec, ResourceSpec};
 
 /// Reads an ha.d directory on this host (see [`load_ha_dir_on`]).
 pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
@@ -294,19 +294,19 @@ fn own_ucast_skipped(
 /// table; without such a route it keeps the /24 (/64) fallback, with a
 /// warning. What this finds when the configuration is read is what `check`
 /// shows and the fallback; each start of the group looks again
-/// (`ResourceSpec::IpAddr::route_prefix`), as findif ran at each start.
+/// (`IpSpec::route_prefix`), as findif ran at each start.
 fn routes_for_unwritten(
     g: &mut super::model::Group,
     host_addrs: &[host::HostAddr],
     diags: &mut Vec<Diag>,
 ) {
     for (&i, found) in g.found.iter_mut() {
-        let ResourceSpec::IpAddr {
+        let ResourceSpec::IpAddr(IpSpec {
             addr,
             prefix,
             iface,
             ..
-        } = &mut g.resources[i]
+        }) = &mut g.resources[i]
         else {
             continue;
         };

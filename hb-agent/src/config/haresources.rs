@@ -27,7 +27,7 @@ use super::diag::Diag;
 use super::model::{Found, Group, IpFound, Origin, fnv1a32};
 use super::text::{shorten, strip_comment, warn_odd_spaces, words};
 use super::values;
-use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};
 
 pub(crate) fn parse(
     text: &str,
@@ -128,7 +128,7 @@ pub(crate) fn parse(
 /// For an IP resource that leaves out its prefix or interface: which (both
 /// `NotFound` until the host's routes are looked at, see hadir).
 fn unwritten(token: &str, spec: &ResourceSpec) -> Option<IpFound> {
-    let ResourceSpec::IpAddr { iface, .. } = spec else {
+    let ResourceSpec::IpAddr(IpSpec { iface, .. }) = spec else {
         return None;
     };
     let arg = token.split_once("::").map_or(token, |(_, a)| a);
@@ -194,8 +194,10 @@ pub(crate) fn resource(token: &str, script_timeout: Duration) -> Result<Resource
         "MacTakeover" => mac_takeover(args).map_err(|m| ("MacTakeover", m)),
         "Hostname" => match args {
             [host] => values::hostname(host)
-                .map(|()| ResourceSpec::Hostname {
-                    name: host.to_string(),
+                .map(|()| {
+                    ResourceSpec::Hostname(HostnameSpec {
+                        name: host.to_string(),
+                    })
                 })
                 .map_err(|m| ("Hostname", m)),
             _ => Err((
@@ -206,13 +208,13 @@ pub(crate) fn resource(token: &str, script_timeout: Duration) -> Result<Resource
         _ if name.starts_with("ocf:") => ocf(name, args, script_timeout).map_err(|m| ("ocf", m)),
         _ => {
             values::script_name(name).map_err(|m| ("resource", m))?;
-            Ok(ResourceSpec::Script {
+            Ok(ResourceSpec::Script(ScriptSpec {
                 name: name.to_string(),
                 args: args.iter().map(|a| a.to_string()).collect(),
                 kind: ScriptKind::Heartbeat,
                 params: BTreeMap::new(),
                 timeout: script_timeout,
-            })
+            }))
         }
     }
 }
@@ -267,14 +269,14 @@ pub(crate) fn ipaddr_written(spec: &str) -> Result<(ResourceSpec, bool), String>
         Some(_) => return Err("an IPv6 address has no broadcast address".to_string()),
         None => None,
     };
-    let spec = ResourceSpec::IpAddr {
+    let spec = ResourceSpec::IpAddr(IpSpec {
         addr,
         prefix: prefix.unwrap_or_else(|| values::default_prefix(addr)),
         route_prefix: prefix.is_none(),
         iface,
         broadcast,
         label,
-    };
+    });
     Ok((spec, prefix.is_some()))
 }
 
@@ -299,13 +301,13 @@ fn mac_takeover(args: &[&str]) -> Result<ResourceSpec, String> {
         Some(g) => Some(values::ip(g)?),
         None => None,
     };
-    Ok(ResourceSpec::Mac {
+    Ok(ResourceSpec::Mac(MacSpec {
         iface: args[0].to_string(),
         mac,
         mode,
         addr,
         gateway,
-    })
+    }))
 }
 
 fn mac_mode(s: &str) -> Result<MacMode, String> {
@@ -346,7 +348,7 @@ fn ocf(head: &str, args: &[&str], timeout: Duration) -> Result<ResourceSpec, Str
             return Err(format!("OCF parameter `{key}` is given twice"));
         }
     }
-    Ok(ResourceSpec::Script {
+    Ok(ResourceSpec::Script(ScriptSpec {
         name: agent.to_string(),
         args: Vec::new(),
         kind: ScriptKind::Ocf {
@@ -354,7 +356,7 @@ fn ocf(head: &str, args: &[&str], timeout: Duration) -> Result<ResourceSpec, Str
         },
         params,
         timeout,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -395,13 +397,13 @@ mod tests {
         assert_eq!(g[1].origin.as_ref().unwrap().line, 3);
         assert_eq!(
             g[0].resources,
-            [ResourceSpec::Script {
+            [ResourceSpec::Script(ScriptSpec {
                 name: "Remac1".into(),
                 args: vec![],
                 kind: ScriptKind::Heartbeat,
                 params: BTreeMap::new(),
                 timeout: T
-            }]
+            })]
         );
     }
 
@@ -415,16 +417,16 @@ mod tests {
         assert_eq!(g[0].nodes, ["node1", "node0", "node2"]);
         assert_eq!(
             g[0].resources[0],
-            ResourceSpec::IpAddr {
+            ResourceSpec::IpAddr(IpSpec {
                 addr: ip("192.168.60.200"),
                 prefix: 24,
                 route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: None,
                 label: None
-            }
+            })
         );
-        let ResourceSpec::Script { name, args, .. } = &g[0].resources[1] else {
+        let ResourceSpec::Script(ScriptSpec { name, args, .. }) = &g[0].resources[1] else {
             panic!()
         };
         assert_eq!(
@@ -450,36 +452,36 @@ mod tests {
         let r = |t| resource(t, T);
         assert_eq!(
             r("IPaddr::1.2.3.4"),
-            Ok(ResourceSpec::IpAddr {
+            Ok(ResourceSpec::IpAddr(IpSpec {
                 addr: ip("1.2.3.4"),
                 prefix: 24,
                 route_prefix: true,
                 iface: None,
                 broadcast: None,
                 label: None
-            })
+            }))
         );
         assert_eq!(
             r("IPaddr2::10.1.1.1/255.255.0.0/eth0:1/10.1.255.255"),
-            Ok(ResourceSpec::IpAddr {
+            Ok(ResourceSpec::IpAddr(IpSpec {
                 addr: ip("10.1.1.1"),
                 prefix: 16,
                 route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: Some("10.1.255.255".parse().unwrap()),
                 label: Some("eth0:1".into())
-            })
+            }))
         );
         assert_eq!(
             r("10.0.0.170"),
-            Ok(ResourceSpec::IpAddr {
+            Ok(ResourceSpec::IpAddr(IpSpec {
                 addr: ip("10.0.0.170"),
                 prefix: 24,
                 route_prefix: true,
                 iface: None,
                 broadcast: None,
                 label: None
-            })
+            }))
         );
         assert!(r("IPaddr::1.2.3.4/33").is_err());
         assert!(r("IPaddr::1.2.3.4/24/eth0/x").is_err());
@@ -494,14 +496,14 @@ mod tests {
         // Corpus case 12: an empty field between slashes.
         assert_eq!(
             resource("IPaddr::10.0.30.15//8/eth0:10", T),
-            Ok(ResourceSpec::IpAddr {
+            Ok(ResourceSpec::IpAddr(IpSpec {
                 addr: ip("10.0.30.15"),
                 prefix: 8,
                 route_prefix: false,
                 iface: Some("eth0".into()),
                 broadcast: None,
                 label: Some("eth0:10".into())
-            })
+            }))
         );
         assert_eq!(
             ipaddr_written("192.168.2.250/24/eth0:1/").map(|(_, w)| w),
@@ -514,14 +516,14 @@ mod tests {
     fn ipaddr_numeric_third_field_is_the_broadcast() {
         assert_eq!(
             resource("IPaddr::10.0.0.5/24/10.0.0.255", T),
-            Ok(ResourceSpec::IpAddr {
+            Ok(ResourceSpec::IpAddr(IpSpec {
                 addr: ip("10.0.0.5"),
                 prefix: 24,
                 route_prefix: false,
                 iface: None,
                 broadcast: Some("10.0.0.255".parse().unwrap()),
                 label: None
-            })
+            }))
         );
     }
 
@@ -530,17 +532,17 @@ mod tests {
         let r = |t| resource(t, T);
         assert_eq!(
             r("MacTakeover::eth0::00:1E:68:1E:99:5E::replace::192.168.32.21/24::192.168.32.254"),
-            Ok(ResourceSpec::Mac {
+            Ok(ResourceSpec::Mac(MacSpec {
                 iface: "eth0".into(),
                 mac: [0x00, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
                 mode: MacMode::Replace,
                 addr: Some((ip("192.168.32.21"), 24)),
                 gateway: Some(ip("192.168.32.254")),
-            })
+            }))
         );
         assert_eq!(
             r("MacTakeover::eth0::00:1E:68:1E:88:5E::macvlan=hbv2"),
-            Ok(ResourceSpec::Mac {
+            Ok(ResourceSpec::Mac(MacSpec {
                 iface: "eth0".into(),
                 mac: [0x00, 0x1e, 0x68, 0x1e, 0x88, 0x5e],
                 mode: MacMode::Macvlan {
@@ -548,7 +550,7 @@ mod tests {
                 },
                 addr: None,
                 gateway: None,
-            })
+            }))
         );
         assert!(r("MacTakeover::eth0::00:1E:68:1E:99:5E").is_err());
         assert!(r("MacTakeover::eth0::00:1E:68:1E:99:5E::swap").is_err());
@@ -564,15 +566,15 @@ mod tests {
     fn hostname_and_ocf() {
         assert_eq!(
             resource("Hostname::nodevir", T),
-            Ok(ResourceSpec::Hostname {
+            Ok(ResourceSpec::Hostname(HostnameSpec {
                 name: "nodevir".into()
-            })
+            }))
         );
         assert!(resource("Hostname::a::b", T).is_err());
         let ocf = resource("ocf:heartbeat:IPaddr2::ip=10.0.0.9::cidr_netmask=24", T).unwrap();
-        let ResourceSpec::Script {
+        let ResourceSpec::Script(ScriptSpec {
             name, kind, params, ..
-        } = ocf
+        }) = ocf
         else {
             panic!()
         };

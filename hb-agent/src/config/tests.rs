@@ -9,7 +9,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 use super::*;
-use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -65,13 +65,13 @@ fn names(cfg: &Config) -> Vec<&str> {
 }
 
 fn script(name: &str) -> ResourceSpec {
-    ResourceSpec::Script {
+    ResourceSpec::Script(ScriptSpec {
         name: name.into(),
         args: vec![],
         kind: ScriptKind::Heartbeat,
         params: BTreeMap::new(),
         timeout: secs(20),
-    }
+    })
 }
 
 fn group_summary(cfg: &Config) -> Vec<(&str, Vec<&str>, &[ResourceSpec])> {
@@ -847,14 +847,14 @@ fn mac_group(
         id: fnv1a32(name),
         nodes: nodes.iter().map(|n| n.to_string()).collect(),
         resources: vec![
-            ResourceSpec::Mac {
+            ResourceSpec::Mac(MacSpec {
                 iface: "eth0".into(),
                 mac,
                 mode: MacMode::Replace,
                 addr: Some((ip(vip), 24)),
                 gateway: Some(ip("192.168.32.254")),
-            },
-            ResourceSpec::Hostname { name: host.into() },
+            }),
+            ResourceSpec::Hostname(HostnameSpec { name: host.into() }),
         ],
         origin: Some(Origin {
             file: fixtures().join("example.toml"),
@@ -1308,18 +1308,18 @@ params = { ip = "10.0.0.9", cidr_netmask = "24" }
     assert_eq!(g.nodes, ["b", "a"]);
     assert_eq!(
         g.resources[0],
-        ResourceSpec::IpAddr {
+        ResourceSpec::IpAddr(IpSpec {
             addr: ip("fd00::80"),
             prefix: 64,
             route_prefix: false,
             iface: Some("eth0".into()),
             broadcast: None,
             label: Some("web".into())
-        }
+        })
     );
     assert_eq!(
         g.resources[1],
-        ResourceSpec::Mac {
+        ResourceSpec::Mac(MacSpec {
             iface: "eth0".into(),
             mac: [2, 0, 0, 0, 0, 1],
             mode: MacMode::Macvlan {
@@ -1327,17 +1327,17 @@ params = { ip = "10.0.0.9", cidr_netmask = "24" }
             },
             addr: Some((ip("10.0.0.80"), 24)),
             gateway: None
-        }
+        })
     );
-    let ResourceSpec::Script { timeout, args, .. } = &g.resources[2] else {
+    let ResourceSpec::Script(ScriptSpec { timeout, args, .. }) = &g.resources[2] else {
         panic!()
     };
     assert_eq!((*timeout, args.len()), (secs(120), 3));
-    let ResourceSpec::Script { kind, timeout, .. } = &g.resources[3] else {
+    let ResourceSpec::Script(ScriptSpec { kind, timeout, .. }) = &g.resources[3] else {
         panic!()
     };
     assert_eq!((kind, *timeout), (&ScriptKind::Lsb, secs(45)));
-    let ResourceSpec::Script { kind, params, .. } = &g.resources[4] else {
+    let ResourceSpec::Script(ScriptSpec { kind, params, .. }) = &g.resources[4] else {
         panic!()
     };
     assert_eq!(
@@ -1568,7 +1568,7 @@ fn missing_netmask_comes_from_the_connected_route() {
     let host = host_with(&[("eth1", "172.20.10.2", 28), ("eth0", "10.0.0.2", 8)]);
     let cfg = load_ha_dir_on(&dir, &host).unwrap();
     let g = &cfg.groups[0];
-    let ResourceSpec::IpAddr { prefix, iface, .. } = &g.resources[0] else {
+    let ResourceSpec::IpAddr(IpSpec { prefix, iface, .. }) = &g.resources[0] else {
         panic!()
     };
     assert_eq!((*prefix, iface.as_deref()), (28, None));
@@ -1594,7 +1594,7 @@ fn missing_netmask_comes_from_the_connected_route() {
     );
     // No route: /24 with a warning naming the line.
     let cfg = load_ha_dir_on(&dir, &host::FakeHost::default()).unwrap();
-    let ResourceSpec::IpAddr { prefix, .. } = &cfg.groups[0].resources[0] else {
+    let ResourceSpec::IpAddr(IpSpec { prefix, .. }) = &cfg.groups[0].resources[0] else {
         panic!()
     };
     assert_eq!(*prefix, 24);

@@ -12,7 +12,7 @@ use super::duration::display;
 use super::model::{Config, Timing};
 use crate::cluster::MAX_GROUPS;
 use crate::model::fmt_mac;
-use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};
 
 /// Where a value was written; `line` is None for defaults and file-level facts.
 #[derive(Debug, Clone)]
@@ -198,12 +198,12 @@ pub(crate) fn exclusive_claims(cfg: &Config, group_spots: &[Spot], diags: &mut V
         resources
             .iter()
             .filter_map(|r| match r {
-                ResourceSpec::Mac {
+                ResourceSpec::Mac(MacSpec {
                     iface,
                     mode: MacMode::Replace,
                     ..
-                } => Some(format!("replace the MAC of {iface}")),
-                ResourceSpec::Hostname { .. } => Some("set the hostname".to_string()),
+                }) => Some(format!("replace the MAC of {iface}")),
+                ResourceSpec::Hostname(_) => Some("set the hostname".to_string()),
                 _ => None,
             })
             .collect()
@@ -284,21 +284,21 @@ fn group_claims(resources: &[ResourceSpec]) -> BTreeSet<Claim> {
     let mut out = BTreeSet::new();
     for r in resources {
         match r {
-            ResourceSpec::IpAddr { addr, .. } => {
+            ResourceSpec::IpAddr(IpSpec { addr, .. }) => {
                 out.insert(Claim::Addr(addr.to_canonical()));
             }
-            ResourceSpec::Mac { mac, addr, .. } => {
+            ResourceSpec::Mac(MacSpec { mac, addr, .. }) => {
                 out.insert(Claim::Mac(*mac));
                 if let Some((a, _)) = addr {
                     out.insert(Claim::Addr(a.to_canonical()));
                 }
             }
-            ResourceSpec::Script {
+            ResourceSpec::Script(ScriptSpec {
                 name,
                 kind: ScriptKind::Ocf { .. },
                 params,
                 ..
-            } => {
+            }) => {
                 let key = match name.as_str() {
                     "IPaddr" | "IPaddr2" => "ip",
                     "IPv6addr" => "ipv6addr",

@@ -1,4 +1,5 @@
-//! The resource model: what a group is made of (`ResourceSpec`) and how
+//! The resource model: what a group is made of (`ResourceSpec`, one
+//! struct per kind) and how
 //! its addresses are announced (`ArpSettings`). Plain data, no I/O: the
 //! configuration parsers build it, the resources carry it out, and
 //! neither imports the other for it.
@@ -9,4 +10,4 @@ pub mod resource;
 
 pub use addr::{child_name, default_broadcast, fmt_mac, in_subnet};
 pub use arp::ArpSettings;
-pub use resource::{MacMode, ResourceSpec, ScriptKind};
+pub use resource::{HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};

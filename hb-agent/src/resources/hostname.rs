@@ -23,6 +23,7 @@
 use std::collections::HashMap;
 
 use super::error::ResourceError;
+use super::spec::HostnameSpec;
 use super::state::{GroupState, HostnameSaved};
 
 pub fn current() -> Result<String, ResourceError> {
@@ -66,12 +67,13 @@ fn top(all: &HashMap<String, GroupState>) -> Option<(&String, &HostnameSaved)> {
         .max_by_key(|(_, h)| h.seq)
 }
 
-/// Acquires `name` for `group`. Returns whether the hostname was changed.
+/// Acquires `spec`'s name for `group`. Returns whether the hostname was changed.
 pub fn start(
     all: &mut HashMap<String, GroupState>,
     group: &str,
-    name: &str,
+    spec: &HostnameSpec,
 ) -> Result<bool, ResourceError> {
+    let name = spec.name.as_str();
     validate(name)?;
     let now = current()?;
     if let Some(h) = all.get(group).and_then(|st| st.hostname.as_ref()) {
@@ -144,13 +146,14 @@ pub fn stop(all: &mut HashMap<String, GroupState>, group: &str) -> Result<bool, 
 }
 
 /// True when `group`'s hostname is in place under the stack rule: its entry is
-/// held and, if it is on top, the hostname is `name`. Without an entry (no
-/// saved state), in place when the hostname already is `name`.
+/// held and, if it is on top, the hostname is `spec`'s name. Without an
+/// entry (no saved state), in place when the hostname already is that name.
 pub fn status(
     all: &HashMap<String, GroupState>,
     group: &str,
-    name: &str,
+    spec: &HostnameSpec,
 ) -> Result<bool, ResourceError> {
+    let name = spec.name.as_str();
     let now = current()?;
     match all.get(group).and_then(|st| st.hostname.as_ref()) {
         Some(h) if h.name == name => {

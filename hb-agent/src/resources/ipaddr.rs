@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::announce::AnnounceTarget;
 use super::error::ResourceError;
 use super::netlink::{Address, Link, Netlink, default_broadcast, in_subnet};
+use super::spec::IpSpec;
 
 /// The interface holding `addr/prefix` exactly, if any.
 pub async fn holder(
@@ -196,24 +197,18 @@ pub async fn ensure_on(
 }
 
 /// Starts the resource; returns (changed, what to announce).
-pub async fn start(
-    nl: &Netlink,
-    addr: IpAddr,
-    (prefix, route_prefix): (u8, bool),
-    iface: Option<&str>,
-    broadcast: Option<Ipv4Addr>,
-    label: Option<&str>,
-) -> Result<(bool, AnnounceTarget), ResourceError> {
-    let link = match iface {
+pub async fn start(nl: &Netlink, ip: &IpSpec) -> Result<(bool, AnnounceTarget), ResourceError> {
+    let addr = ip.addr;
+    let link = match &ip.iface {
         Some(n) => nl.link(n).await?,
         None => find_interface(nl, addr).await?,
     };
-    let prefix = effective_prefix(nl, addr, prefix, route_prefix, &link).await?;
+    let prefix = effective_prefix(nl, addr, ip.prefix, ip.route_prefix, &link).await?;
     let w = Wanted {
         addr,
         prefix,
-        broadcast,
-        label,
+        broadcast: ip.broadcast,
+        label: ip.label.as_deref(),
         flags: 0,
     };
     let changed = ensure_on(nl, &link, &w, None).await?;
@@ -229,15 +224,12 @@ pub async fn start(
     ))
 }
 
-/// Stops the resource; returns whether something was removed. `prefix`
-/// None: the address whatever its prefix (one taken from a route).
-pub async fn stop(
-    nl: &Netlink,
-    addr: IpAddr,
-    prefix: Option<u8>,
-    iface: Option<&str>,
-) -> Result<bool, ResourceError> {
-    let link = match iface {
+/// Stops the resource; returns whether something was removed. A prefix
+/// taken from a route (`IpSpec::written_prefix` None): the address
+/// whatever its prefix.
+pub async fn stop(nl: &Netlink, ip: &IpSpec) -> Result<bool, ResourceError> {
+    let (addr, prefix) = (ip.addr, ip.written_prefix());
+    let link = match &ip.iface {
         Some(n) => match nl.link_by_name(n).await? {
             Some(l) => l,
             None => return Ok(false),
@@ -266,15 +258,11 @@ pub async fn stop(
     Ok(removed)
 }
 
-/// Whether `addr/prefix` (any prefix: None) is on its interface; with the
-/// owning interface.
-pub async fn status(
-    nl: &Netlink,
-    addr: IpAddr,
-    prefix: Option<u8>,
-    iface: Option<&str>,
-) -> Result<Option<String>, ResourceError> {
-    match iface {
+/// Whether the address (with its written prefix, else any) is on its
+/// interface; with the owning interface.
+pub async fn status(nl: &Netlink, ip: &IpSpec) -> Result<Option<String>, ResourceError> {
+    let (addr, prefix) = (ip.addr, ip.written_prefix());
+    match &ip.iface {
         Some(n) => {
             let Some(link) = nl.link_by_name(n).await? else {
                 return Ok(None);

@@ -27,7 +27,7 @@ use super::announce::AnnounceTarget;
 use super::error::ResourceError;
 use super::ipaddr;
 use super::netlink::{Address, Link, MacvlanMode, Netlink, Route, fmt_mac};
-use super::spec::MacMode;
+use super::spec::{MacMode, MacSpec};
 use super::state::{MacSaved, StateStore};
 
 const RTPROT_KERNEL: u8 = 2;
@@ -70,61 +70,51 @@ fn target(iface: &str, addr: IpAddr) -> AnnounceTarget {
     }
 }
 
-/// One MAC resource of one group.
-#[derive(Debug, Clone, Copy)]
-pub struct MacRequest<'a> {
-    pub group: &'a str,
-    pub iface: &'a str,
-    pub vmac: [u8; 6],
-    pub mode: &'a MacMode,
-    pub addr: Option<(IpAddr, u8)>,
-    pub gateway: Option<IpAddr>,
-}
-
-impl MacRequest<'_> {
-    fn child(&self) -> String {
-        self.mode.macvlan_child(self.group).unwrap_or_default()
-    }
-}
-
+/// Starts `spec` for `group`: the interface itself (replace) or the
+/// group's macvlan child takes the MAC.
 pub async fn start(
     nl: &Netlink,
     store: &StateStore,
-    req: &MacRequest<'_>,
+    group: &str,
+    spec: &MacSpec,
 ) -> Result<MacOutcome, ResourceError> {
-    match req.mode {
-        MacMode::Replace => replace_start(nl, store, req).await,
-        MacMode::Macvlan { .. } => {
-            macvlan_start(nl, req.iface, &req.child(), req.vmac, req.addr).await
-        }
+    match spec.child(group) {
+        None => replace_start(nl, store, group, spec).await,
+        Some(child) => macvlan_start(nl, &spec.iface, &child, spec.mac, spec.addr).await,
     }
 }
 
 pub async fn stop(
     nl: &Netlink,
     store: &StateStore,
-    req: &MacRequest<'_>,
+    group: &str,
+    spec: &MacSpec,
 ) -> Result<MacOutcome, ResourceError> {
-    match req.mode {
-        MacMode::Replace => replace_stop(nl, store, req.group, req.iface, req.vmac).await,
-        MacMode::Macvlan { .. } => macvlan_stop(nl, req.iface, &req.child()).await,
+    match spec.child(group) {
+        None => replace_stop(nl, store, group, &spec.iface, spec.mac).await,
+        Some(child) => macvlan_stop(nl, &spec.iface, &child).await,
     }
 }
 
-pub async fn status(nl: &Netlink, req: &MacRequest<'_>) -> Result<ResourceState, ResourceError> {
-    let (link_name, check_route) = match req.mode {
-        MacMode::Replace => (req.iface.to_string(), req.gateway),
-        MacMode::Macvlan { .. } => (req.child(), None),
+pub async fn status(
+    nl: &Netlink,
+    group: &str,
+    spec: &MacSpec,
+) -> Result<ResourceState, ResourceError> {
+    let link_name = spec.link(group);
+    let check_route = match spec.mode {
+        MacMode::Replace => spec.gateway,
+        MacMode::Macvlan { .. } => None,
     };
-    let iface = req.iface;
+    let iface = spec.iface.as_str();
     let Some(link) = nl.link_by_name(&link_name).await? else {
         return Ok(ResourceState::Absent);
     };
-    if link.mac != Some(req.vmac) {
+    if link.mac != Some(spec.mac) {
         return Ok(ResourceState::Absent);
     }
     let mut missing = Vec::new();
-    if let MacMode::Macvlan { .. } = req.mode {
+    if let MacMode::Macvlan { .. } = spec.mode {
         let parent = nl.link(iface).await?;
         if link.kind.as_deref() != Some("macvlan") || link.parent != Some(parent.index) {
             return Ok(ResourceState::Partial(format!(
@@ -132,7 +122,7 @@ pub async fn status(nl: &Netlink, req: &MacRequest<'_>) -> Result<ResourceState,
             )));
         }
     }
-    if let MacMode::Macvlan { .. } = req.mode
+    if let MacMode::Macvlan { .. } = spec.mode
         && nl
             .addresses(Some(link.index))
             .await?
@@ -145,7 +135,7 @@ pub async fn status(nl: &Netlink, req: &MacRequest<'_>) -> Result<ResourceState,
     if !link.up {
         missing.push(format!("{link_name} is down"));
     }
-    if let Some((a, p)) = req.addr {
+    if let Some((a, p)) = spec.addr {
         let present = nl.addresses(Some(link.index)).await?;
         if !present.iter().any(|x| x.addr == a && x.prefix == p) {
             missing.push(format!("{a}/{p} missing on {link_name}"));
@@ -208,16 +198,17 @@ async fn read_identity(
 async fn replace_start(
     nl: &Netlink,
     store: &StateStore,
-    req: &MacRequest<'_>,
+    group: &str,
+    spec: &MacSpec,
 ) -> Result<MacOutcome, ResourceError> {
-    let MacRequest {
-        group,
+    let MacSpec {
         iface,
-        vmac,
+        mac: vmac,
         addr,
         gateway,
         ..
-    } = *req;
+    } = spec;
+    let (iface, vmac, addr, gateway) = (iface.as_str(), *vmac, *addr, *gateway);
     let link = nl.link(iface).await?;
     let saved = store.get(group).mac.into_iter().find(|m| m.iface == iface);
     let saved = match saved {

@@ -40,13 +40,15 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-pub use crate::model::{MacMode, ResourceSpec, ScriptKind};
+pub use crate::model::{
+    HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec,
+};
 pub use announce::{
     AnnounceGate, AnnounceOutcome, AnnounceTarget, Announcer, ArpSettings, NeighbourRefresh,
 };
 pub use error::ResourceError;
 pub use netlink::Netlink;
-pub use script::{ScriptCall, ScriptRunner};
+pub use script::ScriptRunner;
 use state::StateStore;
 
 /// Where things are, and how to announce.
@@ -180,43 +182,6 @@ impl GroupStatus {
     }
 }
 
-/// A one-line description of a resource for reports and logs.
-pub struct Describe<'a>(pub &'a ResourceSpec);
-
-impl fmt::Display for Describe<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ResourceSpec::IpAddr {
-                addr,
-                prefix,
-                iface,
-                ..
-            } => write!(
-                f,
-                "IpAddr {addr}/{prefix} on {}",
-                iface.as_deref().unwrap_or("(auto)")
-            ),
-            ResourceSpec::Mac {
-                iface, mac, mode, ..
-            } => {
-                let mode = match mode {
-                    MacMode::Replace => "replace".to_string(),
-                    MacMode::Macvlan { child } => {
-                        format!("macvlan {}", child.as_deref().unwrap_or("(default)"))
-                    }
-                };
-                write!(f, "Mac {} on {iface} ({mode})", netlink::fmt_mac(mac))
-            }
-            ResourceSpec::Hostname { name } => write!(f, "Hostname {name}"),
-            ResourceSpec::Script { name, kind, .. } => match kind {
-                ScriptKind::Heartbeat => write!(f, "Script {name}"),
-                ScriptKind::Lsb => write!(f, "LSB {name}"),
-                ScriptKind::Ocf { provider } => write!(f, "OCF {provider}:{name}"),
-            },
-        }
-    }
-}
-
 struct Inner {
     config: ResourcesConfig,
     nl: Netlink,
@@ -309,16 +274,10 @@ impl Resources {
         group: &str,
     ) -> Result<(), ResourceError> {
         for s in specs {
-            if let ResourceSpec::Mac {
-                iface,
-                mac,
-                mode: mode @ MacMode::Macvlan { .. },
-                addr,
-                ..
-            } = s
+            if let ResourceSpec::Mac(m) = s
+                && let Some(child) = m.child(group)
             {
-                let name = mode.macvlan_child(group).unwrap_or_default();
-                mac::macvlan_prepare(&self.inner.nl, iface, &name, *mac, *addr).await?;
+                mac::macvlan_prepare(&self.inner.nl, &m.iface, &child, m.mac, m.addr).await?;
             }
         }
         Ok(())
@@ -348,11 +307,11 @@ impl Resources {
         for (i, spec) in specs.iter().enumerate() {
             let t0 = std::time::Instant::now();
             let r = self.start_one(group, spec).await;
-            tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource start");
+            tracing::debug!(group, resource = %spec, took_us = t0.elapsed().as_micros() as u64, "resource start");
             match r {
                 Ok(started) => {
                     resources.push(ResourceOutcome {
-                        resource: Describe(spec).to_string(),
+                        resource: spec.to_string(),
                         outcome: started.outcome,
                     });
                     let new: Vec<AnnounceTarget> = started
@@ -377,18 +336,18 @@ impl Resources {
                     targets.extend(new);
                 }
                 Err(e) => {
-                    tracing::error!(group, resource = %Describe(spec), "start failed: {e}; rolling back");
+                    tracing::error!(group, resource = %spec, "start failed: {e}; rolling back");
                     self.abort_announcements(group);
                     let mut rollback_failures = Vec::new();
                     for j in (0..=i).rev() {
                         if let Err(re) = self.stop_one(group, &specs[j]).await {
-                            rollback_failures.push((Describe(&specs[j]).to_string(), re));
+                            rollback_failures.push((specs[j].to_string(), re));
                         }
                     }
                     return Err(ResourceError::Start {
                         group: group.to_string(),
                         index: i,
-                        resource: Describe(spec).to_string(),
+                        resource: spec.to_string(),
                         source: Box::new(e),
                         rollback_failures,
                     });
@@ -432,25 +391,25 @@ impl Resources {
         for (i, spec) in specs.iter().enumerate().rev() {
             let left = &specs[..=i];
             if report.failures.is_empty()
-                && left.iter().all(ResourceSpec::is_identity)
+                && left.iter().all(ResourceSpec::is_network_identity)
                 && let Some(f) = identity_left.take()
             {
                 f(left);
             }
             let t0 = std::time::Instant::now();
             let r = self.stop_one(group, spec).await;
-            tracing::debug!(group, resource = %Describe(spec), took_us = t0.elapsed().as_micros() as u64, "resource stop");
+            tracing::debug!(group, resource = %spec, took_us = t0.elapsed().as_micros() as u64, "resource stop");
             match r {
                 Ok((outcome, targets)) => {
                     report.resources.push(ResourceOutcome {
-                        resource: Describe(spec).to_string(),
+                        resource: spec.to_string(),
                         outcome,
                     });
                     report.announced.extend(targets);
                 }
                 Err(e) => {
-                    tracing::error!(group, resource = %Describe(spec), "stop failed: {e}");
-                    report.failures.push((Describe(spec).to_string(), e));
+                    tracing::error!(group, resource = %spec, "stop failed: {e}");
+                    report.failures.push((spec.to_string(), e));
                 }
             }
         }
@@ -472,7 +431,7 @@ impl Resources {
                 Ok(s) => s,
                 Err(e) => ResourceState::Unknown(e.to_string()),
             };
-            resources.push((Describe(spec).to_string(), st));
+            resources.push((spec.to_string(), st));
         }
         GroupStatus {
             group: group.to_string(),
@@ -537,36 +496,28 @@ impl Resources {
 
     async fn start_one(&self, group: &str, spec: &ResourceSpec) -> Result<Started, ResourceError> {
         let nl = &self.inner.nl;
-        match Call::of(group, spec) {
-            Call::Ip(ip) => {
-                let (c, t) = ipaddr::start(
-                    nl,
-                    ip.addr,
-                    (ip.prefix, ip.route_prefix),
-                    ip.iface,
-                    ip.broadcast,
-                    ip.label,
-                )
-                .await?;
+        match spec {
+            ResourceSpec::IpAddr(ip) => {
+                let (c, t) = ipaddr::start(nl, ip).await?;
                 Ok(Started::new(c, vec![t]))
             }
-            Call::Mac(req) => {
-                let out = mac::start(nl, &self.inner.state, &req).await?;
+            ResourceSpec::Mac(m) => {
+                let out = mac::start(nl, &self.inner.state, group, m).await?;
                 Ok(Started {
                     outcome: Outcome::from_changed(out.changed),
                     targets: out.targets,
                     links: out.links,
                 })
             }
-            Call::Hostname(name) => {
+            ResourceSpec::Hostname(h) => {
                 let c = self
                     .inner
                     .state
-                    .update_all(|all| hostname::start(all, group, name))?;
+                    .update_all(|all| hostname::start(all, group, h))?;
                 Ok(Started::new(c, Vec::new()))
             }
-            Call::Script(call) => {
-                let c = self.inner.scripts.start(&call).await?;
+            ResourceSpec::Script(sc) => {
+                let c = self.inner.scripts.start(group, sc).await?;
                 Ok(Started::new(c, Vec::new()))
             }
         }
@@ -578,24 +529,24 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<(Outcome, Vec<AnnounceTarget>), ResourceError> {
         let nl = &self.inner.nl;
-        match Call::of(group, spec) {
-            Call::Ip(ip) => {
-                let c = ipaddr::stop(nl, ip.addr, ip.matched_prefix(), ip.iface).await?;
+        match spec {
+            ResourceSpec::IpAddr(ip) => {
+                let c = ipaddr::stop(nl, ip).await?;
                 Ok((Outcome::from_changed(c), Vec::new()))
             }
-            Call::Mac(req) => {
-                let out = mac::stop(nl, &self.inner.state, &req).await?;
+            ResourceSpec::Mac(m) => {
+                let out = mac::stop(nl, &self.inner.state, group, m).await?;
                 Ok((Outcome::from_changed(out.changed), out.targets))
             }
-            Call::Hostname(_) => {
+            ResourceSpec::Hostname(_) => {
                 let c = self
                     .inner
                     .state
                     .update_all(|all| hostname::stop(all, group))?;
                 Ok((Outcome::from_changed(c), Vec::new()))
             }
-            Call::Script(call) => Ok((
-                Outcome::from_changed(self.inner.scripts.stop(&call).await?),
+            ResourceSpec::Script(sc) => Ok((
+                Outcome::from_changed(self.inner.scripts.stop(group, sc).await?),
                 Vec::new(),
             )),
         }
@@ -607,101 +558,21 @@ impl Resources {
         spec: &ResourceSpec,
     ) -> Result<ResourceState, ResourceError> {
         let nl = &self.inner.nl;
-        match Call::of(group, spec) {
-            Call::Ip(ip) => Ok(
-                match ipaddr::status(nl, ip.addr, ip.matched_prefix(), ip.iface).await? {
-                    Some(_) => ResourceState::InPlace,
-                    None => ResourceState::Absent,
-                },
-            ),
-            Call::Mac(req) => mac::status(nl, &req).await,
-            Call::Hostname(name) => {
+        match spec {
+            ResourceSpec::IpAddr(ip) => Ok(match ipaddr::status(nl, ip).await? {
+                Some(_) => ResourceState::InPlace,
+                None => ResourceState::Absent,
+            }),
+            ResourceSpec::Mac(m) => mac::status(nl, group, m).await,
+            ResourceSpec::Hostname(h) => {
                 let all = self.inner.state.snapshot();
-                Ok(if hostname::status(&all, group, name)? {
+                Ok(if hostname::status(&all, group, h)? {
                     ResourceState::InPlace
                 } else {
                     ResourceState::Absent
                 })
             }
-            Call::Script(call) => self.inner.scripts.status(&call).await,
-        }
-    }
-}
-
-/// One resource of a group, as start, stop and status take it: unpacked
-/// once here instead of in each of them.
-enum Call<'a> {
-    Ip(IpCall<'a>),
-    Mac(mac::MacRequest<'a>),
-    Hostname(&'a str),
-    Script(ScriptCall<'a>),
-}
-
-struct IpCall<'a> {
-    addr: std::net::IpAddr,
-    prefix: u8,
-    route_prefix: bool,
-    iface: Option<&'a str>,
-    broadcast: Option<std::net::Ipv4Addr>,
-    label: Option<&'a str>,
-}
-
-impl IpCall<'_> {
-    /// The prefix stop and status match: the written one, or any (None)
-    /// when it was taken from a route at start (the route may have changed
-    /// since).
-    fn matched_prefix(&self) -> Option<u8> {
-        (!self.route_prefix).then_some(self.prefix)
-    }
-}
-
-impl<'a> Call<'a> {
-    fn of(group: &'a str, spec: &'a ResourceSpec) -> Call<'a> {
-        match spec {
-            ResourceSpec::IpAddr {
-                addr,
-                prefix,
-                route_prefix,
-                iface,
-                broadcast,
-                label,
-            } => Call::Ip(IpCall {
-                addr: *addr,
-                prefix: *prefix,
-                route_prefix: *route_prefix,
-                iface: iface.as_deref(),
-                broadcast: *broadcast,
-                label: label.as_deref(),
-            }),
-            ResourceSpec::Mac {
-                iface,
-                mac,
-                mode,
-                addr,
-                gateway,
-            } => Call::Mac(mac::MacRequest {
-                group,
-                iface,
-                vmac: *mac,
-                mode,
-                addr: *addr,
-                gateway: *gateway,
-            }),
-            ResourceSpec::Hostname { name } => Call::Hostname(name),
-            ResourceSpec::Script {
-                name,
-                args,
-                kind,
-                params,
-                timeout,
-            } => Call::Script(ScriptCall {
-                group,
-                name,
-                args,
-                kind,
-                params,
-                timeout: *timeout,
-            }),
+            ResourceSpec::Script(sc) => self.inner.scripts.status(group, sc).await,
         }
     }
 }

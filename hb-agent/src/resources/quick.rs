@@ -43,7 +43,7 @@ use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::announce::{AnnounceGate, ETH_P_ARP, PacketSocket, garp_frame};
 use super::netlink::{Netlink, default_broadcast};
-use super::spec::{MacMode, ResourceSpec};
+use super::spec::{IpSpec, MacMode, MacSpec, ResourceSpec};
 use super::{ArpSettings, ResourceError};
 use super::{ipaddr, mac};
 
@@ -70,28 +70,27 @@ pub async fn plan(
     group: &str,
     specs: &[ResourceSpec],
 ) -> Result<Option<Plan>, ResourceError> {
-    if !specs.iter().all(ResourceSpec::is_identity) {
+    if !specs.iter().all(ResourceSpec::is_network_identity) {
         return Ok(None);
     }
     match specs.first() {
-        Some(ResourceSpec::Mac {
-            iface,
-            mac: vmac,
-            mode: mode @ MacMode::Macvlan { .. },
-            addr: Some((IpAddr::V4(addr), prefix)),
-            ..
-        }) => {
-            let name = mode.macvlan_child(group).unwrap_or_default();
-            macvlan_plan(nl, iface, &name, *vmac, *addr, *prefix).await
+        Some(ResourceSpec::Mac(
+            m @ MacSpec {
+                mode: MacMode::Macvlan { .. },
+                addr: Some((IpAddr::V4(addr), prefix)),
+                ..
+            },
+        )) => {
+            let name = m.child(group).unwrap_or_default();
+            macvlan_plan(nl, &m.iface, &name, m.mac, *addr, *prefix).await
         }
-        Some(ResourceSpec::IpAddr {
-            addr: IpAddr::V4(addr),
-            prefix,
-            route_prefix,
-            iface: Some(iface),
-            broadcast,
-            label,
-        }) if !replaces_a_mac(specs) => {
+        Some(ResourceSpec::IpAddr(
+            ip @ IpSpec {
+                addr: IpAddr::V4(addr),
+                iface: Some(iface),
+                ..
+            },
+        )) if !replaces_a_mac(specs) => {
             let Some(link) = nl.link_by_name(iface).await? else {
                 return Ok(None);
             };
@@ -99,16 +98,16 @@ pub async fn plan(
                 return Ok(None);
             };
             // A label the full start would refuse: leave it to say so.
-            let Ok(label) = ipaddr::effective_label(iface, label.as_deref()) else {
+            let Ok(label) = ipaddr::effective_label(iface, ip.label.as_deref()) else {
                 return Ok(None);
             };
             // As the full start would put it up (quietly: this runs after
             // every operation; the start says when it falls back).
-            let prefix = &match route_prefix {
+            let prefix = &match ip.route_prefix {
                 true => ipaddr::connected_prefix(nl, IpAddr::V4(*addr), &link)
                     .await?
-                    .unwrap_or(*prefix),
-                false => *prefix,
+                    .unwrap_or(ip.prefix),
+                false => ip.prefix,
             };
             Ok(Some(Plan {
                 iface: iface.clone(),
@@ -116,7 +115,7 @@ pub async fn plan(
                 mac,
                 addr: *addr,
                 prefix: *prefix,
-                broadcast: broadcast.or_else(|| default_broadcast(*addr, *prefix)),
+                broadcast: ip.broadcast.or_else(|| default_broadcast(*addr, *prefix)),
                 label,
                 flags: 0,
             }))
@@ -131,10 +130,10 @@ fn replaces_a_mac(specs: &[ResourceSpec]) -> bool {
     specs.iter().any(|s| {
         matches!(
             s,
-            ResourceSpec::Mac {
+            ResourceSpec::Mac(MacSpec {
                 mode: MacMode::Replace,
                 ..
-            }
+            })
         )
     })
 }

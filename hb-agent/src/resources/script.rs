@@ -55,7 +55,7 @@
 //!   running are the service (an LSB init script starting httpd): they keep
 //!   running, also when the agent stops or dies. Only the descriptor
 //!   inheritance is cut for them.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ use tokio::io::AsyncReadExt;
 
 use super::ResourceState;
 use super::error::ResourceError;
-use super::spec::ScriptKind;
+use super::spec::{ScriptKind, ScriptSpec};
 
 /// Default OCF_ROOT.
 pub const DEFAULT_OCF_ROOT: &str = "/usr/lib/ocf";
@@ -75,17 +75,6 @@ pub const DEFAULT_OCF_ROOT: &str = "/usr/lib/ocf";
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
 const OUTPUT_CAP: usize = 64 * 1024;
 const OCF_NOT_RUNNING: i32 = 7;
-
-/// One script resource, as the group describes it.
-#[derive(Debug, Clone, Copy)]
-pub struct ScriptCall<'a> {
-    pub group: &'a str,
-    pub name: &'a str,
-    pub args: &'a [String],
-    pub kind: &'a ScriptKind,
-    pub params: &'a BTreeMap<String, String>,
-    pub timeout: Duration,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScriptAction {
@@ -124,58 +113,58 @@ impl ScriptRunner {
         self
     }
 
-    /// Where the script of `call` is.
-    pub fn resolve(&self, call: &ScriptCall<'_>) -> Result<PathBuf, ResourceError> {
-        match call.kind {
+    /// Where the script of `spec` is.
+    pub fn resolve(&self, spec: &ScriptSpec) -> Result<PathBuf, ResourceError> {
+        match &spec.kind {
             ScriptKind::Ocf { provider } => {
                 let p = self
                     .ocf_root
                     .join("resource.d")
                     .join(provider)
-                    .join(call.name);
+                    .join(&spec.name);
                 if p.is_file() {
                     Ok(p)
                 } else {
                     Err(ResourceError::ScriptNotFound {
-                        name: format!("ocf:{provider}:{}", call.name),
+                        name: format!("ocf:{provider}:{}", spec.name),
                         searched: vec![p],
                     })
                 }
             }
             ScriptKind::Heartbeat | ScriptKind::Lsb => {
-                let direct = Path::new(call.name);
+                let direct = Path::new(&spec.name);
                 if direct.is_absolute() {
                     return if direct.is_file() {
                         Ok(direct.to_path_buf())
                     } else {
                         Err(ResourceError::ScriptNotFound {
-                            name: call.name.to_string(),
+                            name: spec.name.to_string(),
                             searched: vec![direct.to_path_buf()],
                         })
                     };
                 }
-                if call.name.contains('/') || call.name.is_empty() || call.name == ".." {
+                if spec.name.contains('/') || spec.name.is_empty() || spec.name == ".." {
                     return Err(ResourceError::Invalid {
-                        resource: format!("script {:?}", call.name),
+                        resource: format!("script {:?}", spec.name),
                         why: "a script name is a file name in the script directories, or an absolute path".into(),
                     });
                 }
                 self.dirs
                     .iter()
-                    .map(|d| d.join(call.name))
+                    .map(|d| d.join(&spec.name))
                     .find(|p| p.is_file())
                     .ok_or_else(|| ResourceError::ScriptNotFound {
-                        name: call.name.to_string(),
+                        name: spec.name.to_string(),
                         searched: self.dirs.clone(),
                     })
             }
         }
     }
 
-    fn describe(call: &ScriptCall<'_>, path: &Path) -> String {
-        match call.kind {
+    fn describe(spec: &ScriptSpec, path: &Path) -> String {
+        match &spec.kind {
             ScriptKind::Ocf { provider } => {
-                format!("ocf:{provider}:{} ({})", call.name, path.display())
+                format!("ocf:{provider}:{} ({})", spec.name, path.display())
             }
             _ => path.display().to_string(),
         }
@@ -183,23 +172,25 @@ impl ScriptRunner {
 
     /// Runs one action and returns its exit code and output, whatever the code.
     /// Errors: not found, cannot spawn, timeout.
+    /// `group`: the one the script belongs to (OCF_RESOURCE_INSTANCE).
     pub async fn run(
         &self,
-        call: &ScriptCall<'_>,
+        group: &str,
+        spec: &ScriptSpec,
         action: ScriptAction,
     ) -> Result<ScriptOutput, ResourceError> {
-        let path = self.resolve(call)?;
-        let script = Self::describe(call, &path);
-        let verb = match (action, call.kind) {
+        let path = self.resolve(spec)?;
+        let script = Self::describe(spec, &path);
+        let verb = match (action, &spec.kind) {
             (ScriptAction::Start, _) => "start",
             (ScriptAction::Stop, _) => "stop",
             (ScriptAction::Status, ScriptKind::Ocf { .. }) => "monitor",
             (ScriptAction::Status, _) => "status",
         };
         let mut cmd = tokio::process::Command::new(&path);
-        match call.kind {
+        match &spec.kind {
             ScriptKind::Heartbeat => {
-                cmd.args(call.args).arg(verb);
+                cmd.args(&spec.args).arg(verb);
             }
             ScriptKind::Lsb => {
                 cmd.arg(verb);
@@ -207,19 +198,16 @@ impl ScriptRunner {
             ScriptKind::Ocf { provider } => {
                 cmd.arg(verb)
                     .env("OCF_ROOT", &self.ocf_root)
-                    .env(
-                        "OCF_RESOURCE_INSTANCE",
-                        format!("{}_{}", call.group, call.name),
-                    )
-                    .env("OCF_RESOURCE_TYPE", call.name)
+                    .env("OCF_RESOURCE_INSTANCE", spec.instance(group))
+                    .env("OCF_RESOURCE_TYPE", &spec.name)
                     .env("OCF_RESOURCE_PROVIDER", provider)
                     .env("OCF_RA_VERSION_MAJOR", "1")
                     .env("OCF_RA_VERSION_MINOR", "0")
                     .env(
                         "OCF_RESKEY_CRM_meta_timeout",
-                        call.timeout.as_millis().to_string(),
+                        spec.timeout.as_millis().to_string(),
                     );
-                for (k, v) in call.params {
+                for (k, v) in &spec.params {
                     cmd.env(format!("OCF_RESKEY_{k}"), v);
                 }
             }
@@ -265,7 +253,7 @@ impl ScriptRunner {
         }
         tracing::debug!(script = %script, action = verb, "running script");
 
-        let waited = tokio::time::timeout(call.timeout, child.wait()).await;
+        let waited = tokio::time::timeout(spec.timeout, child.wait()).await;
         let status = match waited {
             Ok(Ok(st)) => {
                 // Reaped: what the script leaves running is the service.
@@ -286,11 +274,11 @@ impl ScriptRunner {
             }
             in_flight.finished();
             let output = drain(readers, &buf).await;
-            tracing::warn!(script = %script, action = verb, timeout = ?call.timeout, "script timed out, process group killed");
+            tracing::warn!(script = %script, action = verb, timeout = ?spec.timeout, "script timed out, process group killed");
             return Err(ResourceError::ScriptTimeout {
                 script,
                 action: verb.to_string(),
-                timeout: call.timeout,
+                timeout: spec.timeout,
                 output,
             });
         };
@@ -303,39 +291,43 @@ impl ScriptRunner {
     }
 
     /// The script's view of whether it is running.
-    pub async fn status(&self, call: &ScriptCall<'_>) -> Result<ResourceState, ResourceError> {
-        let out = self.run(call, ScriptAction::Status).await?;
-        Ok(interpret_status(call.kind, &out))
+    pub async fn status(
+        &self,
+        group: &str,
+        spec: &ScriptSpec,
+    ) -> Result<ResourceState, ResourceError> {
+        let out = self.run(group, spec, ScriptAction::Status).await?;
+        Ok(interpret_status(&spec.kind, &out))
     }
 
     /// Starts unless status says it is running. Returns whether start ran.
-    pub async fn start(&self, call: &ScriptCall<'_>) -> Result<bool, ResourceError> {
-        if self.status(call).await? == ResourceState::InPlace {
+    pub async fn start(&self, group: &str, spec: &ScriptSpec) -> Result<bool, ResourceError> {
+        if self.status(group, spec).await? == ResourceState::InPlace {
             return Ok(false);
         }
-        let out = self.run(call, ScriptAction::Start).await?;
+        let out = self.run(group, spec, ScriptAction::Start).await?;
         if out.code == Some(0) {
             Ok(true)
         } else {
-            Err(self.failed(call, "start", out))
+            Err(self.failed(spec, "start", out))
         }
     }
 
     /// Stops. Returns Ok(true); exit 7 from an OCF agent (not running) is Ok.
-    pub async fn stop(&self, call: &ScriptCall<'_>) -> Result<bool, ResourceError> {
-        let out = self.run(call, ScriptAction::Stop).await?;
-        match (out.code, call.kind) {
+    pub async fn stop(&self, group: &str, spec: &ScriptSpec) -> Result<bool, ResourceError> {
+        let out = self.run(group, spec, ScriptAction::Stop).await?;
+        match (out.code, &spec.kind) {
             (Some(0), _) => Ok(true),
             (Some(OCF_NOT_RUNNING), ScriptKind::Ocf { .. }) => Ok(false),
-            _ => Err(self.failed(call, "stop", out)),
+            _ => Err(self.failed(spec, "stop", out)),
         }
     }
 
-    fn failed(&self, call: &ScriptCall<'_>, action: &str, out: ScriptOutput) -> ResourceError {
+    fn failed(&self, spec: &ScriptSpec, action: &str, out: ScriptOutput) -> ResourceError {
         let script = self
-            .resolve(call)
-            .map(|p| Self::describe(call, &p))
-            .unwrap_or_else(|_| call.name.to_string());
+            .resolve(spec)
+            .map(|p| Self::describe(spec, &p))
+            .unwrap_or_else(|_| spec.name.to_string());
         ResourceError::ScriptFailed {
             script,
             action: action.to_string(),

@@ -9,7 +9,7 @@ use ::toml::Spanned;
 use super::build::Build;
 use super::schema::ResourceT;
 use crate::config::values;
-use crate::model::{MacMode, ResourceSpec, ScriptKind};
+use crate::model::{HostnameSpec, IpSpec, MacMode, MacSpec, ResourceSpec, ScriptKind, ScriptSpec};
 
 impl Build<'_> {
     pub(super) fn missing(&mut self, r: &ResourceT, field: &str) {
@@ -63,8 +63,10 @@ impl Build<'_> {
             "hostname" => match &r.name {
                 Some(name) => self
                     .parse(name, "group.resource.name", values::hostname)
-                    .map(|()| ResourceSpec::Hostname {
-                        name: name.get_ref().clone(),
+                    .map(|()| {
+                        ResourceSpec::Hostname(HostnameSpec {
+                            name: name.get_ref().clone(),
+                        })
                     }),
                 None => {
                     self.missing(r, "name");
@@ -103,14 +105,14 @@ impl Build<'_> {
             None => None,
         };
         let label = r.label.as_ref().map(|l| l.get_ref().clone());
-        Some(ResourceSpec::IpAddr {
+        Some(ResourceSpec::IpAddr(IpSpec {
             addr,
             prefix,
             route_prefix: !address.get_ref().contains('/'),
             iface,
             broadcast,
             label,
-        })
+        }))
     }
 
     pub(super) fn mac_resource(&mut self, r: &ResourceT) -> Option<ResourceSpec> {
@@ -169,13 +171,13 @@ impl Build<'_> {
                 "the default route is only set in replace mode",
             );
         }
-        Some(ResourceSpec::Mac {
+        Some(ResourceSpec::Mac(MacSpec {
             iface: iface?,
             mac: mac?,
             mode: mode?,
             addr,
             gateway,
-        })
+        }))
     }
 
     pub(super) fn script_resource(
@@ -215,7 +217,7 @@ impl Build<'_> {
                 }
             }
         }
-        Some(ResourceSpec::Script {
+        Some(ResourceSpec::Script(ScriptSpec {
             name: name.get_ref().clone(),
             args: r
                 .args
@@ -228,7 +230,7 @@ impl Build<'_> {
                 .timeout
                 .as_ref()
                 .map_or(default_timeout, |t| t.get_ref().0),
-        })
+        }))
     }
 }
 

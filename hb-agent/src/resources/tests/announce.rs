@@ -1,6 +1,6 @@
 //! Announcements captured on the wire in the peer namespace.
 use super::*;
-use crate::resources::{AnnounceTarget, MacMode};
+use crate::resources::{AnnounceTarget, MacMode, MacSpec};
 
 fn vip_arps(frames: &[Vec<u8>], vip: [u8; 4]) -> Vec<Arp> {
     frames
@@ -16,13 +16,13 @@ fn garp_request_form_for_every_address_with_the_virtual_mac() {
     let st = tempdir();
     let cfg = config(&st, quick_arp());
     let group = vec![
-        ResourceSpec::Mac {
+        ResourceSpec::Mac(MacSpec {
             iface: "eth0".into(),
             mac: VMAC1,
             mode: MacMode::Replace,
             addr: Some((ip("192.168.32.21"), 24)),
             gateway: None,
-        },
+        }),
         ip_spec("192.168.32.22", 24, Some("eth0")),
     ];
     let cap = Capture::start(&lan.gw, "eth0");
@@ -110,13 +110,13 @@ fn unsolicited_na_for_ipv6_vip() {
             ..quick_arp()
         },
     );
-    let group = vec![ResourceSpec::Mac {
+    let group = vec![ResourceSpec::Mac(MacSpec {
         iface: "eth0".into(),
         mac: VMAC2,
         mode: MacMode::Macvlan { child: None },
         addr: Some((ip("fd00::21"), 64)),
         gateway: None,
-    }];
+    })];
     let cap = Capture::start(&lan.gw, "eth0");
     let g = group.clone();
     lan.node.run(false, move || async move {

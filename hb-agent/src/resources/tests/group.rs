@@ -1,6 +1,6 @@
 //! start_group rolls back on failure; status/adopt.
 use super::*;
-use crate::resources::{ResourceError, ScriptKind, hostname};
+use crate::resources::{HostnameSpec, ResourceError, ScriptKind, ScriptSpec, hostname};
 
 #[test]
 fn failing_middle_resource_rolls_back_the_earlier_ones() {
@@ -16,17 +16,17 @@ fn failing_middle_resource_rolls_back_the_earlier_ones() {
         ),
     );
     let group = vec![
-        ResourceSpec::Hostname {
+        ResourceSpec::Hostname(HostnameSpec {
             name: "nodevir".into(),
-        },
+        }),
         ip_spec("192.168.32.21", 24, Some("eth0")),
-        ResourceSpec::Script {
+        ResourceSpec::Script(ScriptSpec {
             name: "broken".into(),
             args: vec!["arg1".into()],
             kind: ScriptKind::Heartbeat,
             params: Default::default(),
             timeout: Duration::from_secs(10),
-        },
+        }),
         ip_spec("192.168.32.22", 24, Some("eth0")),
     ];
     let root_host = hostname::current().unwrap();

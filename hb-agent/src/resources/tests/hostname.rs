@@ -1,9 +1,9 @@
 //! Hostname inside a private UTS namespace: set, restored, and the stack rule.
 use super::*;
-use crate::resources::hostname;
+use crate::resources::{HostnameSpec, hostname};
 
 fn host(name: &str) -> ResourceSpec {
-    ResourceSpec::Hostname { name: name.into() }
+    ResourceSpec::Hostname(HostnameSpec { name: name.into() })
 }
 
 #[test]

@@ -1,29 +1,29 @@
 //! IpAddr: prefix, broadcast, label; auto interface; idempotence; absent stop.
 use super::*;
-use crate::resources::{Outcome, ResourceError, ResourceState};
+use crate::resources::{HostnameSpec, IpSpec, MacSpec, Outcome, ResourceError, ResourceState};
 
 #[test]
 fn ip_add_remove_with_prefix_broadcast_label() {
     let lan = Lan::new();
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let v4 = ResourceSpec::IpAddr {
+    let v4 = ResourceSpec::IpAddr(IpSpec {
         addr: ip("192.168.32.21"),
         prefix: 24,
         route_prefix: false,
         iface: Some("eth0".into()),
         broadcast: Some("192.168.32.255".parse().unwrap()),
         label: Some("vip".into()),
-    };
+    });
     // No interface given: eth0 carries 192.168.32.0/24. Custom broadcast.
-    let auto = ResourceSpec::IpAddr {
+    let auto = ResourceSpec::IpAddr(IpSpec {
         addr: ip("192.168.32.22"),
         prefix: 25,
         route_prefix: false,
         iface: None,
         broadcast: Some("192.168.32.100".parse().unwrap()),
         label: Some("eth0:web".into()),
-    };
+    });
     let v6 = ip_spec("fd00::21", 64, Some("eth0"));
     let specs = vec![v4, auto, v6];
     let s2 = specs.clone();
@@ -156,15 +156,18 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
     let lan = Lan::new();
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let vip = ResourceSpec::IpAddr {
+    let vip = ResourceSpec::IpAddr(IpSpec {
         addr: ip("192.168.32.21"),
         prefix: 24,
         route_prefix: false,
         iface: Some("eth0".into()),
         broadcast: None,
         label: Some("vip".into()),
-    };
-    let group = vec![vip.clone(), ResourceSpec::Hostname { name: "web".into() }];
+    });
+    let group = vec![
+        vip.clone(),
+        ResourceSpec::Hostname(HostnameSpec { name: "web".into() }),
+    ];
     let eth0_mac = mac_of(&lan.node, "eth0");
     let cap = Capture::start(&lan.gw, "eth0");
     let (g, c) = (group.clone(), cfg.clone());
@@ -173,13 +176,13 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
         // A MAC replaced later would make the first announcement wrong.
         let replacing = vec![
             vip,
-            ResourceSpec::Mac {
+            ResourceSpec::Mac(MacSpec {
                 iface: "eth0".into(),
                 mac: VMAC1,
                 mode: MacMode::Replace,
                 addr: None,
                 gateway: None,
-            },
+            }),
         ];
         let replacing = r.quick_plan("g", &replacing).await.expect("plan");
         // The interface is found by subnet at start: not planned.
@@ -239,13 +242,15 @@ fn ip_without_written_prefix_takes_the_route_s_at_each_start() {
     let lan = Lan::new();
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let spec = |iface: Option<&str>| ResourceSpec::IpAddr {
-        addr: ip("192.168.32.21"),
-        prefix: 24,
-        route_prefix: true,
-        iface: iface.map(str::to_string),
-        broadcast: None,
-        label: None,
+    let spec = |iface: Option<&str>| {
+        ResourceSpec::IpAddr(IpSpec {
+            addr: ip("192.168.32.21"),
+            prefix: 24,
+            route_prefix: true,
+            iface: iface.map(str::to_string),
+            broadcast: None,
+            label: None,
+        })
     };
     let with_iface = vec![spec(Some("eth0"))];
     let auto = vec![spec(None)];

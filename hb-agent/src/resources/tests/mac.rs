@@ -1,6 +1,6 @@
 //! MAC takeover: replace (exact restore, also across an agent restart) and macvlan.
 use super::*;
-use crate::resources::{MacMode, Outcome, ResourceError};
+use crate::resources::{MacMode, MacSpec, Outcome, ResourceError, ScriptSpec};
 
 #[derive(Debug, PartialEq, Eq)]
 struct Identity {
@@ -36,13 +36,13 @@ fn identity(ns: &Netns) -> Identity {
 }
 
 fn replace_spec(mac: [u8; 6], gateway: Option<&str>) -> ResourceSpec {
-    ResourceSpec::Mac {
+    ResourceSpec::Mac(MacSpec {
         iface: "eth0".into(),
         mac,
         mode: MacMode::Replace,
         addr: Some((ip("192.168.32.21"), 24)),
         gateway: gateway.map(ip),
-    }
+    })
 }
 
 #[test]
@@ -198,13 +198,13 @@ fn assert_vip2_on_web_child(node: &Netns) {
 
 /// Group `web`: vip2 with VMAC2 on a macvlan child of eth0.
 fn web_macvlan() -> Vec<ResourceSpec> {
-    vec![ResourceSpec::Mac {
+    vec![ResourceSpec::Mac(MacSpec {
         iface: "eth0".into(),
         mac: VMAC2,
         mode: MacMode::Macvlan { child: None },
         addr: Some((ip("192.168.32.22"), 24)),
         gateway: None,
-    }]
+    })]
 }
 
 #[test]
@@ -280,13 +280,13 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
         // No child yet: nothing to plan.
         let unprepared = r.quick_plan("web", &g).await.expect("plan");
         let mut scripted = g.clone();
-        scripted.push(ResourceSpec::Script {
+        scripted.push(ResourceSpec::Script(ScriptSpec {
             name: "httpd".into(),
             args: vec![],
             kind: crate::resources::ScriptKind::Heartbeat,
             params: Default::default(),
             timeout: Duration::from_secs(10),
-        });
+        }));
         r.prepare_group(&g, "web").await.expect("prepare");
         let with_script = r.quick_plan("web", &scripted).await.expect("plan");
         let plan = r

@@ -207,14 +207,14 @@ pub fn quick_arp() -> ArpSettings {
 }
 
 pub fn ip_spec(addr: &str, prefix: u8, iface: Option<&str>) -> ResourceSpec {
-    ResourceSpec::IpAddr {
+    ResourceSpec::IpAddr(super::IpSpec {
         addr: addr.parse().unwrap(),
         prefix,
         route_prefix: false,
         iface: iface.map(str::to_string),
         broadcast: None,
         label: None,
-    }
+    })
 }
 
 pub fn ip(s: &str) -> IpAddr {

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::*;
-use crate::resources::script::{ScriptCall, ScriptRunner};
-use crate::resources::{ResourceError, ResourceState, ScriptKind};
+use crate::resources::script::ScriptRunner;
+use crate::resources::{ResourceError, ResourceState, ScriptKind, ScriptSpec};
 
 fn runner(dir: &Path) -> ScriptRunner {
     ScriptRunner::new(
@@ -18,19 +18,21 @@ fn runner(dir: &Path) -> ScriptRunner {
     .with_kill_grace(Duration::from_millis(300))
 }
 
-fn call<'a>(
-    name: &'a str,
-    args: &'a [String],
-    kind: &'a ScriptKind,
-    params: &'a BTreeMap<String, String>,
+/// The group the scripts run for (OCF_RESOURCE_INSTANCE).
+const G: &str = "g1";
+
+fn call(
+    name: &str,
+    args: &[String],
+    kind: &ScriptKind,
+    params: &BTreeMap<String, String>,
     timeout: Duration,
-) -> ScriptCall<'a> {
-    ScriptCall {
-        group: "g1",
-        name,
-        args,
-        kind,
-        params,
+) -> ScriptSpec {
+    ScriptSpec {
+        name: name.into(),
+        args: args.to_vec(),
+        kind: kind.clone(),
+        params: params.clone(),
         timeout,
     }
 }
@@ -56,8 +58,8 @@ async fn heartbeat_script_gets_args_then_action() {
     let args = vec!["eth0".to_string(), "00:1E:68:1E:99:5E".to_string()];
     let (kind, params) = (ScriptKind::Heartbeat, BTreeMap::new());
     let c = call("Remac1", &args, &kind, &params, T);
-    assert!(r.start(&c).await.expect("start"), "start ran");
-    assert!(r.stop(&c).await.expect("stop"));
+    assert!(r.start(G, &c).await.expect("start"), "start ran");
+    assert!(r.stop(G, &c).await.expect("stop"));
     assert_eq!(
         read(&log),
         "eth0 00:1E:68:1E:99:5E status\neth0 00:1E:68:1E:99:5E start\neth0 00:1E:68:1E:99:5E stop\n"
@@ -82,22 +84,22 @@ async fn lsb_status_codes_and_output() {
     let c = call("httpd", &args, &kind, &params, T);
     std::fs::write(&state, "3").unwrap();
     assert_eq!(
-        r.status(&c).await.unwrap(),
+        r.status(G, &c).await.unwrap(),
         ResourceState::Absent,
         "exit 3 = stopped"
     );
-    assert!(r.start(&c).await.unwrap());
+    assert!(r.start(G, &c).await.unwrap());
     assert_eq!(
-        r.status(&c).await.unwrap(),
+        r.status(G, &c).await.unwrap(),
         ResourceState::InPlace,
         "exit 0 = running"
     );
     assert!(
-        !r.start(&c).await.unwrap(),
+        !r.start(G, &c).await.unwrap(),
         "already running: start not run again"
     );
-    assert!(r.stop(&c).await.unwrap());
-    assert_eq!(r.status(&c).await.unwrap(), ResourceState::Absent);
+    assert!(r.stop(G, &c).await.unwrap());
+    assert_eq!(r.status(G, &c).await.unwrap(), ResourceState::Absent);
     assert_eq!(
         read(&log),
         "status\nstatus\nstart\nstatus\nstatus\nstop\nstatus\n"
@@ -110,7 +112,7 @@ async fn lsb_status_codes_and_output() {
     let hb = ScriptKind::Heartbeat;
     let c = call("old", &args, &hb, &params, T);
     assert_eq!(
-        r.status(&c).await.unwrap(),
+        r.status(G, &c).await.unwrap(),
         ResourceState::InPlace,
         "\"OK\" = up"
     );
@@ -120,7 +122,7 @@ async fn lsb_status_codes_and_output() {
     );
     let c = call("old2", &args, &hb, &params, T);
     assert_eq!(
-        r.status(&c).await.unwrap(),
+        r.status(G, &c).await.unwrap(),
         ResourceState::Absent,
         "\"No\" = down"
     );
@@ -152,12 +154,12 @@ async fn ocf_env_params_and_monitor_7() {
     let args = vec![];
     let c = call("Dummy", &args, &kind, &params, T);
     assert_eq!(
-        r.status(&c).await.unwrap(),
+        r.status(G, &c).await.unwrap(),
         ResourceState::Absent,
         "monitor 7 = not running"
     );
-    assert!(r.start(&c).await.unwrap());
-    assert_eq!(r.status(&c).await.unwrap(), ResourceState::InPlace);
+    assert!(r.start(G, &c).await.unwrap());
+    assert_eq!(r.status(G, &c).await.unwrap(), ResourceState::InPlace);
     let e = read(&env);
     let root = d.path().join("ocf");
     for want in [
@@ -171,9 +173,9 @@ async fn ocf_env_params_and_monitor_7() {
     ] {
         assert!(e.lines().any(|l| l == want), "{want} missing from\n{e}");
     }
-    assert!(r.stop(&c).await.unwrap());
+    assert!(r.stop(G, &c).await.unwrap());
     assert!(
-        !r.stop(&c).await.unwrap(),
+        !r.stop(G, &c).await.unwrap(),
         "stop when not running (exit 7) is Ok"
     );
 }
@@ -207,7 +209,7 @@ async fn hanging_script_is_killed_with_its_process_group_at_timeout() {
     let c = call("hang", &args, &kind, &params, Duration::from_millis(500));
     let t0 = Instant::now();
     let err = r
-        .run(&c, crate::resources::script::ScriptAction::Start)
+        .run(G, &c, crate::resources::script::ScriptAction::Start)
         .await
         .unwrap_err();
     let took = t0.elapsed();
@@ -255,18 +257,18 @@ async fn lookup_order_resource_d_then_init_d() {
     let r = runner(d.path());
     let (kind, params, args) = (ScriptKind::Lsb, BTreeMap::new(), vec![]);
     assert!(
-        r.stop(&call("both", &args, &kind, &params, T))
+        r.stop(G, &call("both", &args, &kind, &params, T))
             .await
             .unwrap()
     );
     assert!(
-        r.stop(&call("only_init", &args, &kind, &params, T))
+        r.stop(G, &call("only_init", &args, &kind, &params, T))
             .await
             .unwrap()
     );
     assert_eq!(read(&log), "resource.d\nonly_init\n");
     let err = r
-        .stop(&call("missing", &args, &kind, &params, T))
+        .stop(G, &call("missing", &args, &kind, &params, T))
         .await
         .unwrap_err();
     match &err {
@@ -291,7 +293,7 @@ async fn failing_script_error_carries_code_and_output() {
     let r = runner(d.path());
     let (kind, params, args) = (ScriptKind::Lsb, BTreeMap::new(), vec![]);
     let err = r
-        .start(&call("bad", &args, &kind, &params, T))
+        .start(G, &call("bad", &args, &kind, &params, T))
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -405,7 +407,7 @@ async fn a_daemon_left_by_start_keeps_running_with_only_its_stdio() {
     let r = runner(d.path());
     let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
     assert!(
-        r.start(&call("daemon", &args, &kind, &params, T))
+        r.start(G, &call("daemon", &args, &kind, &params, T))
             .await
             .unwrap()
     );
@@ -449,6 +451,7 @@ fn a_running_script_dies_with_the_thread_that_started_it() {
             let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
             let _ = r
                 .run(
+                    G,
                     &call("hang", &args, &kind, &params, Duration::from_secs(60)),
                     crate::resources::script::ScriptAction::Start,
                 )
@@ -497,7 +500,7 @@ async fn a_cancelled_call_kills_the_script_and_its_group() {
         (Leftover::wait_for(&p, 0, &sh), child)
     });
     let (script, child) = tokio::select! {
-        _ = r.run(&c, crate::resources::script::ScriptAction::Start) => panic!("the script finished"),
+        _ = r.run(G, &c, crate::resources::script::ScriptAction::Start) => panic!("the script finished"),
         s = started => s.unwrap(),
     };
     assert!(
@@ -520,6 +523,7 @@ async fn a_script_that_cannot_run_is_still_an_error_of_its_own() {
     let (kind, params, args) = (ScriptKind::Heartbeat, BTreeMap::new(), vec![]);
     let err = r
         .run(
+            G,
             &call("noexec", &args, &kind, &params, T),
             crate::resources::script::ScriptAction::Start,
         )
