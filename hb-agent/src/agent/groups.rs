@@ -26,9 +26,10 @@ use tracing::{error, info, warn};
 
 use super::lane::{self, Lane};
 use super::step;
-use super::withdraw::{self, Withdrawal};
+use super::withdraw::Withdrawal;
 use crate::cluster::{Event, GroupId};
-use crate::resources::{IpSpec, MacSpec, Resources, quick, spec::ResourceSpec};
+use crate::model::GroupResources;
+use crate::resources::{Resources, quick, spec::ResourceSpec};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -102,8 +103,9 @@ pub struct GroupWorkers {
     queues: BTreeMap<GroupId, mpsc::UnboundedSender<Op>>,
     /// Per group, operations submitted and not finished yet.
     in_flight: BTreeMap<GroupId, Arc<AtomicUsize>>,
-    /// Per group made of network identity only: its service addresses.
-    identity: BTreeMap<GroupId, Vec<IpAddr>>,
+    /// Per group that can be handed over by withdrawing its service
+    /// addresses: those addresses.
+    withdrawable: BTreeMap<GroupId, Vec<IpAddr>>,
     withdrawal: Option<Arc<Withdrawal>>,
     /// Per group, where it is written (its place in the lane).
     position: BTreeMap<GroupId, usize>,
@@ -125,7 +127,7 @@ impl GroupWorkers {
     ) -> GroupWorkers {
         let mut queues = BTreeMap::new();
         let mut in_flight = BTreeMap::new();
-        let mut identity = BTreeMap::new();
+        let mut withdrawable = BTreeMap::new();
         let mut position = BTreeMap::new();
         let lane = Arc::new(Lane::default());
         for (pos, (id, name, specs)) in groups.into_iter().enumerate() {
@@ -134,8 +136,8 @@ impl GroupWorkers {
             queues.insert(id, tx);
             let busy = Arc::new(AtomicUsize::new(0));
             in_flight.insert(id, busy.clone());
-            if let Some(addrs) = withdraw::identity_only(&specs) {
-                identity.insert(id, addrs);
+            if let Some(addrs) = GroupResources::new(&name, &specs).withdrawable_addresses() {
+                withdrawable.insert(id, addrs);
             }
             let w = Worker {
                 id,
@@ -171,7 +173,7 @@ impl GroupWorkers {
         GroupWorkers {
             queues,
             in_flight,
-            identity,
+            withdrawable,
             withdrawal,
             position,
             lane,
@@ -193,24 +195,24 @@ impl GroupWorkers {
     }
 
     /// Lets the kernel pass `group`'s traffic again (its start does the
-    /// same). False if that failed, or if the group is not one made of
-    /// network identity only while addresses can be withdrawn: leave its
-    /// start to its worker then.
+    /// same). False if that failed, or if the group is not one handed over
+    /// by withdrawing its addresses while addresses can be withdrawn: leave
+    /// its start to its worker then.
     pub fn pass_traffic(&self, group: GroupId) -> bool {
-        match (&self.withdrawal, self.identity.get(&group)) {
+        match (&self.withdrawal, self.withdrawable.get(&group)) {
             (None, _) => true,
             (Some(w), Some(addrs)) => w.restore(addrs),
             (Some(_), None) => false,
         }
     }
 
-    /// Releases a group made of network identity only at once, on the
-    /// caller's thread: withdraws its addresses in the kernel; their
+    /// Releases a group handed over by withdrawing its addresses at once,
+    /// on the caller's thread: withdraws its addresses in the kernel; their
     /// removal (`Op::CleanUp`) is up to the caller. False (nothing done)
     /// for any other group, or if the withdrawal failed: stop it with
     /// `Op::Stop`.
     pub fn hand_over(&self, group: GroupId) -> bool {
-        let (Some(w), Some(addrs)) = (&self.withdrawal, self.identity.get(&group)) else {
+        let (Some(w), Some(addrs)) = (&self.withdrawal, self.withdrawable.get(&group)) else {
             return false;
         };
         w.withdraw(addrs)
@@ -252,6 +254,10 @@ struct Worker {
 }
 
 impl Worker {
+    fn facts(&self) -> GroupResources<'_> {
+        GroupResources::new(&self.name, &self.specs)
+    }
+
     /// False once the main loop is gone.
     fn report(&self, d: Done) -> bool {
         self.done.send(d).is_ok()
@@ -276,7 +282,7 @@ impl Worker {
     async fn start(&self) -> bool {
         let t0 = Instant::now();
         if let Some(w) = &self.withdrawal
-            && !w.restore(&withdraw::addresses(&self.specs))
+            && !w.restore(&self.facts().addresses())
         {
             // The kernel would go on dropping its traffic.
             error!(group = %self.name, "group start failed: its addresses stay withdrawn");
@@ -285,7 +291,7 @@ impl Worker {
         let event = match self.res.start_group(&self.name, &self.specs).await {
             Ok(report) => {
                 info!(step = step::STARTED, group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
-                refresh_paths(&self.res, &self.name, &self.specs, &self.neighbours).await;
+                refresh_paths(&self.res, self.facts(), &self.neighbours).await;
                 Event::Acquired { group: self.id }
             }
             Err(e) => {
@@ -300,7 +306,7 @@ impl Worker {
     /// traffic (it is the new owner's, e.g. its gratuitous ARPs).
     fn unwithdraw(&self) {
         if let Some(w) = &self.withdrawal {
-            w.restore(&withdraw::addresses(&self.specs));
+            w.restore(&self.facts().addresses());
         }
     }
 
@@ -330,8 +336,8 @@ impl Worker {
         let report = self
             .res
             .stop_group_with(&self.name, &self.specs, |left| {
-                let (Some(w), Some(addrs)) = (&self.withdrawal, withdraw::identity_only(left))
-                else {
+                let withdrawable = GroupResources::new(&self.name, left).withdrawable_addresses();
+                let (Some(w), Some(addrs)) = (&self.withdrawal, withdrawable) else {
                     return;
                 };
                 if w.withdraw(&addrs) {
@@ -371,26 +377,11 @@ impl Worker {
 /// After a takeover, the neighbour entries the service needs (gateway,
 /// ping nodes) are refreshed on the interfaces the group uses, so replies to
 /// clients do not wait on a stale entry (Linux retries those once a second).
-async fn refresh_paths(res: &Resources, group: &str, specs: &[ResourceSpec], ips: &[IpAddr]) {
+async fn refresh_paths(res: &Resources, group: GroupResources<'_>, ips: &[IpAddr]) {
     if ips.is_empty() {
         return;
     }
-    let mut ifaces: Vec<String> = Vec::new();
-    for s in specs {
-        let i = match s {
-            ResourceSpec::IpAddr(IpSpec { iface: Some(i), .. }) => Some(i.clone()),
-            ResourceSpec::Mac(MacSpec { iface, mode, .. }) => {
-                Some(mode.macvlan_child(group).unwrap_or_else(|| iface.clone()))
-            }
-            _ => None,
-        };
-        if let Some(i) = i
-            && !ifaces.contains(&i)
-        {
-            ifaces.push(i);
-        }
-    }
-    for i in ifaces {
+    for i in group.service_interfaces() {
         if let Err(e) = res.refresh_neighbours(&i, ips).await {
             warn!(iface = %i, error = %e, "neighbour refresh failed");
         }

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Group;
 use crate::kernel::Kernel;
-use crate::resources::{IpSpec, MacSpec, ResourceSpec, Resources, ipaddr};
+use crate::resources::{Resources, ipaddr};
 use crate::sender::{Lease, clock};
 
 /// The lease over the kernel's `LEASE` map; on hold from the start if the
@@ -78,9 +78,10 @@ pub async fn fence(
     })
 }
 
-/// Service addresses of `groups`, the interfaces their traffic arrives on,
-/// and the addresses whose interface the configuration names (an address
-/// found by subnet may end up elsewhere when it is started).
+/// Service addresses of `groups`, the interfaces their traffic arrives on
+/// (looked up here for an address whose interface is not named), and the
+/// addresses whose interface the configuration names (an address found by
+/// subnet may end up elsewhere when it is started).
 async fn targets(
     groups: &[&Group],
     resources: &Resources,
@@ -89,23 +90,13 @@ async fn targets(
     let mut ifaces: Vec<String> = Vec::new();
     let mut named = Vec::new();
     for g in groups {
-        for r in &g.resources {
-            let (addr, iface) = match r {
-                ResourceSpec::IpAddr(IpSpec { addr, iface, .. }) => (*addr, iface.clone()),
-                // The VIP sits on the interface (replace) or on a macvlan
-                // child of it: either way its packets arrive on `iface`.
-                ResourceSpec::Mac(MacSpec {
-                    iface,
-                    addr: Some((addr, _)),
-                    ..
-                }) => (*addr, Some(iface.clone())),
-                _ => continue,
-            };
-            if iface.is_some() && !named.contains(&addr) {
+        for sa in g.facts().service_addresses() {
+            let addr = sa.addr;
+            if sa.named() && !named.contains(&addr) {
                 named.push(addr);
             }
-            let iface = match iface {
-                Some(i) => Some(i),
+            let iface = match sa.arrives_on {
+                Some(i) => Some(i.to_string()),
                 None => ipaddr::find_interface(resources.netlink(), addr)
                     .await
                     .map(|l| l.name)

@@ -307,16 +307,9 @@ fn spawn_workers(
     // After a takeover the path to these is refreshed (see groups.rs).
     let mut neighbours: Vec<IpAddr> = cfg.ping_nodes.clone();
     neighbours.extend(cfg.ping_groups.iter().flat_map(|g| g.addrs.clone()));
-    for g in &cfg.groups {
-        for r in &g.resources {
-            if let crate::resources::ResourceSpec::Mac(crate::resources::MacSpec {
-                gateway: Some(gw),
-                ..
-            }) = r
-                && !neighbours.contains(gw)
-            {
-                neighbours.push(*gw);
-            }
+    for gw in cfg.groups.iter().flat_map(|g| g.facts().gateways()) {
+        if !neighbours.contains(&gw) {
+            neighbours.push(gw);
         }
     }
     GroupWorkers::spawn(

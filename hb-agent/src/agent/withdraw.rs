@@ -16,7 +16,8 @@
 //! Only addresses the service lease guards can be withdrawn (the guard
 //! list is the map's index); a group with any other address, or with a MAC
 //! replaced on the interface itself (that interface would keep sending with
-//! the virtual MAC), is released the old way: everything stopped first.
+//! the virtual MAC), is released the old way: everything stopped first
+//! (`model::GroupResources::withdrawable_addresses` says which).
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -25,7 +26,6 @@ use hb_common::maps::{GuardConfig, MAX_GUARD_V4, MAX_GUARD_V6, WITHDRAWN_V6_SHIF
 use tracing::error;
 
 use crate::kernel::maps::WithdrawnWriter;
-use crate::resources::{IpSpec, MacMode, MacSpec, ResourceSpec};
 
 /// The `WITHDRAWN` map and the guard list that indexes it. Shared by the
 /// event loop and the resource workers (one write per release and start).
@@ -118,46 +118,10 @@ pub fn bits_of(g: &GuardConfig, addrs: &[IpAddr]) -> Option<WithdrawnBits> {
     Some(bits)
 }
 
-/// The service addresses of a group's resources, if all that is left of it
-/// can be handed over by withdrawing them: addresses, macvlan MACs and
-/// hostnames only, at least one address. None otherwise.
-pub fn identity_only(specs: &[ResourceSpec]) -> Option<Vec<IpAddr>> {
-    let mut addrs = Vec::new();
-    for s in specs {
-        match s {
-            // Only on a named interface: one found by subnet may differ
-            // from the one the program was attached to.
-            ResourceSpec::IpAddr(IpSpec {
-                addr,
-                iface: Some(_),
-                ..
-            }) => addrs.push(*addr),
-            ResourceSpec::IpAddr(_) => return None,
-            ResourceSpec::Mac(MacSpec {
-                mode: MacMode::Macvlan { .. },
-                addr,
-                ..
-            }) => addrs.extend(addr.map(|(a, _)| a)),
-            ResourceSpec::Hostname(_) => {}
-            ResourceSpec::Mac(_) | ResourceSpec::Script(_) => return None,
-        }
-    }
-    (!addrs.is_empty()).then_some(addrs)
-}
-
-/// The service addresses of a group (to restore before a start).
-pub fn addresses(specs: &[ResourceSpec]) -> Vec<IpAddr> {
-    specs
-        .iter()
-        .filter_map(ResourceSpec::service_address)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::agent::lease::guard_config;
-    use crate::resources::{HostnameSpec, ScriptSpec};
 
     #[test]
     fn bits_follow_the_guard_list_v4_low_v6_from_bit_16() {
@@ -181,57 +145,5 @@ mod tests {
             None
         );
         assert_eq!(bits_of(&g, &[]), None);
-    }
-
-    fn mac(mode: MacMode) -> ResourceSpec {
-        ResourceSpec::Mac(MacSpec {
-            iface: "eth0".into(),
-            mac: [0, 0x1e, 0x68, 0x1e, 0x99, 0x5e],
-            mode,
-            addr: Some(("192.168.32.21".parse().unwrap(), 24)),
-            gateway: None,
-        })
-    }
-
-    #[test]
-    fn only_addresses_macvlans_and_hostnames_are_handed_over_withdrawn() {
-        let host = ResourceSpec::Hostname(HostnameSpec {
-            name: "nodevir".into(),
-        });
-        let macvlan = mac(MacMode::Macvlan { child: None });
-        let vip: IpAddr = "192.168.32.21".parse().unwrap();
-        assert_eq!(
-            identity_only(&[macvlan.clone(), host.clone()]),
-            Some(vec![vip])
-        );
-        // The interface keeps sending with a replaced MAC: stop it first.
-        assert_eq!(identity_only(&[mac(MacMode::Replace), host.clone()]), None);
-        // Nothing to withdraw.
-        assert_eq!(identity_only(std::slice::from_ref(&host)), None);
-        // An address without a named interface may be started elsewhere
-        // than where the program runs.
-        let ip = |iface: Option<&str>| {
-            ResourceSpec::IpAddr(IpSpec {
-                addr: vip,
-                prefix: 24,
-                route_prefix: false,
-                iface: iface.map(str::to_string),
-                broadcast: None,
-                label: None,
-            })
-        };
-        assert_eq!(
-            identity_only(&[ip(Some("eth0")), host.clone()]),
-            Some(vec![vip])
-        );
-        assert_eq!(identity_only(&[ip(None), host]), None);
-        let script = ResourceSpec::Script(ScriptSpec {
-            name: "httpd".into(),
-            args: vec![],
-            kind: crate::resources::ScriptKind::Heartbeat,
-            params: Default::default(),
-            timeout: std::time::Duration::from_secs(1),
-        });
-        assert_eq!(identity_only(&[macvlan, script]), None);
     }
 }

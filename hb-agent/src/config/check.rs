@@ -123,12 +123,7 @@ fn interfaces(cfg: &Config, net: &Path, diags: &mut Vec<Diag>) {
         missing(&link.iface, format!("link `{}`", link.name), diags, None);
     }
     for group in &cfg.groups {
-        for res in &group.resources {
-            let iface = match res {
-                ResourceSpec::IpAddr(IpSpec { iface: Some(i), .. }) => i,
-                ResourceSpec::Mac(MacSpec { iface, .. }) => iface,
-                _ => continue,
-            };
+        for iface in group.facts().host_interfaces() {
             missing(iface, format!("group `{}`", group.name), diags, Some(group));
         }
     }

@@ -11,7 +11,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 
 use super::diag::Diag;
-use crate::model::ResourceSpec;
+use crate::model::{GroupResources, ResourceSpec};
 
 /// Heartbeat's well-known port (IANA "ha-cluster").
 pub const DEFAULT_UDP_PORT: u16 = 694;
@@ -218,6 +218,13 @@ pub struct Group {
     /// findif took them from the routing table): where hb found them.
     /// Resources not listed were written in full.
     pub found: BTreeMap<usize, IpFound>,
+}
+
+impl Group {
+    /// What its resources say about its addresses and interfaces.
+    pub fn facts(&self) -> GroupResources<'_> {
+        GroupResources::new(&self.name, &self.resources)
+    }
 }
 
 /// Where an IP resource's prefix and interface come from.

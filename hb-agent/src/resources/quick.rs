@@ -15,7 +15,8 @@
 //! Only groups without scripts qualify (their order matters and they may
 //! take seconds), and only when their first resource is that macvlan VIP,
 //! or an IPv4 `IPaddr` on a named interface (announced with that
-//! interface's MAC; not when the group also replaces a MAC).
+//! interface's MAC; not when the group also replaces a MAC): the rule is
+//! `model::GroupResources::quick_candidate`, the lookups are here.
 //! The plan (child index, flags) is read at agent start and again after
 //! every operation on the group (`Worker`), so it follows the interfaces;
 //! a child gone or renumbered since fails the step with a reason, and the
@@ -43,9 +44,10 @@ use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::announce::{AnnounceGate, ETH_P_ARP, PacketSocket, garp_frame};
 use super::netlink::{Netlink, default_broadcast};
-use super::spec::{IpSpec, MacMode, MacSpec, ResourceSpec};
+use super::spec::{IpSpec, ResourceSpec};
 use super::{ArpSettings, ResourceError};
 use super::{ipaddr, mac};
+use crate::model::{GroupResources, QuickCandidate};
 
 /// What the quick step puts up for one group, worked out at agent start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,79 +65,59 @@ pub struct Plan {
     pub flags: u32,
 }
 
-/// The plan for `specs`, if the group qualifies (see the module comment)
-/// and its interface is in place now.
+/// The plan for `specs`, if the group qualifies (see the module comment
+/// and `GroupResources::quick_candidate`) and its interface is in place now.
 pub async fn plan(
     nl: &Netlink,
     group: &str,
     specs: &[ResourceSpec],
 ) -> Result<Option<Plan>, ResourceError> {
-    if !specs.iter().all(ResourceSpec::is_network_identity) {
-        return Ok(None);
-    }
-    match specs.first() {
-        Some(ResourceSpec::Mac(
-            m @ MacSpec {
-                mode: MacMode::Macvlan { .. },
-                addr: Some((IpAddr::V4(addr), prefix)),
-                ..
-            },
-        )) => {
-            let name = m.child(group).unwrap_or_default();
-            macvlan_plan(nl, &m.iface, &name, m.mac, *addr, *prefix).await
-        }
-        Some(ResourceSpec::IpAddr(
-            ip @ IpSpec {
-                addr: IpAddr::V4(addr),
-                iface: Some(iface),
-                ..
-            },
-        )) if !replaces_a_mac(specs) => {
-            let Some(link) = nl.link_by_name(iface).await? else {
-                return Ok(None);
-            };
-            let (Some(mac), true) = (link.mac, link.up) else {
-                return Ok(None);
-            };
-            // A label the full start would refuse: leave it to say so.
-            let Ok(label) = ipaddr::effective_label(iface, ip.label.as_deref()) else {
-                return Ok(None);
-            };
-            // As the full start would put it up (quietly: this runs after
-            // every operation; the start says when it falls back).
-            let prefix = &match ip.route_prefix {
-                true => ipaddr::connected_prefix(nl, IpAddr::V4(*addr), &link)
-                    .await?
-                    .unwrap_or(ip.prefix),
-                false => ip.prefix,
-            };
-            Ok(Some(Plan {
-                iface: iface.clone(),
-                ifindex: link.index,
-                mac,
-                addr: *addr,
-                prefix: *prefix,
-                broadcast: ip.broadcast.or_else(|| default_broadcast(*addr, *prefix)),
-                label,
-                flags: 0,
-            }))
-        }
-        _ => Ok(None),
+    match GroupResources::new(group, specs).quick_candidate() {
+        Err(_) => Ok(None),
+        Ok(QuickCandidate::Macvlan {
+            spec,
+            child,
+            addr,
+            prefix,
+        }) => macvlan_plan(nl, &spec.iface, &child, spec.mac, addr, prefix).await,
+        Ok(QuickCandidate::Ip { spec, iface, addr }) => ip_plan(nl, spec, iface, addr).await,
     }
 }
 
-/// A MAC replaced later in the group would make the first announcement,
-/// with the interface's own MAC, a wrong one.
-fn replaces_a_mac(specs: &[ResourceSpec]) -> bool {
-    specs.iter().any(|s| {
-        matches!(
-            s,
-            ResourceSpec::Mac(MacSpec {
-                mode: MacMode::Replace,
-                ..
-            })
-        )
-    })
+async fn ip_plan(
+    nl: &Netlink,
+    ip: &IpSpec,
+    iface: &str,
+    addr: Ipv4Addr,
+) -> Result<Option<Plan>, ResourceError> {
+    let Some(link) = nl.link_by_name(iface).await? else {
+        return Ok(None);
+    };
+    let (Some(mac), true) = (link.mac, link.up) else {
+        return Ok(None);
+    };
+    // A label the full start would refuse: leave it to say so.
+    let Ok(label) = ipaddr::effective_label(iface, ip.label.as_deref()) else {
+        return Ok(None);
+    };
+    // As the full start would put it up (quietly: this runs after
+    // every operation; the start says when it falls back).
+    let prefix = match ip.route_prefix {
+        true => ipaddr::connected_prefix(nl, IpAddr::V4(addr), &link)
+            .await?
+            .unwrap_or(ip.prefix),
+        false => ip.prefix,
+    };
+    Ok(Some(Plan {
+        iface: iface.to_string(),
+        ifindex: link.index,
+        mac,
+        addr,
+        prefix,
+        broadcast: ip.broadcast.or_else(|| default_broadcast(addr, prefix)),
+        label,
+        flags: 0,
+    }))
 }
 
 async fn macvlan_plan(
