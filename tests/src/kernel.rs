@@ -31,7 +31,7 @@ impl TestKernel {
     /// runtime (the event stream registers with it).
     #[allow(clippy::new_without_default)] // loads into the kernel: not a cheap default
     pub fn new() -> TestKernel {
-        assert_root();
+        hb_testkit::require_root("a kernel test (BPF_PROG_TEST_RUN)");
         let mut k = configured(DEADTIME_NS, WARNTIME_NS).expect("loading the XDP program");
         let events = EventStream::new(k.take_events().unwrap()).unwrap();
         TestKernel { k, events }
@@ -118,14 +118,4 @@ pub fn heartbeat_with(f: impl FnOnce(&mut Heartbeat), incarnation: u64, seq: u64
     };
     f(&mut hb);
     hb.encode(KEY.0, KEY.1).to_vec()
-}
-
-pub fn assert_root() {
-    // SAFETY: trivial libc call.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "this test loads XDP programs and must run as root: run `cargo xtask test` as root \
-         (it does not skip silently; the pure tests run anywhere with `cargo test -p hb-cluster`)"
-    );
 }

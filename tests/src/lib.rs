@@ -1,9 +1,12 @@
 //! Helpers shared by hb's kernel and namespace tests: packet builders and
 //! network-namespace fixtures that clean up after themselves.
 
+pub mod fault;
 pub mod kernel;
 pub mod lab;
-pub mod netns;
 pub mod packets;
 pub mod pair;
 pub mod twohost;
+
+/// The shared namespace fixture (hb-testkit), reached here as before.
+pub use hb_testkit::netns;

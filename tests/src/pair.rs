@@ -25,13 +25,13 @@ impl Pair {
     /// Needs a tokio runtime (the event stream registers with it).
     pub fn new(keepalive: Duration, deadtime: Duration, realtime: bool) -> Result<Pair> {
         let (a, b) = heartbeat_pair("p")?;
-        let mut kernel = b.run(move || -> Result<Kernel> {
+        let mut kernel = b.run(false, move || -> Result<Kernel> {
             let mut k = configured(deadtime.as_nanos() as u64, 0)?;
             k.attach("eth2")?;
             Ok(k)
         })??;
         let events = EventStream::new(kernel.take_events()?)?;
-        let sender = a.run(move || {
+        let sender = a.run(false, move || {
             Sender::start(
                 SenderConfig {
                     cluster_id: CLUSTER,

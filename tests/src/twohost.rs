@@ -4,11 +4,12 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hb_agent::control::{Request, StatusReport, client};
+use hb_testkit::process::Process;
 
 use crate::netns::{Netns, heartbeat_pair};
 
@@ -60,7 +61,7 @@ impl TwoHosts {
     }
 
     /// Starts node b's agent with `args` added (e.g. `--no-pin`).
-    pub fn start_b(&self, args: &[&str]) -> Result<AgentGuard> {
+    pub fn start_b(&self, args: &[&str]) -> Result<Process> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -78,7 +79,7 @@ impl TwoHosts {
             .stdin(Stdio::null())
             .stderr(log)
             .spawn()?;
-        Ok(AgentGuard(child))
+        Ok(Process::new(child))
     }
 
     /// Polls b's control socket until `ok` holds for its status.
@@ -120,26 +121,5 @@ impl TwoHosts {
 impl Drop for TwoHosts {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Ends the agent a test started, also on panic.
-pub struct AgentGuard(pub Child);
-
-impl AgentGuard {
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: signals only the agent this test started.
-        unsafe { libc::kill(self.0.id() as i32, sig) };
-    }
-
-    pub fn running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for AgentGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

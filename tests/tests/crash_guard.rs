@@ -45,8 +45,7 @@ fn killed_agent_leaves_its_vip_fenced() {
     });
     assert!(answers(&h), "b serves {VIP}");
 
-    agent.signal(libc::SIGKILL);
-    let _ = agent.0.wait();
+    agent.kill();
     let killed = Instant::now();
     // The lease lapses a deadtime after the last heartbeat; generous bound.
     while answers(&h) {

@@ -6,7 +6,7 @@
 //! no two overlapped.
 
 use std::os::unix::fs::PermissionsExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hb_tests::twohost::{TwoHosts, config};
 
@@ -53,16 +53,11 @@ fn groups_start_in_written_order_and_stop_in_reverse_one_at_a_time() {
             .collect()
     };
 
-    let mut agent = h.start_b(&["--no-pin"]).unwrap();
+    let agent = h.start_b(&["--no-pin"]).unwrap();
     h.wait_status(|s| s.groups.len() == 3 && s.groups.iter().all(|g| g.local == "held"));
     assert_eq!(read(), expected(&written, "start"), "start order");
 
-    agent.signal(libc::SIGTERM);
-    let t0 = Instant::now();
-    while agent.running() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "b did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    agent.stop(Duration::from_secs(30)).expect("b stops");
     let mut all = expected(&written, "start");
     all.extend(expected(&["mail", "addr", "web"], "stop"));
     assert_eq!(read(), all, "stop order");

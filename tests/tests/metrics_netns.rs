@@ -20,7 +20,7 @@ const SECRET: &str = "metrics test secret";
 
 /// GET /metrics from inside `ns`.
 fn scrape(ns: &Netns) -> String {
-    ns.run(|| {
+    ns.run(false, || {
         let mut s = TcpStream::connect("127.0.0.1:9694".parse::<SocketAddr>().unwrap())?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
         let mut out = String::new();
@@ -68,7 +68,7 @@ fn scraped_counters_add_up_to_what_was_sent() {
     let auth = Auth::from_secret(AuthMethod::Key, SECRET.as_bytes());
     let (k0, k1) = key_words(&auth.key);
     let sent = a
-        .run(move || {
+        .run(false, move || {
             let s =
                 socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
             s.bind_device(Some(b"eth2")).unwrap();

@@ -47,7 +47,7 @@ fn detection_survives_agent_restart_and_is_adopted() {
     // Node a: a real sender, 10 ms keepalive.
     let key = key_words(&Auth::from_secret(AuthMethod::Key, SECRET.as_bytes()).key);
     let _sender =
-        h.a.run(move || {
+        h.a.run(false, move || {
             Sender::start(
                 SenderConfig {
                     cluster_id: fnv1a32(CLUSTER),

@@ -34,8 +34,7 @@ fn a_killed_agent_restarts_above_its_last_epoch() {
     for _ in 0..3 {
         let mut agent = h.start_b(&["--no-pin"]).unwrap();
         epochs.push(held_epoch(&h));
-        agent.signal(libc::SIGKILL);
-        let _ = agent.0.wait();
+        agent.kill();
     }
     assert!(
         epochs.windows(2).all(|w| w[1] > w[0]),

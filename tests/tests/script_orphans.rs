@@ -14,90 +14,12 @@
 //! (checked against its command line), also on panic.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hb_agent::control::{Request, client};
-use hb_tests::twohost::{AgentGuard, TwoHosts, config};
-
-/// A process one of this file's scripts started.
-struct Leftover {
-    pid: i32,
-    cmdline: String,
-}
-
-impl Leftover {
-    /// Waits until `file` names a pid (word `word`) running `cmdline`.
-    fn wait_for(file: &Path, word: usize, cmdline: &str) -> Leftover {
-        let t0 = Instant::now();
-        loop {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            if let Some(pid) = text
-                .split_whitespace()
-                .nth(word)
-                .and_then(|w| w.parse().ok())
-            {
-                let l = Leftover {
-                    pid,
-                    cmdline: cmdline.to_string(),
-                };
-                if l.running() {
-                    return l;
-                }
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "no {cmdline:?} named in {file:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Alive (not a zombie) and still the same program.
-    fn running(&self) -> bool {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|s| s.trim_start().starts_with('Z'));
-        let cmd = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
-        !stat.is_empty()
-            && !zombie
-            && String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == self.cmdline
-    }
-
-    fn fds(&self) -> Vec<(i32, String)> {
-        let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                let target = std::fs::read_link(e.path())
-                    .map(|t| t.display().to_string())
-                    .unwrap_or_default();
-                (e.file_name().to_string_lossy().parse().unwrap(), target)
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn wait_gone(&self, within: Duration) -> bool {
-        let t0 = Instant::now();
-        while self.running() && t0.elapsed() < within {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        !self.running()
-    }
-}
-
-impl Drop for Leftover {
-    fn drop(&mut self) {
-        if self.running() {
-            // SAFETY: a process this test's script started (checked above).
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-    }
-}
+use hb_testkit::process::{Inheritable, Leftover};
+use hb_tests::twohost::{TwoHosts, config};
 
 /// Two hosts; b runs group `g` of one Heartbeat script `name` with `body`
 /// and `timeout`.
@@ -140,32 +62,6 @@ fn agent_up(h: &TwoHosts, held: bool) {
     }
 }
 
-fn kill9(mut agent: AgentGuard) {
-    agent.signal(libc::SIGKILL);
-    let _ = agent.0.wait();
-}
-
-/// Opens /dev/null without O_CLOEXEC in this process, so that the agent
-/// started next inherits it, as an agent does from a launcher that leaks
-/// one (a supervisor's pipe, a shell's descriptor).
-struct Inheritable(i32);
-
-impl Inheritable {
-    fn open() -> Inheritable {
-        // SAFETY: open(2) of a constant path, no O_CLOEXEC on purpose.
-        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
-        assert!(fd >= 3, "{}", std::io::Error::last_os_error());
-        Inheritable(fd)
-    }
-}
-
-impl Drop for Inheritable {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor `open` opened.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 /// A start script that leaves `sleep SECS` running as its daemon.
 fn daemon_script(secs: u32) -> String {
     format!(
@@ -180,7 +76,7 @@ fn daemon_script(secs: u32) -> String {
 fn a_daemon_left_by_a_script_holds_no_agent_fd_and_outlives_a_kill_9() {
     let (h, dir) = hosts("so", "Daemon", &daemon_script(311), "60s");
     let leak = Inheritable::open();
-    let first = h.start_b(&["--no-pin"]).unwrap();
+    let mut first = h.start_b(&["--no-pin"]).unwrap();
     drop(leak);
     agent_up(&h, true);
     let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 311");
@@ -192,7 +88,7 @@ fn a_daemon_left_by_a_script_holds_no_agent_fd_and_outlives_a_kill_9() {
     );
 
     // kill -9: the service stays; the next agent attaches and takes over.
-    kill9(first);
+    first.kill();
     assert!(
         daemon.running(),
         "the daemon is the service: it keeps running"
@@ -214,10 +110,10 @@ fn a_script_running_when_the_agent_is_killed_dies_with_it() {
                 start) echo $$ > $d/script.pid; exec sleep 312;;\n\
                 stop) exit 0;;\nstatus) echo stopped; exit 0;;\nesac\n";
     let (h, dir) = hosts("sk", "Hang", body, "60s");
-    let first = h.start_b(&["--no-pin"]).unwrap();
+    let mut first = h.start_b(&["--no-pin"]).unwrap();
     agent_up(&h, false);
     let script = Leftover::wait_for(&dir.join("script.pid"), 0, "sleep 312");
-    kill9(first);
+    first.kill();
     assert!(
         script.wait_gone(Duration::from_secs(3)),
         "the script (pid {}) outlived the agent",
@@ -274,10 +170,10 @@ fn a_script_running_when_the_agent_stops_is_killed_with_its_group() {
 #[test]
 fn a_daemon_keeping_the_old_mount_namespace_does_not_block_the_restart() {
     let (h, dir) = hosts("sm", "Daemon", &daemon_script(313), "60s");
-    let first = h.start_b(&[]).unwrap();
+    let mut first = h.start_b(&[]).unwrap();
     agent_up(&h, true);
     let daemon = Leftover::wait_for(&dir.join("daemon.pid"), 0, "sleep 313");
-    kill9(first);
+    first.kill();
     assert!(daemon.running());
     let _second = h.start_b(&[]).unwrap();
     agent_up(&h, true);

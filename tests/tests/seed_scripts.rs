@@ -52,14 +52,8 @@ fn seed_remac1_takes_and_restores_node1_identity() {
 
     let (rd2, state) = (rd.clone(), dir.join("state"));
     let (held, hosts) = node
-        .run(move || {
-            // A UTS namespace for this thread and the scripts it starts.
-            // SAFETY: affects only the calling thread.
-            assert_eq!(
-                unsafe { libc::unshare(libc::CLONE_NEWUTS) },
-                0,
-                "unshare(CLONE_NEWUTS)"
-            );
+        // A UTS namespace of its own for the thread and the scripts it starts.
+        .run(true, move || {
             std::process::Command::new("hostname")
                 .arg("node1")
                 .status()

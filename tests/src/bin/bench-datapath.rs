@@ -162,7 +162,7 @@ fn in_kernel(quick: bool) -> anyhow::Result<()> {
     println!("| packet | path | runs | ns/run |");
     println!("|---|---|---:|---:|");
     let (a, b) = heartbeat_pair("s")?;
-    let kernel = b.run(|| -> anyhow::Result<Kernel> {
+    let kernel = b.run(false, || -> anyhow::Result<Kernel> {
         // Long deadtime: the peer stays alive for the whole run.
         let mut k = configured(60_000_000_000, 0)?;
         k.attach("eth2")?;
@@ -173,7 +173,7 @@ fn in_kernel(quick: bool) -> anyhow::Result<()> {
     let accepted = || -> anyhow::Result<u64> {
         Ok(kernel.counters()?[hb_common::maps::counter::ACCEPTED as usize])
     };
-    let tx = a.run(|| -> anyhow::Result<std::net::UdpSocket> {
+    let tx = a.run(false, || -> anyhow::Result<std::net::UdpSocket> {
         Ok(std::net::UdpSocket::bind("10.160.100.30:0")?)
     })??;
     let send_hb = |seqs: std::ops::Range<u64>| -> anyhow::Result<()> {

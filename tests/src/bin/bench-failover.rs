@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use hb_agent::agent::step;
 use hb_agent::sender::clock;
+use hb_tests::fault::{self, Fault, Node, Teardown};
 use hb_tests::lab::{
     Lab, LabOptions,
     agents::{Timings, group_name},
@@ -20,27 +21,11 @@ use hb_tests::lab::{
     topology::{Topology, VIPS},
 };
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Fault {
-    Graceful,
-    CablePull,
-    /// Power off, as the standby sees it: the node stops (frozen) and its
-    /// switch ports go dark at once. Its processes are killed and its interfaces
-    /// removed only at recovery, after the standby serves: in this lab every
-    /// node shares one kernel, and that teardown (XDP detach, deleting
-    /// interfaces) holds the RTNL lock for milliseconds, stalling the standby's
-    /// own address change, which a real powered-off machine's teardown could
-    /// not. The same for every contender.
-    PowerOff,
-    Hang,
-}
-
-const FAULTS: [Fault; 4] = [
-    Fault::Graceful,
-    Fault::CablePull,
-    Fault::PowerOff,
-    Fault::Hang,
-];
+/// The seed's four faults. A power off, as the standby sees it: the node
+/// stops (frozen) and its switch ports go dark at once; its processes are
+/// killed and its interfaces removed only at power-on (`Teardown::AtPowerOn`
+/// says why). The same for every contender.
+const FAULTS: [Fault; 4] = Fault::seed(Teardown::AtPowerOn);
 
 /// The faults to run: all, or with `--fault PREFIX` those whose name starts
 /// with it (exploring; the README's table runs all).
@@ -51,17 +36,6 @@ fn faults() -> Vec<Fault> {
         .into_iter()
         .filter(|f| only.as_deref().is_none_or(|o| f.name().starts_with(o)))
         .collect()
-}
-
-impl Fault {
-    fn name(self) -> &'static str {
-        match self {
-            Fault::Graceful => "graceful stop",
-            Fault::CablePull => "cable pull",
-            Fault::PowerOff => "power off",
-            Fault::Hang => "hang (SIGSTOP)",
-        }
-    }
 }
 
 #[derive(Default, Clone)]
@@ -204,19 +178,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
             let r = (|| -> Result<()> {
                 l.timeline.begin(f.name());
                 let t0 = l.now();
-                match f {
-                    Fault::Graceful => {
-                        l.agents[0].take().unwrap().stop(Duration::from_secs(5))?;
-                    }
-                    Fault::CablePull => l.topo.cable(0, true, false)?,
-                    Fault::PowerOff => {
-                        // Frozen and cut off; killed at recovery (see
-                        // `Fault::PowerOff`).
-                        l.agent(0)?.signal(libc::SIGSTOP);
-                        l.topo.both_cables_fast(0, false)?;
-                    }
-                    Fault::Hang => l.agent(0)?.signal(libc::SIGSTOP),
-                }
+                f.inflict(&mut l.node(0))?;
                 l.wait_for("standby serves vip1", to, |l| {
                     l.watcher.holders(0).contains(&1)
                 })?;
@@ -226,18 +188,7 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
                 st.steps.push(steps(&l, t0));
                 // Recover and wait for node0 to hold vip1 alone again.
                 let resumed = l.now();
-                match f {
-                    Fault::Graceful => l.start_agent(0)?,
-                    Fault::CablePull => l.topo.cable(0, true, true)?,
-                    Fault::PowerOff => {
-                        l.agents[0].take().unwrap().kill();
-                        hb_tests::lab::scenarios::reset_node(&l, 0)?;
-                        l.topo.cable(0, true, true)?;
-                        l.topo.cable(0, false, true)?;
-                        l.start_agent(0)?;
-                    }
-                    Fault::Hang => l.agent(0)?.signal(libc::SIGCONT),
-                }
+                f.recover(&mut l.node(0))?;
                 l.wait_owners([Some(0), Some(2)], to)?;
                 if f == Fault::Hang {
                     st.record_hang(&l.watcher, &l.prober, t0, resumed, l.now());
@@ -279,50 +230,12 @@ fn false_deaths(l: &mut Lab) -> usize {
 }
 
 /// A contender run by its own daemons on a bare topology (keepalived,
-/// Heartbeat): how to inflict each fault on node0 and undo it. The trial
-/// loop (`contender_trials`) is the same for both.
-trait Contender {
+/// Heartbeat): node0 as a fault sees it (`Node`), and how to wait between
+/// trials. The trial loop (`contender_trials`) is the same for both.
+trait Contender: Node {
     fn label(&self) -> &'static str;
     /// Longest wait for the standby to serve, or node0 to be back.
     fn timeout(&self) -> Duration;
-    fn topo(&self) -> &Topology;
-    /// node0's daemons: stopped as their users would, signalled, killed
-    /// (and forgotten), started again.
-    fn stop_node0(&mut self) -> Result<()>;
-    fn signal_node0(&self, sig: libc::c_int) -> Result<()>;
-    fn kill_node0(&mut self) -> Result<()>;
-    fn start_node0(&mut self) -> Result<()>;
-    /// What node0 loses with a reboot (its virtual interface, its VIP).
-    fn wipe_node0(&self);
-
-    fn fault(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.stop_node0()?,
-            Fault::CablePull => self.topo().cable(0, true, false)?,
-            Fault::PowerOff => {
-                self.signal_node0(libc::SIGSTOP)?;
-                self.topo().both_cables_fast(0, false)?;
-            }
-            Fault::Hang => self.signal_node0(libc::SIGSTOP)?,
-        }
-        Ok(())
-    }
-
-    fn recover(&mut self, f: Fault) -> Result<()> {
-        match f {
-            Fault::Graceful => self.start_node0()?,
-            Fault::CablePull => self.topo().cable(0, true, true)?,
-            Fault::PowerOff => {
-                self.kill_node0()?;
-                self.wipe_node0();
-                self.topo().cable(0, true, true)?;
-                self.topo().cable(0, false, true)?;
-                self.start_node0()?;
-            }
-            Fault::Hang => self.signal_node0(libc::SIGCONT)?,
-        }
-        Ok(())
-    }
     /// Node0 holds vip1 alone again: settle before the next trial; the hang
     /// trial's time from SIGCONT (`resumed`) to vip1 answering again goes
     /// into `st` where the contender leaves it unanswered for a while.
@@ -345,13 +258,13 @@ fn contender_trials(
         for _ in 0..trials {
             let r = (|| -> Result<()> {
                 let t0 = clock::now_ns();
-                c.fault(f)?;
+                f.inflict(&mut *c)?;
                 let served = wait(&format!("{}: node1 serves vip1", c.label()), to, || {
                     watcher.holders(0).contains(&1)
                 })?;
                 st.outages_ms.push(outage(prober, t0, served));
                 let resumed = clock::now_ns();
-                c.recover(f)?;
+                f.recover(&mut *c)?;
                 let back = wait(
                     &format!("{}: node0 holds vip1 again", c.label()),
                     to,
@@ -382,7 +295,7 @@ struct KeepalivedRun<'a> {
 }
 
 impl KeepalivedRun<'_> {
-    fn start(&self, i: usize) -> Result<Keepalived> {
+    fn start_on(&self, i: usize) -> Result<Keepalived> {
         Keepalived::start(&self.topo.nodes[i].name, i, self.v, &self.dir)
     }
 
@@ -390,6 +303,45 @@ impl KeepalivedRun<'_> {
         self.ka[0]
             .as_ref()
             .context("keepalived on node0 is not running")
+    }
+}
+
+/// node0's keepalived.
+impl Node for KeepalivedRun<'_> {
+    fn topo(&self) -> &Topology {
+        self.topo
+    }
+
+    fn index(&self) -> usize {
+        0
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.ka[0].take().context("node0 not running")?.stop();
+        Ok(())
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.ka[0] = Some(self.start_on(0)?);
+        Ok(())
+    }
+
+    fn signal(&self, sig: libc::c_int) -> Result<()> {
+        self.node0()?.signal_all(sig);
+        Ok(())
+    }
+
+    fn kill(&mut self) -> Result<()> {
+        if let Some(k) = self.ka[0].take() {
+            k.kill();
+        }
+        Ok(())
+    }
+
+    /// Its VRRP interface (and the VIP on it).
+    fn wipe(&mut self) -> Result<()> {
+        let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
+        Ok(())
     }
 }
 
@@ -402,50 +354,15 @@ impl Contender for KeepalivedRun<'_> {
         Duration::from_secs(10)
     }
 
-    fn topo(&self) -> &Topology {
-        self.topo
-    }
-
-    fn stop_node0(&mut self) -> Result<()> {
-        self.ka[0].take().context("node0 not running")?.stop();
-        Ok(())
-    }
-
-    fn signal_node0(&self, sig: libc::c_int) -> Result<()> {
-        self.node0()?.signal_all(sig);
-        Ok(())
-    }
-
-    fn kill_node0(&mut self) -> Result<()> {
-        self.ka[0].take().context("node0 not running")?.kill();
-        Ok(())
-    }
-
-    fn start_node0(&mut self) -> Result<()> {
-        self.ka[0] = Some(self.start(0)?);
-        Ok(())
-    }
-
-    fn wipe_node0(&self) {
-        let _ = self.topo.nodes[0].exec(&["ip", "link", "del", "vrrp51"]);
-    }
-
     fn settle(&mut self, _: Fault, _: &mut Stats, _: u64) -> Result<()> {
         pause(Duration::from_millis(200));
         Ok(())
     }
 
-    /// node0 running and cabled again, whatever the failed trial left.
     /// node0 restarted from scratch, whatever the failed trial left (a
     /// frozen daemon, its interface, cut cables).
     fn reset(&mut self) -> Result<()> {
-        if self.ka[0].is_some() {
-            self.kill_node0()?;
-        }
-        self.wipe_node0();
-        self.topo.cable(0, true, true)?;
-        self.topo.cable(0, false, true)?;
-        self.start_node0()
+        fault::restart_from_scratch(self)
     }
 }
 
@@ -461,7 +378,7 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
         dir: dir.clone(),
         ka: [None, None],
     };
-    run.ka = [Some(run.start(0)?), Some(run.start(1)?)];
+    run.ka = [Some(run.start_on(0)?), Some(run.start_on(1)?)];
     wait("keepalived: node0 MASTER with vip1", run.timeout(), || {
         watcher.holders(0) == [0]
     })?;
@@ -528,7 +445,7 @@ struct HeartbeatRun<'a> {
 }
 
 impl HeartbeatRun<'_> {
-    fn start(&self, i: usize) -> Result<Heartbeat> {
+    fn start_on(&self, i: usize) -> Result<Heartbeat> {
         Heartbeat::start(&self.topo.nodes[i].name, i, &self.dir)
     }
 
@@ -556,17 +473,59 @@ impl HeartbeatRun<'_> {
             self.topo.cable(i, true, true)?;
             self.topo.cable(i, false, true)?;
         }
-        self.hb[0] = Some(self.start(0)?);
+        self.hb[0] = Some(self.start_on(0)?);
         let watcher = self.watcher;
         wait("heartbeat: node0 holds vip1", self.timeout(), || {
             watcher.holders(0) == [0]
         })?;
-        self.hb[1] = Some(self.start(1)?);
+        self.hb[1] = Some(self.start_on(1)?);
         heartbeat_settle(&self.hb);
         let prober = self.prober;
         wait("heartbeat: vip1 answers", UNANSWERED_MAX, || {
             prober.answering(0, Duration::from_millis(5))
         })?;
+        Ok(())
+    }
+}
+
+/// node0's Heartbeat.
+impl Node for HeartbeatRun<'_> {
+    fn topo(&self) -> &Topology {
+        self.topo
+    }
+
+    fn index(&self) -> usize {
+        0
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.hb[0]
+            .take()
+            .context("node0 not running")?
+            .stop(Duration::from_secs(20))
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.hb[0] = Some(self.start_on(0)?);
+        Ok(())
+    }
+
+    fn signal(&self, sig: libc::c_int) -> Result<()> {
+        self.node0()?.signal_all(sig);
+        Ok(())
+    }
+
+    fn kill(&mut self) -> Result<()> {
+        if let Some(h) = self.hb[0].take() {
+            h.kill();
+        }
+        Ok(())
+    }
+
+    /// The VIP its IPaddr put up.
+    fn wipe(&mut self) -> Result<()> {
+        let vip = format!("{}/24", VIPS[0]);
+        let _ = self.topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
         Ok(())
     }
 }
@@ -578,37 +537,6 @@ impl Contender for HeartbeatRun<'_> {
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(30)
-    }
-
-    fn topo(&self) -> &Topology {
-        self.topo
-    }
-
-    fn stop_node0(&mut self) -> Result<()> {
-        self.hb[0]
-            .take()
-            .context("node0 not running")?
-            .stop(Duration::from_secs(20))
-    }
-
-    fn signal_node0(&self, sig: libc::c_int) -> Result<()> {
-        self.node0()?.signal_all(sig);
-        Ok(())
-    }
-
-    fn kill_node0(&mut self) -> Result<()> {
-        self.hb[0].take().context("node0 not running")?.kill();
-        Ok(())
-    }
-
-    fn start_node0(&mut self) -> Result<()> {
-        self.hb[0] = Some(self.start(0)?);
-        Ok(())
-    }
-
-    fn wipe_node0(&self) {
-        let vip = format!("{}/24", VIPS[0]);
-        let _ = self.topo.nodes[0].exec(&["ip", "addr", "del", &vip, "dev", "eth0"]);
     }
 
     /// node0 kept vip1 through the hang and does not announce it again,

@@ -5,11 +5,12 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use hb_agent::control::{Request, StatusReport, client};
+use hb_testkit::process::Process;
 
 use super::topology::{GATEWAY, NODES, VHOSTS, VIPS, VMACS};
 
@@ -176,21 +177,21 @@ pub fn write_toml(path: &Path, i: usize, t: &Timings, layout: Layout) -> Result<
     Ok(())
 }
 
-/// One running agent.
+/// One running agent: the shared process guard (killed on drop), its
+/// control socket and its log.
 pub struct AgentProc {
-    pub child: Child,
+    pub proc: Process,
     pub socket: PathBuf,
     pub log: PathBuf,
 }
 
 impl AgentProc {
     pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+        self.proc.pid()
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: signals only the agent process this lab started.
-        unsafe { libc::kill(self.pid(), sig) };
+        self.proc.signal(sig);
     }
 
     pub fn status(&self) -> Result<StatusReport> {
@@ -199,26 +200,13 @@ impl AgentProc {
     }
 
     /// Sends SIGTERM and waits for the agent to release and exit.
-    pub fn stop(mut self, timeout: Duration) -> Result<()> {
-        self.signal(libc::SIGTERM);
-        let t0 = Instant::now();
-        loop {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            if t0.elapsed() > timeout {
-                self.signal(libc::SIGKILL);
-                let _ = self.child.wait();
-                bail!("agent did not stop within {timeout:?}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+    pub fn stop(self, timeout: Duration) -> Result<()> {
+        self.proc.stop(timeout)
     }
 
     /// kill -9, as a power cut.
     pub fn kill(mut self) {
-        self.signal(libc::SIGKILL);
-        let _ = self.child.wait();
+        self.proc.kill();
     }
 
     /// The hostname in the agent's UTS namespace.
@@ -230,19 +218,10 @@ impl AgentProc {
     }
 }
 
-impl Drop for AgentProc {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal(libc::SIGKILL);
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// Where node `i`'s agent pins its XDP program, links and maps, on the
 /// lab's own BPF filesystem `bpffs`: they outlive the agent as they would
 /// on a host's /sys/fs/bpf (a killed agent's guard keeps fencing its
-/// addresses); a power cut loses them (`scenarios::reset_node`).
+/// addresses); a power cut loses them (`LabNode::wipe`).
 pub fn pin_dir(bpffs: &Path, i: usize) -> PathBuf {
     bpffs.join(NODES[i].name)
 }
@@ -292,7 +271,11 @@ pub fn spawn_as(
         .stderr(logf)
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let a = AgentProc { child, socket, log };
+    let a = AgentProc {
+        proc: Process::new(child),
+        socket,
+        log,
+    };
     // Ready when its control socket answers.
     let t0 = Instant::now();
     while a.status().is_err() {

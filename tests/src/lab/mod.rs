@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod heartbeat;
 pub mod keepalived;
+pub mod node;
 pub mod observe;
 pub mod report;
 pub mod scenarios;
@@ -87,7 +88,7 @@ pub fn default_agent_bin() -> Result<PathBuf> {
 
 impl Lab {
     pub fn start(opts: LabOptions) -> Result<Lab> {
-        crate::kernel::assert_root();
+        hb_testkit::require_root("the lab");
         let dir = opts.workdir.clone();
         std::fs::create_dir_all(&dir)?;
         let guard = DirGuard(dir.clone());

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::Lab;
 use super::agents::Layout;
 use super::topology::{NODES, VHOSTS, VIPS, VMACS};
+use crate::fault::{Cable, Fault, Node as _, Teardown};
 use hb_agent::cluster::LAST_MAN_STANDING_DEADTIMES;
 
 /// Initial owners: node0 holds vip1, node2 holds vip2; node1 is the standby.
@@ -155,61 +156,40 @@ fn during_owners(node_down: &[usize]) -> [Option<usize>; 2] {
 /// The seed's test 1: stop the primary's heartbeat gracefully; the standby
 /// takes over; restarting the primary takes it back (auto_failback).
 pub fn graceful_stop(l: &mut Lab, i: usize) -> Result<Phases> {
-    let t0 = l.now();
-    l.timeline
-        .note(&format!("SIGTERM to {}'s agent", NODES[i].name));
-    let a = l.agents[i].take().context("agent not running")?;
-    a.stop(Duration::from_secs(10))?;
-    let timeout = l.settle_timeout();
-    l.wait_owners(during_owners(&[i]), timeout)?;
-    let failover_ns = l.now() - t0;
-    let during = owners_str(l);
-    l.timeline
-        .note(&format!("restarting {}'s agent", NODES[i].name));
-    l.start_agent(i)?;
-    l.wait_owners(INITIAL, timeout)?;
-    Ok(Phases {
-        failover_ns: Some(failover_ns),
-        during: Some(during),
-        resumed_at: None,
-    })
+    fail_over_and_back(l, &[i], Fault::Graceful)
 }
 
 /// The seed's test 2: the primary's public cable is pulled; it loses its ping
 /// node, releases, the standby takes over; plugged back, it fails back.
 pub fn cable_pull(l: &mut Lab, i: usize) -> Result<Phases> {
-    let t0 = l.now();
-    l.timeline
-        .note(&format!("pulling {}'s eth0 cable", NODES[i].name));
-    l.topo.cable(i, true, false)?;
-    let timeout = l.settle_timeout();
-    l.wait_owners(during_owners(&[i]), timeout)?;
-    let failover_ns = l.now() - t0;
-    let during = owners_str(l);
-    l.timeline
-        .note(&format!("plugging {}'s eth0 cable back", NODES[i].name));
-    l.topo.cable(i, true, true)?;
-    l.wait_owners(INITIAL, timeout)?;
-    Ok(Phases {
-        failover_ns: Some(failover_ns),
-        during: Some(during),
-        resumed_at: None,
-    })
+    fail_over_and_back(l, &[i], Fault::CablePull(Cable::Service))
 }
 
 /// The seed's test 3: power off (agent killed, addresses gone with the RAM,
 /// both cables dead); power on = a fresh boot and agent start.
 pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
+    fail_over_and_back(l, nodes, POWER_OFF)
+}
+
+/// Power goes at once: the agent must not see its links die and react (it
+/// would hand over like a pulled cable), so it is frozen, both cables cut
+/// within microseconds, then killed (its exit, closing BPF objects, takes
+/// tens of ms while the kernel would still answer) and wiped.
+const POWER_OFF: Fault = Fault::PowerOff(Teardown::AtCut);
+
+/// `f` inflicted on `nodes`; the others take their groups over; `f`
+/// undone, the groups go home.
+fn fail_over_and_back(l: &mut Lab, nodes: &[usize], f: Fault) -> Result<Phases> {
     let t0 = l.now();
     for &i in nodes {
-        cut_power(l, i)?;
+        l.inflict(f, i)?;
     }
     let timeout = l.settle_timeout();
     l.wait_owners(during_owners(nodes), timeout)?;
     let failover_ns = l.now() - t0;
     let during = owners_str(l);
     for &i in nodes {
-        restore_power(l, i)?;
+        l.recover(f, i)?;
     }
     l.wait_owners(INITIAL, timeout)?;
     Ok(Phases {
@@ -217,29 +197,6 @@ pub fn power_off(l: &mut Lab, nodes: &[usize]) -> Result<Phases> {
         during: Some(during),
         resumed_at: None,
     })
-}
-
-fn cut_power(l: &mut Lab, i: usize) -> Result<()> {
-    l.timeline.note(&format!("powering {} off", NODES[i].name));
-    // Power goes at once: the agent must not see its links die and
-    // react (it would hand over like a pulled cable), so freeze it, cut
-    // both cables within microseconds, then kill it (its exit, closing
-    // BPF objects, takes tens of ms while the kernel would still answer).
-    if let Some(a) = &l.agents[i] {
-        a.signal(libc::SIGSTOP);
-    }
-    l.topo.both_cables_fast(i, false)?;
-    if let Some(a) = l.agents[i].take() {
-        a.kill();
-    }
-    reset_node(l, i)
-}
-
-fn restore_power(l: &mut Lab, i: usize) -> Result<()> {
-    l.timeline.note(&format!("powering {} on", NODES[i].name));
-    l.topo.cable(i, true, true)?;
-    l.topo.cable(i, false, true)?;
-    l.start_agent(i)
 }
 
 /// Quorum with three candidates (issue 12, corpus case 38): vip1 may run
@@ -254,20 +211,20 @@ pub fn last_man_standing(l: &mut Lab) -> Result<Phases> {
     // run it yet), then node2.
     l.reconfigure(Layout::Vip1OnAll, [1, 0, 2])?;
     let timeout = l.settle_timeout();
-    cut_power(l, 0)?;
+    l.inflict(POWER_OFF, 0)?;
     l.wait_owners([Some(2), Some(2)], timeout)?;
     // The rule is one of time: a candidate dead for LAST_MAN_STANDING
     // deadtimes while the others had quorum stops being expected. Nothing
     // to await but the clock; twice the window.
     std::thread::sleep(l.deadtime() * (2 * LAST_MAN_STANDING_DEADTIMES as u32));
     let t0 = l.now();
-    cut_power(l, 2)?;
+    l.inflict(POWER_OFF, 2)?;
     l.wait_owners([Some(1), Some(1)], timeout)
         .context("node1, the last candidate standing, should take vip1 and vip2")?;
     let failover_ns = l.now() - t0;
     let during = owners_str(l);
-    restore_power(l, 2)?;
-    restore_power(l, 0)?;
+    l.recover(POWER_OFF, 2)?;
+    l.recover(POWER_OFF, 0)?;
     l.wait_owners(INITIAL, timeout)?;
     // node2 first (it stops running vip1), so that node0's vip1 goes to
     // node1, which node0's seed layout knows.
@@ -279,27 +236,6 @@ pub fn last_man_standing(l: &mut Lab) -> Result<Phases> {
     })
 }
 
-/// What a reboot loses: the agent's virtual interfaces and its restore state.
-pub fn reset_node(l: &Lab, i: usize) -> Result<()> {
-    let ns = &l.topo.nodes[i];
-    let links = ns.exec(&["ip", "-o", "link", "show"])?;
-    for line in links.lines() {
-        if let Some(name) = line
-            .split(": ")
-            .nth(1)
-            .map(|n| n.split('@').next().unwrap_or(n))
-            && name.starts_with("hb-")
-        {
-            ns.exec(&["ip", "link", "del", name])?;
-        }
-    }
-    let _ = std::fs::remove_dir_all(l.workdir().join(format!("{}-state", NODES[i].name)));
-    // A bpffs lives in RAM: the node's pins (and the XDP links only they
-    // kept) are gone after a power cut.
-    let _ = std::fs::remove_dir_all(super::agents::pin_dir(l.bpffs.path(), i));
-    Ok(())
-}
-
 /// The seed's test 4: the primary hangs (SIGSTOP). Its kernel still holds
 /// the VIP (a SIGSTOP is not a kernel hang) but stops answering for it when
 /// its service lease lapses, before the standby takes over; on SIGCONT the
@@ -307,9 +243,7 @@ pub fn reset_node(l: &Lab, i: usize) -> Result<()> {
 pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
     let t0 = l.now();
     let v = vip_of(i);
-    l.timeline
-        .note(&format!("SIGSTOP to {}'s agent", NODES[i].name));
-    l.agent(i)?.signal(libc::SIGSTOP);
+    l.inflict(Fault::Hang, i)?;
     let timeout = l.settle_timeout();
     l.wait_for("the standby to take over", timeout, |l| {
         l.watcher.holders(v).contains(&STANDBY)
@@ -321,9 +255,7 @@ pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
     let hold = l.now() + freeze.as_nanos() as u64;
     l.wait_for("the freeze to last", freeze * 2, |l| l.now() >= hold)?;
     let resumed = l.now();
-    l.timeline
-        .note(&format!("SIGCONT to {}'s agent", NODES[i].name));
-    l.agent(i)?.signal(libc::SIGCONT);
+    l.recover(Fault::Hang, i)?;
     l.wait_owners(INITIAL, timeout)?;
     Ok(Phases {
         failover_ns: Some(failover_ns),
@@ -339,9 +271,7 @@ pub fn hang(l: &mut Lab, i: usize) -> Result<Phases> {
 pub fn agent_restart(l: &mut Lab) -> Result<Phases> {
     let host = l.agent(0)?.hostname()?;
     l.timeline.note("kill -9 of node0's agent, restart at once");
-    if let Some(a) = l.agents[0].take() {
-        a.kill();
-    }
+    l.node(0).kill()?;
     l.start_agent_as(0, &host)?;
     let during = owners_str(l);
     // Prove the adoption: the new agent reports node0 holding vip1 itself,
@@ -368,16 +298,14 @@ pub fn agent_restart(l: &mut Lab) -> Result<Phases> {
 /// Only the heartbeat network (eth2) is cut. Heartbeats also travel on the
 /// service network (`bcast eth2 eth0`), so nobody may move: no split brain.
 pub fn heartbeat_net_cut(l: &mut Lab) -> Result<Phases> {
-    l.timeline
-        .note("cutting the heartbeat network (every eth2)");
+    let cut = Fault::CablePull(Cable::Heartbeat);
     for i in 0..3 {
-        l.topo.cable(i, false, false)?;
+        l.inflict(cut, i)?;
     }
     let during = hold_steady(l, l.deadtime() * 10)?;
     for i in 0..3 {
-        l.topo.cable(i, false, true)?;
+        l.recover(cut, i)?;
     }
-    l.timeline.note("heartbeat network restored");
     hold_steady(l, l.deadtime() * 3)?;
     Ok(Phases {
         failover_ns: None,
@@ -391,11 +319,15 @@ pub fn heartbeat_net_cut(l: &mut Lab) -> Result<Phases> {
 pub fn flapping_link(l: &mut Lab) -> Result<Phases> {
     l.timeline.note("flapping node0's eth2 20 times");
     let half = l.deadtime() / 2;
+    let cut = Fault::CablePull(Cable::Heartbeat);
     for k in 0..40 {
-        l.topo.cable(0, false, k % 2 == 1)?;
+        match k % 2 {
+            0 => cut.inflict(&mut l.node(0))?,
+            _ => cut.recover(&mut l.node(0))?,
+        }
         hold_steady(l, half)?;
     }
-    l.topo.cable(0, false, true)?;
+    cut.recover(&mut l.node(0))?;
     let during = hold_steady(l, l.deadtime() * 3)?;
     Ok(Phases {
         failover_ns: None,
@@ -420,14 +352,18 @@ pub fn flapping_cable(l: &mut Lab) -> Result<Phases> {
         .note("flapping node0's eth0 cable every 50 ms for 10 s");
     let t0 = l.now();
     let period = Duration::from_millis(50);
+    let pull = Fault::CablePull(Cable::Service);
     for k in 0..200 {
-        l.topo.cable(0, true, k % 2 == 1)?;
+        match k % 2 {
+            0 => pull.inflict(&mut l.node(0))?,
+            _ => pull.recover(&mut l.node(0))?,
+        }
         // Pacing the fault, not waiting for the cluster: the timeline
         // goes on meanwhile.
         let end = l.now() + period.as_nanos() as u64;
         let _ = l.wait_for("flap", period * 2, |l| l.now() >= end);
     }
-    l.topo.cable(0, true, true)?;
+    pull.recover(&mut l.node(0))?;
     let t1 = l.now();
     let during = owners_str(l);
     let switches = l.prober.answer_switches(0, t0, t1);

@@ -1,9 +1,12 @@
-//! Network namespaces a test creates and always removes (Drop), named per
-//! test run so tests can run in parallel and leave nothing behind.
+//! Network namespaces a test creates and always removes (Drop, also on
+//! panic), named per process and per test so tests run in parallel and
+//! leave nothing behind.
 //!
 //! Nothing here touches the root namespace's interfaces: veth pairs are
-//! created with both ends moved straight into test namespaces.
+//! created inside a test namespace with the peer moved straight into
+//! another. Set-up and checks use `ip` (only the code under test must not).
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,34 +15,38 @@ use anyhow::{Context as _, Result, bail};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// A unique name prefix for this process: `hb<pid>x<n>`.
+/// A unique name for this process and `tag`: `hb<pid><tag><n>`.
 pub fn unique(tag: &str) -> String {
     let n = SEQ.fetch_add(1, Ordering::SeqCst);
     format!("hb{}{}{}", std::process::id(), tag, n)
 }
 
-pub fn ip(args: &[&str]) -> Result<()> {
-    let o = Command::new("ip")
-        .args(args)
+/// Runs `cmd`; its stdout, or an error with its stderr.
+fn output(cmd: &mut Command) -> Result<String> {
+    let o = cmd
         .output()
-        .context("running ip (iproute2)")?;
+        .with_context(|| format!("running {cmd:?} (is iproute2 installed?)"))?;
     if !o.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
+        bail!("{cmd:?}: {}", String::from_utf8_lossy(&o.stderr).trim());
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
+/// `ip <args>` outside any test namespace (only `netns add/del` and the
+/// like: never a root-namespace interface).
+pub fn ip(args: &[&str]) -> Result<()> {
+    output(Command::new("ip").args(args)).map(drop)
+}
+
+/// A network namespace that exists as long as this value.
 pub struct Netns {
     pub name: String,
 }
 
 impl Netns {
+    /// A new namespace with `lo` up, named `unique(tag)`.
     pub fn new(tag: &str) -> Result<Netns> {
-        crate::kernel::assert_root();
+        crate::require_root("a network-namespace test");
         let name = unique(tag);
         ip(&["netns", "add", &name])?;
         let ns = Netns { name };
@@ -47,34 +54,58 @@ impl Netns {
         Ok(ns)
     }
 
+    /// `/run/netns/<name>`, to enter it.
+    pub fn path(&self) -> String {
+        format!("/run/netns/{}", self.name)
+    }
+
     /// Runs a command inside the namespace; error with its stderr on failure.
     pub fn exec(&self, cmd: &[&str]) -> Result<String> {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(cmd)
-            .output()
-            .with_context(|| format!("running {cmd:?} in {}", self.name))?;
-        if !o.status.success() {
-            bail!(
-                "{} in {}: {}",
-                cmd.join(" "),
-                self.name,
-                String::from_utf8_lossy(&o.stderr).trim()
-            );
-        }
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        output(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(cmd),
+        )
+        .with_context(|| format!("in namespace {}", self.name))
+    }
+
+    /// `ip -n <ns> <args>` for a set-up step or a check: panics on failure
+    /// (with ip's message), returns stdout.
+    pub fn ip(&self, args: &str) -> String {
+        output(
+            Command::new("ip")
+                .args(["-n", &self.name])
+                .args(args.split_whitespace()),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    /// `sysctl -w key=value` inside the namespace; panics on failure.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")])
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
 
     /// Runs `f` on a new thread that has entered this namespace (threads it
-    /// spawns stay in it too) and returns its result.
-    pub fn run<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
-        let path = format!("/run/netns/{}", self.name);
+    /// spawns stay in it too), and a private UTS namespace when `uts`, and
+    /// returns its result; a panic in `f` goes on in the caller.
+    pub fn run<R: Send + 'static>(
+        &self,
+        uts: bool,
+        f: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R> {
+        let path = self.path();
         let h = std::thread::spawn(move || -> Result<R> {
             enter(&path)?;
+            if uts {
+                unshare_uts()?;
+            }
             Ok(f())
         });
-        h.join()
-            .map_err(|_| anyhow::anyhow!("thread in namespace panicked"))?
+        match h.join() {
+            Ok(r) => r,
+            Err(p) => std::panic::resume_unwind(p),
+        }
     }
 }
 
@@ -84,18 +115,32 @@ impl Drop for Netns {
     }
 }
 
-/// Moves the calling thread into the namespace at `path`.
+/// Moves the calling thread into the network namespace at `path`.
 pub fn enter(path: &str) -> Result<()> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {path}"))?;
-    use std::os::fd::AsRawFd;
     // SAFETY: valid fd; affects only the calling thread.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        bail!("setns({path}): {}", std::io::Error::last_os_error());
+        bail!(
+            "setns({path}): {} (needs CAP_SYS_ADMIN)",
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
 
-/// A veth pair `a_if`@a <-> `b_if`@b, both up, with optional IPv4 addresses.
+/// Gives the calling thread a UTS namespace of its own (hostname tests).
+pub fn unshare_uts() -> Result<()> {
+    // SAFETY: affects only the calling thread.
+    if unsafe { libc::unshare(libc::CLONE_NEWUTS) } != 0 {
+        bail!(
+            "unshare(CLONE_NEWUTS): {} (needs CAP_SYS_ADMIN)",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// A veth pair `a_if`@a <-> `b_if`@b, both up, with optional addresses.
 pub fn veth(
     a: &Netns,
     a_if: &str,
