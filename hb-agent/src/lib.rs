@@ -1,7 +1,10 @@
 //! hb-agent: the daemon and CLI around the XDP heartbeat program.
 //!
-//! - `cluster`: the pure decision logic (events in, actions out; no I/O).
-//! - `agent`: the daemon's event loop around it.
+//! What decides is pure and lives in hb-core (re-exported here as
+//! `cluster`, `model` and `rules`); this crate is the shell that feeds it
+//! and carries its decisions out:
+//!
+//! - `agent`: start-up, the event loop, the executor of the rules' decisions.
 //! - `config`: native TOML and Heartbeat ha.d parsers, validation.
 //! - `kernel`: load/attach the XDP program, its maps and events.
 //! - `sender`: the heartbeat sender (dedicated timing thread).
@@ -12,13 +15,13 @@
 
 pub mod agent;
 pub mod carrier;
-/// The cluster state machine, a crate of its own (pure, see hb-cluster).
-pub use hb_cluster as cluster;
+/// The cluster state machine, the resource model and the agent's rules:
+/// pure, in hb-core.
+pub use hb_core::{cluster, model, rules};
 pub mod config;
 pub mod control;
 pub mod kernel;
 pub mod metrics;
-pub mod model;
 pub mod ping;
 pub mod resources;
 pub mod sender;

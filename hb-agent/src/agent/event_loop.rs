@@ -9,7 +9,6 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
-use super::core::{AgentCore, Input};
 use super::executor::Exec;
 use super::groups::Done;
 use super::report::{self, View};
@@ -18,6 +17,7 @@ use super::{RunOptions, notify};
 use crate::config::Config;
 use crate::control::{Request, Response};
 use crate::kernel::{Kernel, KernelEvent};
+use crate::rules::{Admin, AgentCore, Input};
 
 /// Longest wait at exit for resources still being removed.
 const FINISH_STOPS_MAX: Duration = Duration::from_secs(10);
@@ -149,9 +149,16 @@ fn control(core: &mut AgentCore, x: &mut Exec, req: Request) -> Response {
                 status: Some(report::report(&v)),
             }
         }
-        other => core
-            .on(Input::Admin(other), now(), x)
-            .unwrap_or_else(|| Response::err("no answer".to_string())),
+        Request::Standby { group } => admin(core, x, Admin::Standby, group),
+        Request::Takeover { group } => admin(core, x, Admin::Takeover, group),
+    }
+}
+
+fn admin(core: &mut AgentCore, x: &mut Exec, cmd: Admin, group: Option<String>) -> Response {
+    match core.on(Input::Admin { cmd, group }, now(), x) {
+        Some(a) if a.ok => Response::ok(a.message),
+        Some(a) => Response::err(a.message),
+        None => Response::err("no answer"),
     }
 }
 

@@ -11,13 +11,13 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::core::Executor;
 use super::groups::{Done, GroupWorkers, Op};
-use super::{convert, epochs::Epochs, lane, step};
+use super::{epochs::Epochs, lane};
 use crate::cluster::{Advert, Event, GroupId, NodeId};
 use crate::config::Fencing;
 use crate::kernel::Kernel;
 use crate::resources::quick::{self, QuickStarter};
+use crate::rules::{Executor, convert, step};
 use crate::sender::{Sender, lease::Lease};
 
 pub struct Exec {

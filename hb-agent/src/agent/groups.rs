@@ -25,41 +25,13 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{error, info, warn};
 
 use super::lane::{self, Lane};
-use super::step;
 use super::withdraw::Withdrawal;
 use crate::cluster::{Event, GroupId};
 use crate::model::GroupResources;
-use crate::resources::{Resources, quick, spec::ResourceSpec};
+use crate::resources::{Resources, spec::ResourceSpec};
+use crate::rules::step;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    Start,
-    Stop,
-    /// Remove what is left of a group already handed over, its addresses
-    /// withdrawn by [`GroupWorkers::hand_over`].
-    CleanUp,
-}
-
-/// What an operation reports to the main loop.
-pub enum Done {
-    /// For the cluster logic (started, released, failed).
-    Cluster(Event),
-    /// A stop is over, its resources removed (`ok`) or not. With
-    /// `handed_over` the group was reported released earlier, when its
-    /// addresses were withdrawn (see withdraw.rs); a failure then leaves
-    /// them withdrawn.
-    StopFinished {
-        group: GroupId,
-        handed_over: bool,
-        ok: bool,
-    },
-    /// What the quick takeover step would put up for the group now
-    /// (`resources::quick`), read after each of its operations.
-    QuickPlan {
-        group: GroupId,
-        plan: Option<quick::Plan>,
-    },
-}
+pub use hb_core::rules::work::{Done, Op};
 
 /// A single-threaded runtime on a thread of its own (`hb-resources`) for
 /// resource operations; it stops (cancelling what still runs there, e.g.

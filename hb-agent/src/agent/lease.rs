@@ -140,15 +140,6 @@ pub fn guard_config(addrs: &[IpAddr]) -> GuardConfig {
     g
 }
 
-/// Whether a lapsed lease may run again: only once nothing is held here.
-pub fn may_resume(on_hold: bool, held_groups: usize) -> bool {
-    if on_hold && held_groups == 0 {
-        info!("service lease renewed again: everything held during the lapse is released");
-        return true;
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,12 +164,5 @@ mod tests {
         let g = guard_config(&many);
         assert_eq!(g.v4_count as usize, MAX_GUARD_V4);
         assert_eq!(g.v4[MAX_GUARD_V4 - 1].to_ne_bytes(), [10, 0, 0, 15]);
-    }
-
-    #[test]
-    fn lapsed_lease_resumes_only_when_nothing_is_held() {
-        assert!(!may_resume(true, 1));
-        assert!(may_resume(true, 0));
-        assert!(!may_resume(false, 0));
     }
 }

@@ -1,10 +1,9 @@
 //! The daemon: wires the kernel program, the heartbeat sender, the ping
-//! nodes, the control socket and the resources around the pure cluster
-//! logic. One direction of data: kernel events -> cluster -> actions ->
-//! resources -> status.
+//! nodes, the control socket and the resources around the pure rules
+//! (hb-core's `rules` and `cluster`). One direction of data: kernel events
+//! -> rules (event_loop.rs feeds them) -> decisions -> executor.rs ->
+//! resources -> status (report.rs).
 
-mod convert;
-pub mod core;
 mod epochs;
 mod event_loop;
 mod executor;
@@ -16,11 +15,7 @@ pub mod notify;
 mod realtime;
 mod report;
 mod startup;
-pub mod step;
 mod withdraw;
-
-#[cfg(test)]
-mod tests;
 
 use std::path::PathBuf;
 
@@ -28,7 +23,7 @@ use anyhow::Result;
 
 use crate::config::Source;
 
-pub use convert::{advert_to_wire, wire_to_advert};
+pub use crate::rules::convert::{advert_to_wire, wire_to_advert};
 
 pub struct RunOptions {
     pub source: Source,

@@ -4,11 +4,11 @@
 
 use hb_common::maps::{STATUS_ALIVE, STATUS_DEAD, counter};
 
-use super::core::AgentCore;
 use crate::cluster::HoldState;
 use crate::control::status::{GroupStatus, LinkStatus, NodeStatus, StatusReport};
 use crate::kernel::Kernel;
 use crate::metrics::{GroupMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics};
+use crate::rules::AgentCore;
 use crate::sender::Sender;
 use crate::sender::clock;
 

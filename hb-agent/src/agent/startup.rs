@@ -16,11 +16,10 @@ use hb_common::siphash::key_words;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
-use super::core::{AgentCore, Now};
 use super::executor::Exec;
 use super::groups::{Done, GroupWorkers, ResourceThread};
-use super::{RunOptions, convert, epochs::Epochs, lease, withdraw::Withdrawal};
-use crate::cluster::{Cluster, ClusterSpec, Event, GroupId, GroupSpec};
+use super::{RunOptions, epochs::Epochs, lease, withdraw::Withdrawal};
+use crate::cluster::{Cluster, ClusterSpec, Event, GroupId};
 use crate::config::{self, Config, LinkKind, Node, Severity};
 use crate::control::server;
 use crate::kernel::{Kernel, events::EventStream};
@@ -29,6 +28,7 @@ use crate::resources::{
     AnnounceGate, Resources, ResourcesConfig,
     quick::{self, QuickStarter},
 };
+use crate::rules::{AgentCore, Now, cluster_spec, convert};
 use crate::sender::{LinkTarget, Sender, SenderConfig, clock, lease::Lease};
 
 /// Everything the event loop runs with.
@@ -537,35 +537,6 @@ fn link_targets(cfg: &Config, local: &Node) -> Vec<LinkTarget> {
             }
         })
         .collect()
-}
-
-pub(super) fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
-    let ns = |d: Duration| d.as_nanos() as u64;
-    ClusterSpec {
-        local: local.id,
-        nodes: cfg.nodes.iter().map(|n| n.id).collect(),
-        groups: cfg
-            .groups
-            .iter()
-            .filter(|g| g.nodes.iter().any(|n| n.eq_ignore_ascii_case(&local.name)))
-            .map(|g| GroupSpec {
-                id: g.id,
-                candidates: g
-                    .nodes
-                    .iter()
-                    .filter_map(|n| cfg.node(n).map(|n| n.id))
-                    .collect(),
-            })
-            .collect(),
-        keepalive_ns: ns(cfg.timing.keepalive),
-        deadtime_ns: ns(cfg.timing.deadtime),
-        warntime_ns: ns(cfg.timing.warntime),
-        initdead_ns: ns(cfg.timing.initdead),
-        auto_failback: cfg.auto_failback,
-        ping_targets: cfg.deciding_ping_targets(),
-        ping_tie_break: cfg.ping_tie_break,
-        fencing: cfg.fencing.is_some(),
-    }
 }
 
 fn ping_targets(cfg: &Config) -> Result<Vec<Target>> {

@@ -7,14 +7,12 @@
 //! (read-only) at scripts and interfaces.
 mod authkeys;
 mod check;
-pub mod diag;
 pub mod duration;
 mod file;
 mod hacf;
 mod hadir;
 mod haresources;
 pub mod host;
-pub mod model;
 mod text;
 mod toml;
 mod validate;
@@ -24,6 +22,10 @@ mod values;
 pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
+
+/// The configuration model and its diagnostics are pure (hb-core): the
+/// parsers here produce them.
+pub use hb_core::config::{diag, model};
 
 pub use self::check::{Plan, check, plan};
 pub use self::diag::{Diag, Severity, has_errors};
@@ -58,75 +60,5 @@ pub fn load(src: &Source) -> Result<Config, Vec<Diag>> {
     match src {
         Source::Toml(path) => load_toml(path),
         Source::HaDir(dir) => load_ha_dir(dir),
-    }
-}
-
-impl Config {
-    /// A node by name; names compare case-insensitively, as in Heartbeat.
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes
-            .iter()
-            .find(|n| n.name.eq_ignore_ascii_case(name))
-    }
-
-    pub fn node_by_id(&self, id: u32) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.id == id)
-    }
-
-    /// The node this host is (`name` is normally `uname -n`), or an error
-    /// saying which names the cluster knows.
-    pub fn local_node(&self, name: &str) -> Result<&Node, Diag> {
-        self.node(name).ok_or_else(|| {
-            let known: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            let file = self
-                .source
-                .first()
-                .map_or(Path::new("<config>"), PathBuf::as_path);
-            Diag::error(
-                file,
-                format!(
-                    "this host (`{name}`) is not a node of cluster `{}` (nodes: {}); \
-                     node names must match `uname -n`",
-                    self.cluster,
-                    known.join(", ")
-                ),
-            )
-            .field("node")
-        })
-    }
-
-    /// 0 = most preferred (first `node` line / first [[node]]).
-    pub fn priority(&self, node: &str) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|n| n.name.eq_ignore_ascii_case(node))
-    }
-
-    pub fn group(&self, name: &str) -> Option<&Group> {
-        self.groups.iter().find(|g| g.name == name)
-    }
-
-    pub fn group_by_id(&self, id: u32) -> Option<&Group> {
-        self.groups.iter().find(|g| g.id == id)
-    }
-
-    /// Groups this node may run (it is one of their candidates).
-    pub fn groups_for<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Group> + 'a {
-        self.groups
-            .iter()
-            .filter(move |g| g.nodes.iter().any(|n| n.eq_ignore_ascii_case(node)))
-    }
-
-    /// Groups whose preferred (first) candidate is this node.
-    pub fn preferred_groups<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Group> + 'a {
-        self.groups.iter().filter(move |g| {
-            g.nodes
-                .first()
-                .is_some_and(|n| n.eq_ignore_ascii_case(node))
-        })
-    }
-
-    pub fn link(&self, name: &str) -> Option<&Link> {
-        self.links.iter().find(|l| l.name == name)
     }
 }

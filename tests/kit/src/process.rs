@@ -145,6 +145,11 @@ impl Leftover {
         v
     }
 
+    /// The descriptor numbers it holds.
+    pub fn fd_numbers(&self) -> Vec<i32> {
+        self.fds().into_iter().map(|(fd, _)| fd).collect()
+    }
+
     pub fn wait_gone(&self, within: Duration) -> bool {
         let t0 = Instant::now();
         while self.running() && t0.elapsed() < within {
@@ -166,7 +171,7 @@ impl Drop for Leftover {
 /// Opens /dev/null without O_CLOEXEC in this process, so that the agent
 /// started next inherits it, as an agent does from a launcher that leaks
 /// one (a supervisor's pipe, a shell's descriptor).
-pub struct Inheritable(i32);
+pub struct Inheritable(pub i32);
 
 impl Inheritable {
     pub fn open() -> Inheritable {

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use hb_agent::agent::step;
+use hb_agent::rules::step;
 use hb_agent::sender::clock;
 use hb_tests::fault::{self, Fault, Node, Teardown};
 use hb_tests::lab::{

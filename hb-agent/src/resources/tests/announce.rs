@@ -27,7 +27,7 @@ fn garp_request_form_for_every_address_with_the_virtual_mac() {
     ];
     let cap = Capture::start(&lan.gw, "eth0");
     let g = group.clone();
-    let report = lan.node.run(false, move || async move {
+    let report = lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         let report = r.start_group("g1", &g).await.expect("start");
         // Announcements run in the background: 3 x 50 ms.
@@ -68,7 +68,7 @@ fn garp_reply_form() {
     );
     let node_mac = mac_of(&lan.node, "eth0");
     let cap = Capture::start(&lan.gw, "eth0");
-    let out = lan.node.run(false, move || async move {
+    let out = lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         r.announce_now(&[AnnounceTarget {
             iface: "eth0".into(),
@@ -119,7 +119,7 @@ fn unsolicited_na_for_ipv6_vip() {
     })];
     let cap = Capture::start(&lan.gw, "eth0");
     let g = group.clone();
-    lan.node.run(false, move || async move {
+    lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         r.start_group("v6", &g).await.expect("start");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -156,7 +156,7 @@ fn rate_limit_holds_when_asked_100_times() {
     };
     let cfg = config(&st, arp);
     let cap = Capture::start(&lan.gw, "eth0");
-    let (burst, later) = lan.node.run(false, move || async move {
+    let (burst, later) = lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         let t = [AnnounceTarget {
             iface: "eth0".into(),
@@ -196,7 +196,7 @@ fn held_addresses_are_re_announced_periodically_until_release() {
     let group = vec![ip_spec("192.168.32.21", 24, Some("eth0"))];
     let cap = Capture::start(&lan.gw, "eth0");
     let g = group.clone();
-    lan.node.run(false, move || async move {
+    lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         r.start_group("g1", &g).await.expect("start");
         // Initial announcement + refreshes at ~1.2 s and ~2.4 s.

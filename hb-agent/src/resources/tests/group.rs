@@ -30,7 +30,7 @@ fn failing_middle_resource_rolls_back_the_earlier_ones() {
         ip_spec("192.168.32.22", 24, Some("eth0")),
     ];
     let root_host = hostname::current().unwrap();
-    let (err, host_after, status) = lan.node.run(true, move || async move {
+    let (err, host_after, status) = lan.node.block_on(true, move || async move {
         nix::unistd::sethostname("node1").unwrap();
         let r = resources(cfg);
         let err = r.start_group("g1", &group).await.unwrap_err();

@@ -9,10 +9,10 @@ fn host(name: &str) -> ResourceSpec {
 #[test]
 fn hostname_set_restored_and_stacked() {
     let root_before = hostname::current().unwrap();
-    let ns = Netns::new();
+    let ns = netns();
     let st = tempdir();
     let cfg = config(&st, quick_arp());
-    let seen = ns.run(true, move || async move {
+    let seen = ns.block_on(true, move || async move {
         nix::unistd::sethostname("node1").expect("sethostname in the private UTS namespace");
         let mut seen = Vec::new();
         let mut note = |what: &str| seen.push(format!("{what}={}", hostname::current().unwrap()));

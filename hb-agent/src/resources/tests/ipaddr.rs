@@ -28,7 +28,7 @@ fn ip_add_remove_with_prefix_broadcast_label() {
     let specs = vec![v4, auto, v6];
     let s2 = specs.clone();
     let cfg2 = cfg.clone();
-    let report = lan.node.run(false, move || async move {
+    let report = lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         let first = r.start_group("g", &s2).await.expect("start");
         let again = r.start_group("g", &s2).await.expect("start again");
@@ -81,7 +81,7 @@ fn ip_add_remove_with_prefix_broadcast_label() {
     );
 
     let s3 = specs.clone();
-    let (stop1, stop2, status) = lan.node.run(false, move || async move {
+    let (stop1, stop2, status) = lan.node.block_on(false, move || async move {
         let r = resources(cfg2);
         let a = r.stop_group("g", &s3).await;
         let b = r.stop_group("g", &s3).await;
@@ -122,7 +122,7 @@ fn ip_without_matching_subnet_fails_clearly() {
     let st = tempdir();
     let cfg = config(&st, quick_arp());
     let cfg2 = cfg.clone();
-    let err = lan.node.run(false, move || async move {
+    let err = lan.node.block_on(false, move || async move {
         let r = resources(cfg);
         r.start_group("g", &[ip_spec("10.99.0.1", 24, None)])
             .await
@@ -140,7 +140,7 @@ fn ip_without_matching_subnet_fails_clearly() {
         other => panic!("unexpected {other}"),
     }
     assert!(err.to_string().contains("10.99.0.1"), "{err}");
-    let err = lan.node.run(false, move || async move {
+    let err = lan.node.block_on(false, move || async move {
         let r = resources(cfg2);
         r.start_group("g", &[ip_spec("10.99.0.1", 24, Some("nope0"))])
             .await
@@ -171,7 +171,7 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
     let eth0_mac = mac_of(&lan.node, "eth0");
     let cap = Capture::start(&lan.gw, "eth0");
     let (g, c) = (group.clone(), cfg.clone());
-    let (replacing, unnamed, first) = lan.node.run(false, move || async move {
+    let (replacing, unnamed, first) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         // A MAC replaced later would make the first announcement wrong.
         let replacing = vec![
@@ -225,7 +225,7 @@ fn quick_step_for_an_ipaddr_on_a_named_interface() {
         "announced with eth0's own MAC"
     );
     // The full start finds it in place.
-    let start = lan.node.run(true, move || async move {
+    let start = lan.node.block_on(true, move || async move {
         resources(cfg)
             .start_group("g", &group)
             .await
@@ -262,7 +262,7 @@ fn ip_without_written_prefix_takes_the_route_s_at_each_start() {
     };
     // The host's subnet is a /24 when the group first starts...
     let (g, c) = (with_iface.clone(), cfg.clone());
-    let status = lan.node.run(false, move || async move {
+    let status = lan.node.block_on(false, move || async move {
         let r = resources(c);
         r.start_group("g", &g).await.expect("start");
         r.status_group("g", &g).await
@@ -278,7 +278,7 @@ fn ip_without_written_prefix_takes_the_route_s_at_each_start() {
     lan.node.ip("addr del 192.168.32.31/24 dev eth0");
     lan.node.ip("addr add 192.168.32.17/28 brd + dev eth0");
     let (g, c) = (auto.clone(), cfg.clone());
-    let (stopped, status) = lan.node.run(false, move || async move {
+    let (stopped, status) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let stopped = r.stop_group("g", &g).await;
         r.start_group("g", &g).await.expect("start");
@@ -294,7 +294,7 @@ fn ip_without_written_prefix_takes_the_route_s_at_each_start() {
     // With no connected route left, the written fallback (/24).
     lan.node.ip("addr del 192.168.32.17/28 dev eth0");
     let (g, c) = (with_iface, cfg);
-    lan.node.run(false, move || async move {
+    lan.node.block_on(false, move || async move {
         let r = resources(c);
         assert!(r.stop_group("g", &g).await.is_clean());
         r.start_group("g", &g).await.expect("start");

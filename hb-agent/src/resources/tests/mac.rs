@@ -71,7 +71,7 @@ fn mac_replace_restores_exactly_also_after_agent_restart() {
     let state_file = cfg.state_dir.join("g1.json");
     let group = vec![replace_spec(VMAC1, None)];
     let (g, c) = (group.clone(), cfg.clone());
-    let (first, again, conflict) = lan.node.run(false, move || async move {
+    let (first, again, conflict) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let first = r.start_group("g1", &g).await.expect("start");
         let again = r.start_group("g1", &g).await.expect("start again");
@@ -107,7 +107,8 @@ fn mac_replace_restores_exactly_also_after_agent_restart() {
     );
     // The path through the gateway works from the VIP with the VMAC.
     lan.node
-        .exec(&["ping", "-c", "1", "-W", "2", "-I", "192.168.32.21", GW_IP]);
+        .exec(&["ping", "-c", "1", "-W", "2", "-I", "192.168.32.21", GW_IP])
+        .expect("the gateway answers the VIP");
     let gw_neigh = lan.gw.ip("neigh show 192.168.32.21");
     assert!(
         gw_neigh.contains("00:1e:68:1e:99:5e"),
@@ -133,7 +134,7 @@ fn mac_replace_restores_exactly_also_after_agent_restart() {
 
     // Agent restart: a new Resources reads the state file, adopts, releases.
     let (g, c) = (group.clone(), cfg.clone());
-    let (status, stop) = lan.node.run(false, move || async move {
+    let (status, stop) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let status = r.status_group("g1", &g).await;
         let stop = r.stop_group("g1", &g).await;
@@ -146,7 +147,8 @@ fn mac_replace_restores_exactly_also_after_agent_restart() {
     assert!(!state_file.exists(), "state file removed after release");
     // And the real address works again.
     lan.node
-        .exec(&["ping", "-c", "1", "-W", "2", "-I", NODE_IP, GW_IP]);
+        .exec(&["ping", "-c", "1", "-W", "2", "-I", NODE_IP, GW_IP])
+        .expect("the gateway answers the real address");
 }
 
 #[test]
@@ -160,7 +162,7 @@ fn mac_replace_with_explicit_gateway_and_rollback_on_unreachable_gateway() {
     let bad = vec![replace_spec(VMAC1, Some("10.1.1.1"))];
     let good = vec![replace_spec(VMAC1, Some(GW_IP))];
     let (g1, g2, c) = (bad.clone(), good.clone(), cfg.clone());
-    let err = lan.node.run(false, move || async move {
+    let err = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let err = r.start_group("g1", &g1).await.unwrap_err();
         r.start_group("g1", &g2)
@@ -178,7 +180,7 @@ fn mac_replace_with_explicit_gateway_and_rollback_on_unreachable_gateway() {
         "{held:?}"
     );
     let (g, c) = (good.clone(), cfg.clone());
-    let stop = lan.node.run(false, move || async move {
+    let stop = lan.node.block_on(false, move || async move {
         resources(c).stop_group("g1", &g).await
     });
     assert!(stop.is_clean(), "{stop:?}");
@@ -215,7 +217,7 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     let cfg = config(&st, quick_arp());
     let group = web_macvlan();
     let (g, c) = (group.clone(), cfg.clone());
-    let (start, again, status) = lan.node.run(false, move || async move {
+    let (start, again, status) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let s = r.start_group("web", &g).await.expect("start");
         let a = r.start_group("web", &g).await.expect("start again");
@@ -237,7 +239,7 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     assert_eq!(identity(&lan.node), before, "parent untouched");
 
     let (g, c) = (group.clone(), cfg.clone());
-    let (stop, status) = lan.node.run(false, move || async move {
+    let (stop, status) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let s = r.stop_group("web", &g).await;
         (s, r.status_group("web", &g).await)
@@ -249,7 +251,8 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     assert!(lines(&lan.node, "-o addr show dev hb-web").is_empty());
     let v6 = lan
         .node
-        .exec(&["cat", "/proc/sys/net/ipv6/conf/hb-web/disable_ipv6"]);
+        .exec(&["cat", "/proc/sys/net/ipv6/conf/hb-web/disable_ipv6"])
+        .unwrap();
     assert_eq!(
         v6.trim(),
         "1",
@@ -258,7 +261,7 @@ fn macvlan_child_carries_vmac_and_vip_parent_untouched() {
     assert_eq!(identity(&lan.node), before);
     // And a takeover brings it back.
     let (g, c) = (group.clone(), cfg.clone());
-    let status = lan.node.run(false, move || async move {
+    let status = lan.node.block_on(false, move || async move {
         let r = resources(c);
         r.start_group("web", &g).await.expect("start parked");
         r.status_group("web", &g).await
@@ -275,7 +278,7 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
     let group = web_macvlan();
     let cap = Capture::start(&lan.gw, "eth0");
     let (g, c) = (group.clone(), cfg.clone());
-    let (unprepared, with_script, first, again) = lan.node.run(false, move || async move {
+    let (unprepared, with_script, first, again) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         // No child yet: nothing to plan.
         let unprepared = r.quick_plan("web", &g).await.expect("plan");
@@ -320,7 +323,7 @@ fn quick_step_puts_the_vip_up_as_the_full_start_would() {
         .count();
     assert_eq!(garps, 2, "one gratuitous ARP per quick step");
     // The full start finds what the quick step put up: nothing to change.
-    let start = lan.node.run(false, move || async move {
+    let start = lan.node.block_on(false, move || async move {
         resources(cfg)
             .start_group("web", &group)
             .await

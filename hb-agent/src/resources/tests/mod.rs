@@ -1,12 +1,12 @@
 //! Real tests of the resources layer, in network namespaces built per test.
 //!
-//! Each test makes its own namespaces (`hbres-<pid>-<n>`), joined by veth pairs
-//! that never touch the root namespace, runs the code under test in a fresh
-//! thread that `setns`-ed into one of them (and `unshare`d its UTS namespace for
-//! hostname tests) with its own current-thread tokio runtime, and removes every
-//! namespace in a Drop guard, also on panic. Setup and checks use `ip` (only the
-//! code under test must not). Without root these tests panic with a clear
-//! message instead of passing.
+//! Each test makes its own namespaces with the fixture every hb test shares
+//! (hb-testkit's `Netns`: removed on drop, also on panic), joined by veth
+//! pairs that never touch the root namespace, and runs the code under test
+//! in a fresh thread inside one of them (with a UTS namespace of its own for
+//! hostname tests) on its own current-thread tokio runtime (`BlockOn`).
+//! Setup and checks use `ip` (only the code under test must not). Without
+//! root these tests panic with a clear message instead of passing.
 mod announce;
 mod group;
 mod hostname;
@@ -15,136 +15,52 @@ mod mac;
 mod neighbour;
 mod script;
 
-use std::fs::File;
 use std::future::Future;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nix::sched::CloneFlags;
+pub use hb_testkit::netns::Netns;
+pub use hb_testkit::process::{Inheritable, Leftover};
 
 use super::{ArpSettings, ResourceSpec, Resources, ResourcesConfig};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 pub const VMAC1: [u8; 6] = [0x00, 0x1e, 0x68, 0x1e, 0x99, 0x5e];
 pub const VMAC2: [u8; 6] = [0x00, 0x1e, 0x68, 0x1e, 0x88, 0x5e];
 
-/// Panics (never passes) when the test cannot run for lack of privilege.
-pub fn require_root(what: &str) {
-    if !nix::unistd::geteuid().is_root() {
-        panic!(
-            "{what} needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN to create network/UTS \
-             namespaces): run `cargo xtask test` as root. This test does not pass silently; \
-             the pure tests run anywhere with `cargo test -p hb-cluster`."
-        );
-    }
+/// A namespace of this test's own (the shared fixture, hb-testkit).
+pub fn netns() -> Netns {
+    Netns::new("res").unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn run_cmd(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (is iproute2 installed?)"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace that exists as long as this value.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        require_root("a namespace test");
-        let name = format!(
-            "hbres-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        );
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run `ip netns add`: {e} (install iproute2)"));
-        if !out.status.success() {
-            panic!(
-                "`ip netns add {name}` failed: {} (root with CAP_SYS_ADMIN is required; \
-                 this test does not pass silently)",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let ns = Netns { name };
-        ns.ip("link set lo up");
-        ns
-    }
-
-    /// `ip -n <ns> <args>`; panics on failure; returns stdout.
-    pub fn ip(&self, args: &str) -> String {
-        let mut cmd = Command::new("ip");
-        cmd.args(["-n", &self.name]).args(args.split_whitespace());
-        run_cmd(&mut cmd)
-    }
-
-    /// `ip netns exec <ns> <args>`; panics on failure; returns stdout.
-    pub fn exec(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.name]).args(args);
-        run_cmd(&mut cmd)
-    }
-
-    pub fn sysctl(&self, key: &str, value: &str) {
-        self.exec(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
-    }
-
+/// Runs async code under test inside a namespace.
+pub trait BlockOn {
     /// Runs `f` on a fresh thread inside this namespace (and a private UTS
     /// namespace when `uts`), on its own current-thread tokio runtime.
-    pub fn run<F, Fut, R>(&self, uts: bool, f: F) -> R
+    fn block_on<F, Fut, R>(&self, uts: bool, f: F) -> R
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = R>,
+        R: Send + 'static;
+}
+
+impl BlockOn for Netns {
+    fn block_on<F, Fut, R>(&self, uts: bool, f: F) -> R
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = R>,
         R: Send + 'static,
     {
-        let path = format!("/run/netns/{}", self.name);
-        let h = std::thread::spawn(move || {
-            enter(&path, uts);
+        self.run(uts, move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
             rt.block_on(f())
-        });
-        match h.join() {
-            Ok(r) => r,
-            Err(p) => std::panic::resume_unwind(p),
-        }
-    }
-}
-
-fn enter(netns_path: &str, uts: bool) {
-    let f = File::open(netns_path).unwrap_or_else(|e| panic!("open {netns_path}: {e}"));
-    nix::sched::setns(f, CloneFlags::CLONE_NEWNET)
-        .unwrap_or_else(|e| panic!("setns into {netns_path}: {e} (needs CAP_SYS_ADMIN)"));
-    if uts {
-        nix::sched::unshare(CloneFlags::CLONE_NEWUTS)
-            .unwrap_or_else(|e| panic!("unshare(CLONE_NEWUTS): {e} (needs CAP_SYS_ADMIN)"));
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
@@ -161,8 +77,8 @@ pub const GW_IP: &str = "192.168.32.254";
 
 impl Lan {
     pub fn new() -> Lan {
-        let node = Netns::new();
-        let gw = Netns::new();
+        let node = netns();
+        let gw = netns();
         node.ip(&format!(
             "link add eth0 type veth peer name eth0 netns {}",
             gw.name
@@ -257,13 +173,13 @@ pub struct Capture {
 
 impl Capture {
     pub fn start(ns: &Netns, iface: &str) -> Capture {
-        let path = format!("/run/netns/{}", ns.name);
+        let path = ns.path();
         let iface = iface.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = std::thread::spawn(move || {
-            enter(&path, false);
+            hb_testkit::netns::enter(&path).unwrap_or_else(|e| panic!("{e:#}"));
             let idx = nix::net::if_::if_nametoindex(iface.as_str())
                 .unwrap_or_else(|e| panic!("if_nametoindex({iface}): {e}"));
             // SAFETY: plain socket/bind/setsockopt/recvfrom calls on a fd we own.
@@ -439,7 +355,7 @@ pub fn tempdir() -> tempfile::TempDir {
 }
 
 /// Writes an executable script.
-pub fn write_script(path: &std::path::Path, body: &str) -> PathBuf {
+pub fn write_script(path: &std::path::Path, body: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, body).unwrap();

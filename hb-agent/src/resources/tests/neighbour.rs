@@ -35,7 +35,7 @@ fn refresh_makes_failed_and_incomplete_gateway_entries_reachable() {
     lan.node
         .sysctl("net.ipv4.neigh.eth0.retrans_time_ms", "100");
     let c = cfg.clone();
-    let failed = lan.node.run(false, move || async move {
+    let failed = lan.node.block_on(false, move || async move {
         let r = resources(c);
         poke_gateway();
         wait_state(&r, NeighState::Failed, Duration::from_secs(3)).await
@@ -47,7 +47,7 @@ fn refresh_makes_failed_and_incomplete_gateway_entries_reachable() {
         .sysctl("net.ipv4.neigh.eth0.retrans_time_ms", "1000");
     lan.gw.ip("link set eth0 arp on");
     let c = cfg.clone();
-    let (report, after) = lan.node.run(false, move || async move {
+    let (report, after) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         let report = r
             .refresh_neighbours("eth0", &[ip(GW_IP)])
@@ -71,7 +71,7 @@ fn refresh_makes_failed_and_incomplete_gateway_entries_reachable() {
     lan.gw.ip("link set eth0 arp off");
     let c = cfg.clone();
     let gw_name = lan.gw.name.clone();
-    let (incomplete, report, after) = lan.node.run(false, move || async move {
+    let (incomplete, report, after) = lan.node.block_on(false, move || async move {
         let r = resources(c);
         poke_gateway();
         let incomplete = wait_state(&r, NeighState::Incomplete, Duration::from_millis(200)).await;
@@ -97,7 +97,7 @@ fn refresh_makes_failed_and_incomplete_gateway_entries_reachable() {
 
     // 3. A REACHABLE entry is left alone.
     let c = cfg.clone();
-    let report = lan.node.run(false, move || async move {
+    let report = lan.node.block_on(false, move || async move {
         resources(c)
             .refresh_neighbours("eth0", &[ip(GW_IP)])
             .await

@@ -304,93 +304,6 @@ async fn failing_script_error_carries_code_and_output() {
     assert!(msg.contains("cannot bind 0.0.0.0:80"), "{msg}");
 }
 
-/// A process a test started (through a script), killed at the end if it is
-/// still that one (same pid and command line), also on panic.
-struct Leftover {
-    pid: i32,
-    cmdline: String,
-}
-
-impl Leftover {
-    /// Reads the pid a script wrote to `file` (the first word) and waits
-    /// until that process runs `cmdline` (exec done).
-    fn wait_for(file: &Path, word: usize, cmdline: &str) -> Leftover {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let pid = read(file)
-                .split_whitespace()
-                .nth(word)
-                .and_then(|w| w.parse().ok());
-            if let Some(pid) = pid {
-                let l = Leftover {
-                    pid,
-                    cmdline: cmdline.to_string(),
-                };
-                if l.running() {
-                    return l;
-                }
-            }
-            assert!(Instant::now() < deadline, "no {cmdline:?} from {file:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn running(&self) -> bool {
-        let c = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
-        String::from_utf8_lossy(&c).replace('\0', " ").trim() == self.cmdline && !gone(self.pid)
-    }
-
-    fn fds(&self) -> Vec<i32> {
-        let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{}/fd", self.pid))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn wait_gone(&self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while self.running() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        !self.running()
-    }
-}
-
-impl Drop for Leftover {
-    fn drop(&mut self) {
-        if self.running() {
-            // SAFETY: the process this test's script started (checked above).
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-    }
-}
-
-/// A descriptor without O_CLOEXEC in this process, as the agent may hold
-/// (inherited from what started it, or opened so by a library).
-struct Inheritable(i32);
-
-impl Inheritable {
-    fn open() -> Inheritable {
-        // SAFETY: open(2) of a constant path, without O_CLOEXEC on purpose.
-        let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
-        assert!(
-            fd >= 3,
-            "open /dev/null: {}",
-            std::io::Error::last_os_error()
-        );
-        Inheritable(fd)
-    }
-}
-
-impl Drop for Inheritable {
-    fn drop(&mut self) {
-        // SAFETY: the descriptor opened in `open`.
-        unsafe { libc::close(self.0) };
-    }
-}
-
 #[tokio::test]
 async fn a_daemon_left_by_start_keeps_running_with_only_its_stdio() {
     let d = tempdir();
@@ -413,7 +326,7 @@ async fn a_daemon_left_by_start_keeps_running_with_only_its_stdio() {
     );
     let daemon = Leftover::wait_for(&pids, 0, "sleep 301");
     assert_eq!(
-        daemon.fds(),
+        daemon.fd_numbers(),
         vec![0, 1, 2],
         "the daemon holds descriptors of the agent's (fd {} is one)",
         leak.0
@@ -468,7 +381,7 @@ fn a_running_script_dies_with_the_thread_that_started_it() {
     .join()
     .unwrap();
     assert!(
-        script.wait_gone(),
+        script.wait_gone(Duration::from_secs(3)),
         "the script (pid {}) outlived the thread that started it",
         script.pid
     );
@@ -504,11 +417,15 @@ async fn a_cancelled_call_kills_the_script_and_its_group() {
         s = started => s.unwrap(),
     };
     assert!(
-        script.wait_gone(),
+        script.wait_gone(Duration::from_secs(3)),
         "the script (pid {}) survived",
         script.pid
     );
-    assert!(child.wait_gone(), "its child (pid {}) survived", child.pid);
+    assert!(
+        child.wait_gone(Duration::from_secs(3)),
+        "its child (pid {}) survived",
+        child.pid
+    );
 }
 
 #[tokio::test]

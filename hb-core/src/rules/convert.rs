@@ -2,8 +2,8 @@
 
 use hb_common::wire::{Claim, ClusterState, MAX_CLAIMS, STATE_SETTLING, STATE_STANDBY};
 
+use super::{KernelEvent, KernelEventKind};
 use crate::cluster::{Advert, Event, GroupClaim};
-use crate::kernel::{KernelEvent, KernelEventKind};
 
 /// The cluster logic's advert as heartbeats carry it. At most MAX_CLAIMS
 /// groups per node (`check` refuses more).

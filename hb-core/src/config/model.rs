@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hkdf::Hkdf;
@@ -67,6 +67,76 @@ pub struct Config {
     pub unset: Option<Vec<&'static str>>,
     /// The files the configuration was read from.
     pub source: Vec<PathBuf>,
+}
+
+impl Config {
+    /// A node by name; names compare case-insensitively, as in Heartbeat.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn node_by_id(&self, id: u32) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// The node this host is (`name` is normally `uname -n`), or an error
+    /// saying which names the cluster knows.
+    pub fn local_node(&self, name: &str) -> Result<&Node, Diag> {
+        self.node(name).ok_or_else(|| {
+            let known: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+            let file = self
+                .source
+                .first()
+                .map_or(Path::new("<config>"), PathBuf::as_path);
+            Diag::error(
+                file,
+                format!(
+                    "this host (`{name}`) is not a node of cluster `{}` (nodes: {}); \
+                     node names must match `uname -n`",
+                    self.cluster,
+                    known.join(", ")
+                ),
+            )
+            .field("node")
+        })
+    }
+
+    /// 0 = most preferred (first `node` line / first [[node]]).
+    pub fn priority(&self, node: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.name.eq_ignore_ascii_case(node))
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn group_by_id(&self, id: u32) -> Option<&Group> {
+        self.groups.iter().find(|g| g.id == id)
+    }
+
+    /// Groups this node may run (it is one of their candidates).
+    pub fn groups_for<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Group> + 'a {
+        self.groups
+            .iter()
+            .filter(move |g| g.nodes.iter().any(|n| n.eq_ignore_ascii_case(node)))
+    }
+
+    /// Groups whose preferred (first) candidate is this node.
+    pub fn preferred_groups<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Group> + 'a {
+        self.groups.iter().filter(move |g| {
+            g.nodes
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(node))
+        })
+    }
+
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +206,7 @@ impl Timing {
         Self::with_initdead_rule(keepalive, deadtime, warntime, initdead, heartbeat_initdead)
     }
 
-    pub(crate) fn with_initdead_rule(
+    pub fn with_initdead_rule(
         keepalive: Option<Duration>,
         deadtime: Option<Duration>,
         warntime: Option<Duration>,

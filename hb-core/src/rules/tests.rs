@@ -2,27 +2,83 @@
 //! before the core was pure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::agent::core::{AgentCore, Executor, Input, Now};
-use crate::agent::groups::{Done, Op};
-use crate::agent::startup::cluster_spec;
+use super::{Admin, Done, Op};
+use super::{AgentCore, Executor, Input, Now, cluster_spec};
 use crate::cluster::{Advert, Cluster, Event, GroupClaim, GroupId, NodeId};
-use crate::control::Request;
-use crate::resources::quick;
+use crate::config::{Auth, Config, Group, Link, LinkKind, Node, Timing, fnv1a32};
+use crate::model::{ArpSettings, IpSpec, ResourceSpec, quick};
 
 const DEADTIME: Duration = Duration::from_millis(100);
 
-/// Node a of nodes a, b (config tests' minimal file), group `web` (a
-/// preferred), keepalive 10 ms, deadtime 100 ms, initdead 300 ms.
-fn config() -> String {
-    format!(
-        "{}[timing]\nkeepalive = \"10ms\"\ndeadtime = \"100ms\"\nwarntime = \"50ms\"\n\
-         initdead = \"300ms\"\n[[group]]\nname = \"web\"\nnodes = [\"a\", \"b\"]\n\
-         [[group.resource]]\ntype = \"ip\"\naddress = \"10.0.0.80/24\"\niface = \"eth1\"\n",
-        crate::config::tests::MINIMAL
-    )
+fn node(name: &str, hb: Option<&str>) -> Node {
+    Node {
+        name: name.into(),
+        id: fnv1a32(name),
+        addrs: hb
+            .map(|a| ("hb".to_string(), a.parse().unwrap()))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Node a of nodes a, b on one broadcast link, group `web` (a preferred:
+/// an address on eth1), keepalive 10 ms, deadtime 100 ms, initdead 300 ms,
+/// as the parsers would build it from a TOML file saying just that.
+fn config() -> Config {
+    let ms = Duration::from_millis;
+    Config {
+        cluster: "t".into(),
+        cluster_id: fnv1a32("t"),
+        udp_port: 694,
+        auth: Auth::crc(),
+        nodes: vec![node("a", Some("10.0.0.1")), node("b", None)],
+        links: vec![Link {
+            name: "hb".into(),
+            iface: "eth1".into(),
+            kind: LinkKind::Bcast,
+            port: 694,
+        }],
+        timing: Timing {
+            keepalive: ms(10),
+            deadtime: DEADTIME,
+            warntime: ms(50),
+            initdead: ms(300),
+        },
+        auto_failback: true,
+        groups: vec![Group {
+            name: "web".into(),
+            id: fnv1a32("web"),
+            nodes: vec!["a".into(), "b".into()],
+            resources: vec![ResourceSpec::IpAddr(IpSpec {
+                addr: "10.0.0.80".parse().unwrap(),
+                prefix: 24,
+                route_prefix: false,
+                iface: Some("eth1".into()),
+                broadcast: None,
+                label: None,
+            })],
+            origin: None,
+            found: BTreeMap::new(),
+        }],
+        ping_nodes: Vec::new(),
+        ping_groups: Vec::new(),
+        ping_moves_groups: true,
+        ping_tie_break: true,
+        deadping: None,
+        fencing: None,
+        arp: ArpSettings::default(),
+        control_socket: "/run/hb/hb.sock".into(),
+        metrics_addr: None,
+        script_dirs: Vec::new(),
+        script_timeout: Duration::from_secs(60),
+        realtime: false,
+        service_lease: false,
+        warnings: Vec::new(),
+        unset: None,
+        source: Vec::new(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +165,7 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let cfg = crate::config::load_toml_str(&config(), Path::new("hb.toml")).unwrap();
+        let cfg = config();
         let local = cfg.node("a").unwrap().clone();
         let (web, b) = (cfg.groups[0].id, cfg.node("b").unwrap().id);
         let t0 = Instant::now();
@@ -366,7 +422,10 @@ fn admin_requests_are_answered_by_the_core() {
     let resp = r
         .core
         .on(
-            Input::Admin(Request::Standby { group: None }),
+            Input::Admin {
+                cmd: Admin::Standby,
+                group: None,
+            },
             now,
             &mut r.x,
         )
@@ -375,9 +434,10 @@ fn admin_requests_are_answered_by_the_core() {
     let resp = r
         .core
         .on(
-            Input::Admin(Request::Standby {
+            Input::Admin {
+                cmd: Admin::Standby,
                 group: Some("nope".into()),
-            }),
+            },
             now,
             &mut r.x,
         )
@@ -386,4 +446,11 @@ fn admin_requests_are_answered_by_the_core() {
         (resp.ok, resp.message.as_str()),
         (false, "no group named nope")
     );
+}
+
+#[test]
+fn lapsed_lease_resumes_only_when_nothing_is_held() {
+    assert!(!super::may_resume(true, 1));
+    assert!(super::may_resume(true, 0));
+    assert!(!super::may_resume(false, 0));
 }

@@ -7,6 +7,7 @@
 pub mod addr;
 mod arp;
 pub mod group;
+pub mod quick;
 pub mod resource;
 
 pub use addr::{child_name, default_broadcast, fmt_mac, in_subnet};

@@ -19,13 +19,21 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
-use super::groups::{Done, Op};
-use super::{convert, step};
-use crate::cluster::{Action, AdminCmd, Advert, Cluster, Event, GroupId, NodeId, Warning};
+pub mod convert;
+pub mod histogram;
+mod kernel_event;
+pub mod step;
+#[cfg(test)]
+mod tests;
+pub mod work;
+
+use crate::cluster::{
+    Action, AdminCmd, Advert, Cluster, ClusterSpec, Event, GroupId, GroupSpec, NodeId, Warning,
+};
 use crate::config::{Config, Node};
-use crate::control::{Request, Response};
-use crate::kernel::KernelEvent;
-use crate::resources::quick;
+use crate::model::quick;
+pub use kernel_event::{KernelEvent, KernelEventKind};
+pub use work::{Done, Op};
 
 /// How many warnings `status` keeps.
 pub const WARNINGS_KEPT: usize = 20;
@@ -50,15 +58,31 @@ pub enum Input {
     Tick,
     /// How long the sender thread saw this process frozen (0: not).
     Stall { ns: u64 },
-    /// `standby` / `takeover` from the control socket (status is the
-    /// report's, see report.rs).
-    Admin(Request),
+    /// `standby` / `takeover` (all groups, or the one named) from the
+    /// control socket (status is the report's, hb-agent's report.rs).
+    Admin { cmd: Admin, group: Option<String> },
     /// SIGTERM or SIGINT.
     Stop,
     /// A reload the loop applied to the kernel (peer timings): take it.
     Reloaded(Box<Config>),
     /// After each loop iteration; `lease_on_hold` with a service lease.
     Settle { lease_on_hold: Option<bool> },
+}
+
+/// An operator's command, as Heartbeat's hb_standby / hb_takeover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// Give groups to the other nodes.
+    Standby,
+    /// Take groups from the other nodes.
+    Takeover,
+}
+
+/// The answer to an `Admin` input, for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub ok: bool,
+    pub message: String,
 }
 
 /// What the core asks of the world; the loop's implementation is
@@ -102,7 +126,7 @@ pub trait Executor {
 pub struct GroupCounts {
     pub takeovers: u64,
     pub releases: u64,
-    pub durations: crate::metrics::Histogram,
+    pub durations: histogram::Histogram,
 }
 
 /// The graceful hand-over's state.
@@ -171,7 +195,7 @@ impl AgentCore {
     }
 
     /// The one entry point: an input, at `now`; an answer for `Admin`.
-    pub fn on(&mut self, input: Input, now: Now, x: &mut impl Executor) -> Option<Response> {
+    pub fn on(&mut self, input: Input, now: Now, x: &mut impl Executor) -> Option<Answer> {
         match input {
             Input::Kernel(e) => self.kernel_event(e, now, x),
             Input::Worker(d) => self.worker(d, now, x),
@@ -181,7 +205,7 @@ impl AgentCore {
             }
             Input::Tick => self.feed(Event::Tick, now, x),
             Input::Stall { ns } => self.stall(ns, now, x),
-            Input::Admin(req) => return Some(self.control(req, now, x)),
+            Input::Admin { cmd, group } => return Some(self.admin(cmd, group, now, x)),
             Input::Stop => self.shutdown(now, x),
             Input::Reloaded(cfg) => {
                 self.cfg = *cfg;
@@ -472,7 +496,7 @@ impl AgentCore {
             let ns = self.cfg.timing.deadtime.as_nanos() as u64;
             self.feed(Event::Stalled { ns }, now, x);
         }
-        if super::lease::may_resume(on_hold, self.cluster.held_groups().len()) {
+        if may_resume(on_hold, self.cluster.held_groups().len()) {
             x.resume_lease();
         }
     }
@@ -537,38 +561,70 @@ impl AgentCore {
         }
     }
 
-    fn control(&mut self, req: Request, now: Now, x: &mut impl Executor) -> Response {
-        match req {
-            Request::Status => Response::err("status is answered by the report".to_string()),
-            Request::Standby { group } => self.admin(group, AdminCmd::Standby, now, x),
-            Request::Takeover { group } => self.admin(group, AdminCmd::Takeover, now, x),
-        }
-    }
-
     fn admin(
         &mut self,
+        cmd: Admin,
         group: Option<String>,
-        cmd: fn(Option<GroupId>) -> AdminCmd,
         now: Now,
         x: &mut impl Executor,
-    ) -> Response {
+    ) -> Answer {
+        let refuse = |message: String| Answer { ok: false, message };
         let id = match &group {
             None => None,
             Some(name) => match self.cfg.groups.iter().find(|g| &g.name == name) {
                 Some(g) if self.cluster.spec().group(g.id).is_some() => Some(g.id),
-                Some(_) => return Response::err(format!("group {name} does not run on this node")),
-                None => return Response::err(format!("no group named {name}")),
+                Some(_) => return refuse(format!("group {name} does not run on this node")),
+                None => return refuse(format!("no group named {name}")),
             },
         };
-        let c = cmd(id);
+        let (c, verb) = match cmd {
+            Admin::Standby => (AdminCmd::Standby(id), "standby:"),
+            Admin::Takeover => (AdminCmd::Takeover(id), "takeover:"),
+        };
         self.feed(Event::Admin(c), now, x);
-        Response::ok(format!(
-            "{} {}",
-            match c {
-                AdminCmd::Standby(_) => "standby:",
-                AdminCmd::Takeover(_) => "takeover:",
-            },
-            group.unwrap_or_else(|| "all groups".into())
-        ))
+        Answer {
+            ok: true,
+            message: format!("{verb} {}", group.unwrap_or_else(|| "all groups".into())),
+        }
     }
+}
+
+/// The cluster state machine's view of `cfg` from `local`: the groups it
+/// may run, their candidates in preference order, the timings and rules.
+pub fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
+    let ns = |d: std::time::Duration| d.as_nanos() as u64;
+    ClusterSpec {
+        local: local.id,
+        nodes: cfg.nodes.iter().map(|n| n.id).collect(),
+        groups: cfg
+            .groups
+            .iter()
+            .filter(|g| g.nodes.iter().any(|n| n.eq_ignore_ascii_case(&local.name)))
+            .map(|g| GroupSpec {
+                id: g.id,
+                candidates: g
+                    .nodes
+                    .iter()
+                    .filter_map(|n| cfg.node(n).map(|n| n.id))
+                    .collect(),
+            })
+            .collect(),
+        keepalive_ns: ns(cfg.timing.keepalive),
+        deadtime_ns: ns(cfg.timing.deadtime),
+        warntime_ns: ns(cfg.timing.warntime),
+        initdead_ns: ns(cfg.timing.initdead),
+        auto_failback: cfg.auto_failback,
+        ping_targets: cfg.deciding_ping_targets(),
+        ping_tie_break: cfg.ping_tie_break,
+        fencing: cfg.fencing.is_some(),
+    }
+}
+
+/// Whether a lapsed lease may run again: only once nothing is held here.
+pub fn may_resume(on_hold: bool, held_groups: usize) -> bool {
+    if on_hold && held_groups == 0 {
+        info!("service lease renewed again: everything held during the lapse is released");
+        return true;
+    }
+    false
 }
