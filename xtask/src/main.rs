@@ -58,6 +58,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A seeded random fault campaign on the lab, with invariant checks:
+    /// `--seed S`, `--faults N`, `--toml`, `--stop-on-violation`.
+    Chaos {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -90,6 +96,8 @@ fn main() -> Result<()> {
         Cmd::Bench { what, args } => {
             setup::run()?;
             require_root("the benchmarks")?;
+            // The failover benchmark starts the agent binary itself.
+            build()?;
             let bin = match what.as_str() {
                 "datapath" => "bench-datapath",
                 "failover" => {
@@ -108,7 +116,15 @@ fn main() -> Result<()> {
         Cmd::Lab { args } => {
             setup::run()?;
             require_root("the lab")?;
+            // The lab starts the agent binary itself.
+            build()?;
             run_tests_bin("hb-lab", &args)
+        }
+        Cmd::Chaos { args } => {
+            setup::run()?;
+            require_root("the fault campaign")?;
+            build()?;
+            run_tests_bin("hb-chaos", &args)
         }
     }
 }

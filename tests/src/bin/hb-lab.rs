@@ -7,7 +7,6 @@
 //! `HB_LAB_RUNS=1` prints, per scenario, which node answered each VIP when.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use anyhow::Result;
 use hb_tests::lab::{
@@ -28,29 +27,8 @@ fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
 
-/// Ctrl-C and SIGTERM set ABORT (the lab then unwinds and cleans up)
-/// instead of killing the process with namespaces left behind.
-fn catch_signals() {
-    // SAFETY: blocking signals in this (the only) thread before any other
-    // thread exists, then waiting for them on a dedicated thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let set2 = set;
-        std::thread::spawn(move || {
-            let mut sig = 0;
-            libc::sigwait(&set2, &mut sig);
-            eprintln!("\ninterrupted: tearing the lab down");
-            ABORT.store(true, Ordering::SeqCst);
-        });
-    }
-}
-
 fn main() -> Result<()> {
-    catch_signals();
+    hb_tests::lab::catch_signals();
     let mut timings = Timings::default();
     if let Some(v) = arg("--keepalive-ms") {
         timings.keepalive_ms = v.parse()?;
@@ -109,7 +87,7 @@ fn main() -> Result<()> {
         results.push(r);
         if failed {
             // Put the cluster back for the next scenario.
-            let _ = recover(&mut lab);
+            let _ = lab.restore();
         }
     }
     println!("\n{}", report::table(&results));
@@ -123,21 +101,5 @@ fn main() -> Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} scenario(s) failed");
     }
-    Ok(())
-}
-
-/// After a failed scenario: every cable in, every agent running, initial owners.
-fn recover(lab: &mut Lab) -> Result<()> {
-    for i in 0..3 {
-        lab.topo.cable(i, true, true)?;
-        lab.topo.cable(i, false, true)?;
-        if let Some(a) = &lab.agents[i] {
-            a.signal(libc::SIGCONT);
-        } else {
-            lab.start_agent(i)?;
-        }
-    }
-    let t = lab.settle_timeout() + Duration::from_secs(5);
-    lab.wait_owners(scenarios::INITIAL, t)?;
     Ok(())
 }

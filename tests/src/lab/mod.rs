@@ -3,6 +3,7 @@
 //! integration tests in `tests/tests/lab.rs` and by the failover benchmark.
 
 pub mod agents;
+pub mod chaos;
 pub mod heartbeat;
 pub mod keepalived;
 pub mod node;
@@ -26,6 +27,27 @@ use topology::{NODES, Topology};
 /// Set by Ctrl-C / SIGTERM: every wait returns an error so the lab unwinds
 /// and its guards remove namespaces and processes.
 pub static ABORT: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C and SIGTERM set ABORT (the lab then unwinds and cleans up)
+/// instead of killing the process with namespaces left behind.
+pub fn catch_signals() {
+    // SAFETY: blocking signals in this (the only) thread before any other
+    // thread exists, then waiting for them on a dedicated thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let set2 = set;
+        std::thread::spawn(move || {
+            let mut sig = 0;
+            libc::sigwait(&set2, &mut sig);
+            eprintln!("\ninterrupted: tearing the lab down");
+            ABORT.store(true, Ordering::SeqCst);
+        });
+    }
+}
 
 pub struct LabOptions {
     pub timings: Timings,
@@ -244,5 +266,13 @@ impl Lab {
 
     pub fn workdir(&self) -> &Path {
         &self.opts.workdir
+    }
+
+    /// The last `n` lines of node `i`'s agent log.
+    pub fn log_tail(&self, i: usize, n: usize) -> String {
+        let log = self.opts.workdir.join(format!("{}.log", NODES[i].name));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 }

@@ -27,6 +27,22 @@ impl Lab {
         f.inflict(&mut self.node(i))
     }
 
+    /// After a failed scenario: every cable in, every agent running (a
+    /// frozen one resumed), the initial owners back.
+    pub fn restore(&mut self) -> Result<()> {
+        for i in 0..3 {
+            self.topo.cable(i, true, true)?;
+            self.topo.cable(i, false, true)?;
+            match &self.agents[i] {
+                Some(a) => a.signal(libc::SIGCONT),
+                None => self.start_agent(i)?,
+            }
+        }
+        let t = self.settle_timeout() + Duration::from_secs(5);
+        self.wait_owners(super::scenarios::INITIAL, t)?;
+        Ok(())
+    }
+
     /// `f` undone on node `i`, noted in the timeline.
     pub fn recover(&mut self, f: Fault, i: usize) -> Result<()> {
         self.timeline

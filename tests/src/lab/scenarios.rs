@@ -99,7 +99,7 @@ fn owners_str(l: &Lab) -> [String; 2] {
 }
 
 /// Runs one scenario with its measurements.
-pub fn run(l: &mut Lab, name: &str, f: ScenarioFn) -> ScenarioResult {
+pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) -> ScenarioResult {
     l.timeline.begin(name);
     let before = owners_str(l);
     let t0 = l.now();
@@ -145,7 +145,7 @@ pub fn run(l: &mut Lab, name: &str, f: ScenarioFn) -> ScenarioResult {
     }
 }
 
-fn during_owners(node_down: &[usize]) -> [Option<usize>; 2] {
+pub fn during_owners(node_down: &[usize]) -> [Option<usize>; 2] {
     let mut w = INITIAL;
     for n in node_down {
         w[vip_of(*n)] = Some(STANDBY);
