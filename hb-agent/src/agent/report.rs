@@ -200,6 +200,9 @@ fn groups(a: &View) -> Vec<GroupStatus> {
                     Some(HoldState::Acquiring) => "starting",
                     Some(HoldState::Releasing) => "stopping",
                     Some(HoldState::Stuck) => "STUCK (stop failed)",
+                    // Released (peers may take it) but not yet removed here.
+                    _ if a.core.withdrawn(g.id) => "withdrawn",
+                    _ if a.core.stopping().contains(&g.id) => "stopping",
                     _ => "-",
                 }
                 .into(),

@@ -45,7 +45,8 @@ pub struct GroupStatus {
     pub owner: Option<String>,
     pub since_s: Option<f64>,
     pub epoch: u32,
-    /// What this node is doing with it: held, starting, stopping, standby, -.
+    /// What this node is doing with it: held, starting, stopping, withdrawn
+    /// (released, its addresses not yet removed here), STUCK, -.
     pub local: String,
 }
 

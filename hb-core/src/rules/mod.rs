@@ -235,6 +235,12 @@ impl AgentCore {
         &self.handover.stopping
     }
 
+    /// Released with its addresses withdrawn, their removal still waiting
+    /// for a peer to serve the group (or a deadtime).
+    pub fn withdrawn(&self, group: GroupId) -> bool {
+        self.handover.deferred_cleanups.contains_key(&group)
+    }
+
     /// At exit: the deferred clean-ups, to run now.
     pub fn take_deferred_cleanups(&mut self) -> Vec<GroupId> {
         std::mem::take(&mut self.handover.deferred_cleanups)

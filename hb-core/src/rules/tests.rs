@@ -252,6 +252,8 @@ fn a_hand_over_is_cleaned_up_once_a_peer_serves() {
         420,
     );
     assert_eq!(r.x.take(), [], "nobody serves it yet: the clean-up waits");
+    assert!(r.core.withdrawn(r.web), "status says withdrawn meanwhile");
+    assert!(r.core.stopping().contains(&r.web));
     r.x.served.insert(r.web);
     r.on(
         Input::Settle {
@@ -260,6 +262,7 @@ fn a_hand_over_is_cleaned_up_once_a_peer_serves() {
         430,
     );
     assert_eq!(r.x.take(), [Call::Submit(r.web, Op::CleanUp)]);
+    assert!(!r.core.withdrawn(r.web), "the removal is under way");
 }
 
 #[test]

@@ -92,6 +92,12 @@ pub fn group_name(g: usize, toml: bool) -> String {
     }
 }
 
+/// Whether a group named `name` in `status` is the one of VIP `g`, in any
+/// layout: TOML names it `vip1`, ha.d by its first resource (the VIP in it).
+pub fn group_is_vip(name: &str, g: usize) -> bool {
+    name == format!("vip{}", g + 1) || name.contains(&format!("::{}/", VIPS[g]))
+}
+
 fn mac_resource(g: usize) -> String {
     format!("MacTakeover::eth0::{}::macvlan::{}/24", VMACS[g], VIPS[g])
 }

@@ -103,7 +103,7 @@ pub fn inflict_and_recover(l: &mut Lab, d: &Draw) -> Result<Phases> {
         l.recover(f, i)?;
     }
     let timeout = l.settle_timeout() + l.deadtime() * 32;
-    l.wait_owners(INITIAL, timeout)?;
+    l.wait_settled(INITIAL, timeout)?;
     Ok(Phases {
         failover_ns: Some(l.now() - t0),
         during: Some(during),

@@ -260,6 +260,68 @@ impl Lab {
         })
     }
 
+    /// Waits until the cluster has settled on `want`: the addresses say so
+    /// (as `wait_owners`), and every running agent's `status` agrees: all
+    /// name the same owner, which reports the group held, and no other
+    /// node is starting it or still removing it (withdrawn, stopping). An
+    /// address alone can mislead: a released group's address stays on its
+    /// interface, withdrawn, until a peer serves it.
+    pub fn wait_settled(
+        &mut self,
+        want: [Option<usize>; 2],
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let mut disagreement = String::new();
+        let mut asked = Instant::now() - Duration::from_secs(1);
+        let r = self.wait_for(&format!("settled on owners {want:?}"), timeout, |l| {
+            let addrs_ok =
+                (0..2).all(|v| l.watcher.holders(v) == want[v].into_iter().collect::<Vec<_>>());
+            // Agents answer status on their event loop: not every millisecond.
+            if !addrs_ok || asked.elapsed() < Duration::from_millis(5) {
+                return false;
+            }
+            asked = Instant::now();
+            match l.agents_agree(want) {
+                Ok(()) => true,
+                Err(e) => {
+                    disagreement = e;
+                    false
+                }
+            }
+        });
+        r.map_err(|e| e.context(format!("agents: {disagreement}")))
+    }
+
+    /// Whether every running agent's `status` says `want` (see `wait_settled`).
+    fn agents_agree(&self, want: [Option<usize>; 2]) -> std::result::Result<(), String> {
+        for (i, a) in self.agents.iter().enumerate() {
+            let Some(a) = a else { continue };
+            let name = NODES[i].name;
+            let st = a.status().map_err(|e| format!("{name}: status: {e:#}"))?;
+            for (v, owner) in want.iter().enumerate() {
+                let Some(g) = st.groups.iter().find(|g| agents::group_is_vip(&g.name, v)) else {
+                    // Not configured here (a layout without it): fine unless
+                    // this node is meant to hold it.
+                    if *owner == Some(i) {
+                        return Err(format!("{name}: no group for vip{}", v + 1));
+                    }
+                    continue;
+                };
+                let want_owner = owner.map(|o| NODES[o].name);
+                let want_local = if *owner == Some(i) { "held" } else { "-" };
+                if g.owner.as_deref() != want_owner || g.local != want_local {
+                    return Err(format!(
+                        "{name} says vip{} owner {:?}, here {:?} (want {want_owner:?}, {want_local:?})",
+                        v + 1,
+                        g.owner,
+                        g.local
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn now(&self) -> u64 {
         clock::now_ns()
     }

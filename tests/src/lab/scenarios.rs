@@ -117,6 +117,10 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
             }
         }
     }
+    // Identity is checked once every agent agrees the cluster is back to
+    // its initial owners, not merely once the addresses say so.
+    let timeout = l.settle_timeout();
+    let r = r.and_then(|p| l.wait_settled(INITIAL, timeout).map(|_| p));
     let (phases, error) = match r {
         Ok(p) => (p, None),
         Err(e) => (Phases::default(), Some(format!("{e:#}"))),
