@@ -100,11 +100,12 @@ fn main() -> Result<()> {
             build()?;
             let bin = match what.as_str() {
                 "datapath" => "bench-datapath",
+                "flood" => "bench-flood",
                 "failover" => {
                     setup::bench_failover()?;
                     "bench-failover"
                 }
-                other => bail!("unknown benchmark {other:?}: expected datapath or failover"),
+                other => bail!("unknown benchmark {other:?}: expected datapath, failover or flood"),
             };
             run_tests_bin(bin, &args)
         }
