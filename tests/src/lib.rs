@@ -2,6 +2,7 @@
 //! network-namespace fixtures that clean up after themselves.
 
 pub mod fault;
+pub mod flood;
 pub mod kernel;
 pub mod lab;
 pub mod packets;

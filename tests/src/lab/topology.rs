@@ -5,6 +5,7 @@
 
 use anyhow::{Result, bail};
 
+use crate::fault::Cable;
 use crate::netns::Netns;
 
 pub const GATEWAY: &str = "192.168.32.254";
@@ -40,6 +41,20 @@ pub const NODES: [NodeSpec; 3] = [
         mac: "00:1e:68:1e:16:7e",
     },
 ];
+
+/// An extra host on one of the networks (`Topology::attach_attacker`),
+/// indexed by network: 0 the service network, 1 the heartbeat network.
+/// Locally administered MACs, addresses no node uses.
+pub const ATTACKER_MACS: [&str; 2] = ["02:00:00:00:66:00", "02:00:00:00:66:02"];
+pub const ATTACKER_IPS: [&str; 2] = ["192.168.32.200", "10.160.100.200"];
+
+/// Index into `ATTACKER_MACS`/`ATTACKER_IPS` for a network.
+pub fn attacker_index(net: Cable) -> usize {
+    match net {
+        Cable::Service => 0,
+        Cable::Heartbeat => 1,
+    }
+}
 
 pub struct Topology {
     pub sw: Netns,
@@ -120,6 +135,46 @@ impl Topology {
             nodes.push(ns);
         }
         Ok(Topology { sw, gw, nodes })
+    }
+
+    /// One more host plugged into the switch on `net` (the flood's
+    /// attacker): a namespace of its own with `eth0` (`ATTACKER_MACS`,
+    /// `ATTACKER_IPS`), its switch port `xa0`/`xa2` on br0/br2. Removed
+    /// with the returned namespace (its veth goes with it); the nodes and
+    /// the gateway are not touched.
+    pub fn attach_attacker(&self, net: Cable) -> Result<Netns> {
+        let k = attacker_index(net);
+        let (br, swport) = match net {
+            Cable::Service => ("br0", "xa0"),
+            Cable::Heartbeat => ("br2", "xa2"),
+        };
+        let ns = Netns::new(if k == 0 { "xa0" } else { "xa2" })?;
+        ns.exec(&[
+            "ip",
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            swport,
+            "netns",
+            &self.sw.name,
+        ])?;
+        self.sw
+            .exec(&["ip", "link", "set", swport, "master", br, "up"])?;
+        ns.exec(&["ip", "link", "set", "eth0", "address", ATTACKER_MACS[k]])?;
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", ATTACKER_IPS[k]),
+            "dev",
+            "eth0",
+        ])?;
+        ns.exec(&["ip", "link", "set", "eth0", "up"])?;
+        Ok(ns)
     }
 
     /// Plugs or pulls node `i`'s cable on one network (the switch port).
