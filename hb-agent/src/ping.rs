@@ -69,26 +69,45 @@ impl Pinger {
         let mut seq: u16 = 0;
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fast = tokio::time::interval(REPROBE_EVERY);
+        fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a carrier came back: probing fast until every target lost
+        // with it answers (or this passes). A count left at 0 until the
+        // next interval would give groups away to a peer for nothing.
+        let mut reprobe_until: Option<Instant> = None;
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
+        let send_all = |seq: u16| {
+            for a in &addrs {
+                let pkt = echo_request(ident, seq);
+                let to: SocketAddr = SocketAddrV4::new(*a, 0).into();
+                if let Err(e) = sock.get_ref().send_to(&pkt, &to.into()) {
+                    debug!(target = %a, error = %e, "ping send failed");
+                }
+            }
+        };
         loop {
+            let reprobing = reprobe_until.is_some_and(|t| Instant::now() < t) && reach.any_cut();
             tokio::select! {
                 _ = tick.tick() => {
                     seq = seq.wrapping_add(1);
-                    for a in &addrs {
-                        let pkt = echo_request(ident, seq);
-                        let to: SocketAddr = SocketAddrV4::new(*a, 0).into();
-                        if let Err(e) = sock.get_ref().send_to(&pkt, &to.into()) {
-                            debug!(target = %a, error = %e, "ping send failed");
-                        }
-                    }
+                    send_all(seq);
+                }
+                _ = fast.tick(), if reprobing => {
+                    seq = seq.wrapping_add(1);
+                    send_all(seq);
                 }
                 Some((index, up)) = async { carrier.as_mut()?.recv().await } => {
+                    let mine = || via.iter().enumerate().filter(|(_, v)| **v == Some(index)).map(|(i, _)| i);
                     if !up {
-                        for (i, v) in via.iter().enumerate() {
-                            if *v == Some(index) && reach.carrier_lost(i) {
+                        for i in mine().collect::<Vec<_>>() {
+                            if reach.carrier_lost(i) {
                                 debug!(target = %addrs[i], ifindex = index, "ping target lost with its interface's carrier");
                             }
                         }
+                    } else if mine().any(|i| reach.cut[i]) {
+                        reprobe_until = Some(Instant::now() + REPROBE_FOR);
+                        seq = seq.wrapping_add(1);
+                        send_all(seq);
                     }
                 }
                 r = sock.readable() => {
@@ -112,6 +131,12 @@ impl Pinger {
         }
     }
 }
+
+/// After a carrier comes back, targets lost with it are probed this often
+/// (an ARP resolution and a round trip on a LAN take well under this) ...
+const REPROBE_EVERY: Duration = Duration::from_millis(5);
+/// ... for this long at most; then the interval goes on as before.
+const REPROBE_FOR: Duration = Duration::from_millis(200);
 
 /// What the pinger knows of its targets, and when the count may be told.
 ///
@@ -168,6 +193,11 @@ impl Reach {
     fn carrier_lost(&mut self, i: usize) -> bool {
         self.cut[i] = true;
         self.last_reply[i].take().is_some()
+    }
+
+    /// Some address was lost with its carrier and has not answered since.
+    fn any_cut(&self) -> bool {
+        self.cut.iter().any(|c| *c)
     }
 
     fn count(&self, now: Instant) -> u8 {

@@ -336,6 +336,23 @@ async fn survey_groups(
     let mut plans = BTreeMap::new();
     for g in ours {
         let status = resources.status_group(&g.name, &g.resources).await;
+        if status.identity_left(&g.resources) {
+            // Half a group is no group to adopt, and its address (fenced
+            // by the lapsed lease) would stay up beside the real owner's.
+            // Its scripts are left alone: their state is theirs to tell.
+            warn!(group = %g.name, "a previous agent left part of the group in place: removing it");
+            let identity: Vec<_> = g
+                .resources
+                .iter()
+                .filter(|s| s.is_network_identity())
+                .cloned()
+                .collect();
+            let r = resources.stop_group(&g.name, &identity).await;
+            for (what, e) in &r.failures {
+                warn!(group = %g.name, resource = %what, error = %e, "could not remove a leftover");
+            }
+        }
+        let status = resources.status_group(&g.name, &g.resources).await;
         if !status.all_in_place()
             && let Err(e) = resources.prepare_group(&g.resources, &g.name).await
         {

@@ -175,6 +175,17 @@ impl GroupStatus {
             .all(|(_, s)| *s == ResourceState::InPlace)
     }
 
+    /// Some of `specs`' network identity (an address, a MAC, a hostname)
+    /// is in place, but not the whole group: what an agent killed in the
+    /// middle of a start or a stop leaves behind.
+    pub fn identity_left(&self, specs: &[ResourceSpec]) -> bool {
+        !self.all_in_place()
+            && specs.iter().zip(&self.resources).any(|(spec, (_, st))| {
+                spec.is_network_identity()
+                    && matches!(st, ResourceState::InPlace | ResourceState::Partial(_))
+            })
+    }
+
     pub fn none_in_place(&self) -> bool {
         self.resources
             .iter()

@@ -71,3 +71,49 @@ fn failing_middle_resource_rolls_back_the_earlier_ones() {
     );
     assert_eq!(hostname::current().unwrap(), root_host);
 }
+
+/// What an agent killed between a group's address and its hostname leaves:
+/// half a group, told apart from a whole one and from a clean node, and
+/// removed by stopping its network identity.
+#[test]
+fn half_a_group_is_identity_left_and_a_stop_removes_it() {
+    let lan = Lan::new();
+    let st = tempdir();
+    let cfg = config(&st, quick_arp());
+    let group = vec![
+        ip_spec("192.168.32.21", 24, Some("eth0")),
+        ResourceSpec::Hostname(HostnameSpec {
+            name: "nodevir".into(),
+        }),
+    ];
+    let (before, half, whole, after) = lan.node.block_on(true, move || async move {
+        nix::unistd::sethostname("node1").unwrap();
+        let r = resources(cfg);
+        let before = r.status_group("g1", &group).await;
+        r.start_group("g1", &group[..1]).await.unwrap();
+        let half = r.status_group("g1", &group).await;
+        r.start_group("g1", &group).await.unwrap();
+        let whole = r.status_group("g1", &group).await;
+        // Back to half: the hostname as a fresh boot would have it.
+        nix::unistd::sethostname("node1").unwrap();
+        let report = r.stop_group("g1", &group).await;
+        assert!(report.is_clean(), "{:?}", report.failures);
+        (before, half, whole, r.status_group("g1", &group).await)
+    });
+    assert!(before.none_in_place(), "{before:?}");
+    let specs = [
+        ip_spec("192.168.32.21", 24, Some("eth0")),
+        ResourceSpec::Hostname(HostnameSpec {
+            name: "nodevir".into(),
+        }),
+    ];
+    assert!(!before.identity_left(&specs), "{before:?}");
+    assert!(half.identity_left(&specs), "{half:?}");
+    assert!(
+        !whole.identity_left(&specs),
+        "adopted, not removed: {whole:?}"
+    );
+    assert!(after.none_in_place(), "{after:?}");
+    let v4 = lines(&lan.node, "-4 -o addr show dev eth0");
+    assert_eq!(v4.len(), 1, "the VIP is gone: {v4:?}");
+}
