@@ -2,42 +2,50 @@
 //! invariant checks after every fault (see `lab::chaos`).
 //!
 //! Options: `--seed S` (default: from the clock; printed, and the same seed
-//! draws the same faults), `--faults N` (default 20), `--toml`,
-//! `--keepalive-ms/--deadtime-ms N`, `--stop-on-violation`, `--verbose`.
+//! draws the same faults), `--faults N` (default 20, or unbounded with
+//! `--minutes`), `--minutes M` (stop drawing after M minutes), `--toml`,
+//! `--keepalive-ms/--deadtime-ms N`, `--json PATH` (default
+//! lab-results/chaos.json), `--stop-on-violation`, `--verbose`,
+//! `--dry-run` (print the draws only).
+
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use hb_tests::lab::cli::{arg, flag, parsed};
 use hb_tests::lab::{Lab, LabOptions, agents::Timings, chaos, default_agent_bin, observe};
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
 
 fn main() -> Result<()> {
     hb_tests::lab::catch_signals();
-    let mut timings = Timings::default();
-    if let Some(v) = arg("--keepalive-ms") {
-        timings.keepalive_ms = v.parse()?;
-    }
-    if let Some(v) = arg("--deadtime-ms") {
-        timings.deadtime_ms = v.parse()?;
-        timings.warntime_ms = timings.deadtime_ms / 2.0;
-        timings.initdead_ms = timings.deadtime_ms * 5.0;
-    }
-    let seed: u64 = match arg("--seed") {
-        Some(s) => s.parse()?,
-        None => hb_agent::sender::clock::realtime_ns() % 1_000_000,
+    let timings = Timings::from_args()?;
+    let seed: u64 = parsed("--seed")?.unwrap_or(hb_agent::sender::clock::realtime_ns() % 1_000_000);
+    let minutes: Option<f64> = parsed("--minutes")?;
+    let faults: Option<usize> = match (parsed("--faults")?, minutes) {
+        (Some(n), _) => Some(n),
+        (None, None) => Some(20),
+        (None, Some(_)) => None,
     };
-    let n: usize = arg("--faults").map_or(Ok(20), |s| s.parse())?;
+    if flag("--dry-run") {
+        // The draws alone, without a lab: what a seed would do.
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let deadtime = Duration::from_secs_f64(timings.deadtime_ms / 1e3);
+        for k in 0..faults.unwrap_or(20) {
+            let d = chaos::draw(&mut rng, deadtime);
+            println!(
+                "fault {}: {} (held {:.0} ms)",
+                k + 1,
+                d.name(),
+                d.hold.as_secs_f64() * 1e3
+            );
+        }
+        return Ok(());
+    }
+    let json_path = arg("--json").unwrap_or_else(|| "lab-results/chaos.json".into());
     println!(
-        "hb chaos: seed {seed}, {n} faults, keepalive {} ms, deadtime {} ms (replay: --seed {seed})",
-        timings.keepalive_ms, timings.deadtime_ms
+        "hb chaos: seed {seed}, {} faults{}, keepalive {} ms, deadtime {} ms (replay: --seed {seed})",
+        faults.map_or("unbounded".into(), |n| n.to_string()),
+        minutes.map_or(String::new(), |m| format!(" within {m} min")),
+        timings.keepalive_ms,
+        timings.deadtime_ms
     );
     let mut lab = Lab::start(LabOptions {
         timings,
@@ -47,13 +55,32 @@ fn main() -> Result<()> {
         verbose: flag("--verbose"),
         probe_interval: observe::PROBE_INTERVAL,
     })?;
-    let out = chaos::campaign(&mut lab, seed, n, flag("--stop-on-violation"))?;
+    let plan = chaos::Plan {
+        seed,
+        faults,
+        until: minutes.map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0)),
+        stop_on_violation: flag("--stop-on-violation"),
+    };
+    let started = Instant::now();
+    let report = chaos::campaign(&mut lab, &plan)?;
     drop(lab);
-    println!("\n{}", chaos::table(&out));
-    let bad: usize = out.iter().map(|o| o.violations.len()).sum();
-    println!("seed {seed}: {} faults, {bad} violations", out.len());
-    if bad > 0 {
-        anyhow::bail!("{bad} violation(s); replay with --seed {seed}");
+    println!("\n{}", report.tables());
+    if let Some(dir) = std::path::Path::new(&json_path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report.json())?)?;
+    let bad = report.violations();
+    println!(
+        "seed {seed}: {} faults in {:.1} min, {} violations (JSON: {json_path})",
+        report.outcomes.len(),
+        started.elapsed().as_secs_f64() / 60.0,
+        bad.len()
+    );
+    for v in &bad {
+        println!("  {v}");
+    }
+    if !bad.is_empty() {
+        anyhow::bail!("{} violation(s); replay with --seed {seed}", bad.len());
     }
     Ok(())
 }

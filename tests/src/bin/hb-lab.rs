@@ -9,6 +9,7 @@
 use std::sync::atomic::Ordering;
 
 use anyhow::Result;
+use hb_tests::lab::cli::{arg, flag};
 use hb_tests::lab::{
     ABORT, Lab, LabOptions,
     agents::Timings,
@@ -16,28 +17,9 @@ use hb_tests::lab::{
     scenarios::{self, ScenarioResult},
 };
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
-
 fn main() -> Result<()> {
     hb_tests::lab::catch_signals();
-    let mut timings = Timings::default();
-    if let Some(v) = arg("--keepalive-ms") {
-        timings.keepalive_ms = v.parse()?;
-    }
-    if let Some(v) = arg("--deadtime-ms") {
-        timings.deadtime_ms = v.parse()?;
-        timings.warntime_ms = timings.deadtime_ms / 2.0;
-        timings.initdead_ms = timings.deadtime_ms * 5.0;
-    }
+    let timings = Timings::from_args()?;
     let toml = flag("--toml");
     let only = arg("--only");
     let json_path = arg("--json").unwrap_or_else(|| "lab-results/lab.json".into());

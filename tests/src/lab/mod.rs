@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod chaos;
+pub mod cli;
 pub mod heartbeat;
 pub mod keepalived;
 pub mod node;
@@ -74,6 +75,8 @@ pub struct Lab {
     pub topo: Topology,
     pub opts: LabOptions,
     confs: Vec<PathBuf>,
+    /// The hostname each killed agent left, until its next start.
+    kept_hostname: [Option<String>; 3],
     _dir: DirGuard,
 }
 
@@ -135,6 +138,7 @@ impl Lab {
             topo,
             opts,
             confs,
+            kept_hostname: [None, None, None],
             _dir: guard,
         };
         for i in 0..3 {
@@ -191,8 +195,11 @@ impl Lab {
             + Duration::from_secs(2)
     }
 
+    /// Starts node `i`'s agent, its hostname what a killed agent left (a
+    /// kill is no reboot) or the node's own.
     pub fn start_agent(&mut self, i: usize) -> Result<()> {
-        self.start_agent_as(i, NODES[i].name)
+        let host = self.kept_hostname[i].take();
+        self.start_agent_as(i, host.as_deref().unwrap_or(NODES[i].name))
     }
 
     /// Starts node `i`'s agent with the node's hostname currently `hostname`.
@@ -273,18 +280,28 @@ impl Lab {
     ) -> Result<Duration> {
         let mut disagreement = String::new();
         let mut asked = Instant::now() - Duration::from_secs(1);
+        // Agreement must last: a node back from a fault may still be about
+        // to move a group (its ping node not yet answering again).
+        let stable = self.deadtime() * 2;
+        let mut agreed_since: Option<Instant> = None;
         let r = self.wait_for(&format!("settled on owners {want:?}"), timeout, |l| {
             let addrs_ok =
                 (0..2).all(|v| l.watcher.holders(v) == want[v].into_iter().collect::<Vec<_>>());
+            if !addrs_ok {
+                disagreement = "the addresses do not say so".into();
+                agreed_since = None;
+                return false;
+            }
             // Agents answer status on their event loop: not every millisecond.
-            if !addrs_ok || asked.elapsed() < Duration::from_millis(5) {
+            if asked.elapsed() < Duration::from_millis(5) {
                 return false;
             }
             asked = Instant::now();
             match l.agents_agree(want) {
-                Ok(()) => true,
+                Ok(()) => agreed_since.get_or_insert(asked).elapsed() >= stable,
                 Err(e) => {
                     disagreement = e;
+                    agreed_since = None;
                     false
                 }
             }
@@ -330,10 +347,48 @@ impl Lab {
         &self.opts.workdir
     }
 
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.opts.workdir.join(format!("{}.log", NODES[i].name))
+    }
+
+    /// How long node `i`'s agent log is now (for `wait_log`).
+    pub fn log_len(&self, i: usize) -> u64 {
+        std::fs::metadata(self.log_path(i)).map_or(0, |m| m.len())
+    }
+
+    /// Waits until node `i`'s agent logs `needle` after byte `from`.
+    pub fn wait_log(&mut self, i: usize, from: u64, needle: &str, timeout: Duration) -> Result<()> {
+        let path = self.log_path(i);
+        let what = format!("{} to log {needle:?}", NODES[i].name);
+        self.wait_for(&what, timeout, |_| {
+            std::fs::read(&path).is_ok_and(|b| {
+                b.get(from as usize..)
+                    .is_some_and(|tail| String::from_utf8_lossy(tail).contains(needle))
+            })
+        })?;
+        Ok(())
+    }
+
+    /// Node `i`'s configuration with a line no parser accepts (for a
+    /// reload that must fail and leave the running one in place).
+    pub fn break_config(&self, i: usize) -> Result<()> {
+        use std::io::Write as _;
+        let path = match self.opts.toml {
+            true => self.confs[i].clone(),
+            false => self.confs[i].join("ha.cf"),
+        };
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+        let line = match self.opts.toml {
+            true => "[timing\ndeadtime = \"banana\"\n",
+            false => "deadtime banana\n",
+        };
+        f.write_all(line.as_bytes())?;
+        Ok(())
+    }
+
     /// The last `n` lines of node `i`'s agent log.
     pub fn log_tail(&self, i: usize, n: usize) -> String {
-        let log = self.opts.workdir.join(format!("{}.log", NODES[i].name));
-        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }

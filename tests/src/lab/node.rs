@@ -78,6 +78,7 @@ impl Node for LabNode<'_> {
 
     fn kill(&mut self) -> Result<()> {
         if let Some(a) = self.lab.agents[self.i].take() {
+            self.lab.kept_hostname[self.i] = a.hostname().ok();
             a.kill();
         }
         Ok(())
@@ -87,6 +88,7 @@ impl Node for LabNode<'_> {
     /// pins: a bpffs lives in RAM, so the XDP links only the pins kept go
     /// with a power cut.
     fn wipe(&mut self) -> Result<()> {
+        self.lab.kept_hostname[self.i] = None;
         let ns = &self.lab.topo.nodes[self.i];
         let links = ns.exec(&["ip", "-o", "link", "show"])?;
         for line in links.lines() {

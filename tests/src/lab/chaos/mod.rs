@@ -3,14 +3,17 @@
 //! time, held for a random while, then undone; after each, once settled,
 //! the invariants are checked. The same seed draws the same faults.
 
-use std::time::Duration;
+pub mod kind;
+pub mod usage;
+
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use super::Lab;
 use super::scenarios::{self, INITIAL, Phases, ScenarioResult};
 use super::topology::NODES;
-use crate::fault::{Cable, Fault, Teardown};
+use kind::Kind;
 
 /// The candidates of vip1 and vip2 in the seed's layout.
 const CANDIDATES: [[usize; 2]; 2] = [[0, 1], [2, 1]];
@@ -26,65 +29,96 @@ pub const OUTAGE_BOUND: Duration = Duration::from_secs(3);
 /// deadtime, a cable out for a while).
 #[derive(Clone, Debug)]
 pub struct Draw {
-    pub faults: Vec<(usize, Fault)>,
+    pub faults: Vec<(usize, Kind)>,
     pub hold: Duration,
+    /// The lab's deadtime, which names a hang short or long.
+    pub deadtime: Duration,
 }
 
 impl Draw {
     pub fn name(&self) -> String {
         self.faults
             .iter()
-            .map(|(i, f)| format!("{} {}", NODES[*i].name, f.name()))
+            .map(|(i, k)| {
+                format!(
+                    "{} {}",
+                    NODES[*i].name,
+                    k.describe(self.hold, self.deadtime)
+                )
+            })
             .collect::<Vec<_>>()
             .join(" + ")
     }
 
     /// The kind of fault, for the summary: the first one's, `+` another
-    /// when two nodes fail together.
+    /// when two nodes fail together (both primaries named as such).
     pub fn kind(&self) -> String {
-        let first = self.faults[0].1.name();
-        match self.faults.len() {
-            1 => first.to_string(),
+        let first = self.faults[0].1.name(self.hold, self.deadtime);
+        match self.faults.as_slice() {
+            [_] => first,
+            [(a, _), (b, _)] if a + b == 2 && a != b => format!("{first} + the other primary"),
             _ => format!("{first} + another node"),
         }
     }
 
-    /// VIPs with a candidate this draw leaves alone: they must stay served.
+    /// The nodes out of service while the draw holds.
+    fn out_of_service(&self) -> Vec<usize> {
+        self.faults
+            .iter()
+            .flat_map(|(i, k)| k.out_of_service(*i))
+            .collect()
+    }
+
+    /// VIPs with a candidate this draw leaves in service: they must stay
+    /// served.
     pub fn must_serve(&self) -> [bool; 2] {
-        [0, 1].map(|v| {
-            CANDIDATES[v]
-                .iter()
-                .any(|c| self.faults.iter().all(|(i, _)| i != c))
-        })
+        let out = self.out_of_service();
+        [0, 1].map(|v| CANDIDATES[v].iter().any(|c| !out.contains(c)))
+    }
+
+    /// Nothing in it warrants a move (a heartbeat cable, a reload, the
+    /// ping node lost by all): every VIP must stay where it is.
+    pub fn moves_nothing(&self) -> bool {
+        self.out_of_service().is_empty()
     }
 }
 
-const KINDS: [Fault; 5] = [
-    Fault::Graceful,
-    Fault::CablePull(Cable::Service),
-    Fault::CablePull(Cable::Heartbeat),
-    Fault::PowerOff(Teardown::AtCut),
-    Fault::Hang,
-];
-
-/// The next draw from `rng`; holds up to six deadtimes.
+/// The next draw from `rng`; holds up to six deadtimes. A fifth of the
+/// draws hit two nodes at once, a third of those both primaries.
 pub fn draw(rng: &mut fastrand::Rng, deadtime: Duration) -> Draw {
-    let first = rng.usize(0..3);
-    let mut faults = vec![(first, KINDS[rng.usize(0..KINDS.len())])];
-    if rng.u8(0..5) == 0 {
-        let other = (first + rng.usize(1..3)) % 3;
-        faults.push((other, KINDS[rng.usize(0..KINDS.len())]));
+    let k = kind::draw_kind(rng);
+    let first = match k.needs_primary() {
+        true => [0, 2][rng.usize(0..2)],
+        false => rng.usize(0..3),
+    };
+    let mut faults = vec![(first, k)];
+    if !k.alone() && rng.u8(0..5) == 0 {
+        let other = match first != kind::STANDBY && rng.u8(0..3) == 0 {
+            true => 2 - first,
+            false => (first + rng.usize(1..3)) % 3,
+        };
+        let k2 = loop {
+            let k2 = kind::draw_kind(rng);
+            if !(k2.alone() || k2.needs_primary() && other == kind::STANDBY) {
+                break k2;
+            }
+        };
+        faults.push((other, k2));
     }
     let hold = deadtime.mul_f64(rng.f64() * 6.0);
-    Draw { faults, hold }
+    Draw {
+        faults,
+        hold,
+        deadtime,
+    }
 }
 
 /// Inflicts `d`, holds, undoes it (last first) and waits for the initial
 /// owners; flap dampening may hold a failback back up to 30 deadtimes.
 pub fn inflict_and_recover(l: &mut Lab, d: &Draw) -> Result<Phases> {
     let t0 = l.now();
-    for &(i, f) in &d.faults {
-        l.inflict(f, i)?;
+    for &(i, k) in &d.faults {
+        k.inflict(l, i, &k.describe(d.hold, d.deadtime))?;
     }
     let end = l.now() + d.hold.as_nanos() as u64;
     l.wait_for(
@@ -99,8 +133,8 @@ pub fn inflict_and_recover(l: &mut Lab, d: &Draw) -> Result<Phases> {
             .collect::<Vec<_>>()
             .join("+")
     });
-    for &(i, f) in d.faults.iter().rev() {
-        l.recover(f, i)?;
+    for &(i, k) in d.faults.iter().rev() {
+        k.recover(l, i)?;
     }
     let timeout = l.settle_timeout() + l.deadtime() * 32;
     l.wait_settled(INITIAL, timeout)?;
@@ -131,6 +165,16 @@ pub fn violations(l: &mut Lab, d: &Draw, r: &ScenarioResult) -> Vec<String> {
             ));
         }
     }
+    if d.moves_nothing() {
+        for (vip, by_node) in r.answers.iter().enumerate() {
+            if by_node[..3].iter().filter(|n| **n > 0).count() > 1 {
+                v.push(format!(
+                    "vip{} changed hands although nothing warranted it",
+                    vip + 1
+                ));
+            }
+        }
+    }
     if r.error.is_none() && !r.identity_ok {
         v.push(format!("identity: {}", r.identity.join("; ")));
     }
@@ -151,16 +195,94 @@ pub struct Outcome {
     pub violations: Vec<String>,
 }
 
-/// Runs `n` draws from `seed`; `stop` on the first violation.
-pub fn campaign(l: &mut Lab, seed: u64, n: usize, stop: bool) -> Result<Vec<Outcome>> {
+/// What to run: `faults` draws or until `until`, whichever comes first.
+pub struct Plan {
+    pub seed: u64,
+    pub faults: Option<usize>,
+    pub until: Option<Instant>,
+    pub stop_on_violation: bool,
+}
+
+/// A campaign's results: each fault, and every agent's usage before the
+/// first and after each.
+pub struct Report {
+    pub seed: u64,
+    pub outcomes: Vec<Outcome>,
+    pub usage: Vec<Vec<usage::Usage>>,
+}
+
+impl Report {
+    pub fn lives(&self) -> Vec<usage::Life> {
+        usage::lives(&self.usage)
+    }
+
+    /// Every violation: the faults', and agents that grew.
+    pub fn violations(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .outcomes
+            .iter()
+            .enumerate()
+            .flat_map(|(k, o)| {
+                o.violations
+                    .iter()
+                    .map(move |x| format!("fault {} ({}): {x}", k + 1, o.draw.name()))
+            })
+            .collect();
+        v.extend(usage::growth_violations(&self.lives()));
+        v
+    }
+
+    /// Per fault kind, then the agents' usage: Markdown.
+    pub fn tables(&self) -> String {
+        format!("{}\n{}", table(&self.outcomes), usage::table(&self.lives()))
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let faults: Vec<serde_json::Value> = self
+            .outcomes
+            .iter()
+            .enumerate()
+            .map(|(k, o)| {
+                serde_json::json!({
+                    "fault": k + 1,
+                    "name": o.draw.name(),
+                    "kind": o.draw.kind(),
+                    "hold_ms": o.draw.hold.as_secs_f64() * 1e3,
+                    "must_serve": o.draw.must_serve(),
+                    "outage_ms": o.result.outage_ms,
+                    "dual_answer_ms": o.result.dual_answer_ms,
+                    "violations": o.violations,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "seed": self.seed,
+            "faults": faults,
+            "agents": self.lives(),
+            "violations": self.violations(),
+        })
+    }
+}
+
+/// Runs the draws of `plan` on `l`.
+pub fn campaign(l: &mut Lab, plan: &Plan) -> Result<Report> {
+    let seed = plan.seed;
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut out = Vec::new();
-    for k in 0..n {
+    let mut report = Report {
+        seed,
+        outcomes: Vec::new(),
+        usage: vec![usage::sample(l)],
+    };
+    let of = plan.faults.map_or("?".to_string(), |n| n.to_string());
+    for k in 0.. {
+        if plan.faults.is_some_and(|n| k >= n) || plan.until.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
         if super::ABORT.load(std::sync::atomic::Ordering::Relaxed) {
             bail!("interrupted");
         }
         let d = draw(&mut rng, l.deadtime());
-        let name = format!("fault {} of {n} (seed {seed}): {}", k + 1, d.name());
+        let name = format!("fault {} of {of} (seed {seed}): {}", k + 1, d.name());
         let result = scenarios::run(l, &name, |l| inflict_and_recover(l, &d));
         let violations = violations(l, &d, &result);
         let failed = !violations.is_empty();
@@ -176,19 +298,20 @@ pub fn campaign(l: &mut Lab, seed: u64, n: usize, stop: bool) -> Result<Vec<Outc
                 eprintln!("{}", l.log_tail(i, 20));
             }
         }
-        out.push(Outcome {
+        report.outcomes.push(Outcome {
             draw: d,
             result,
             violations,
         });
         if failed {
-            if stop {
+            if plan.stop_on_violation {
                 break;
             }
             l.restore()?;
         }
+        report.usage.push(usage::sample(l));
     }
-    Ok(out)
+    Ok(report)
 }
 
 /// Per fault kind: count, outage of the affected VIP(s) p50/p99/max,
@@ -223,6 +346,7 @@ pub fn table(out: &[Outcome]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fault::{Cable, Fault};
 
     #[test]
     fn the_same_seed_draws_the_same_faults() {
@@ -242,33 +366,71 @@ mod tests {
 
     #[test]
     fn draws_cover_every_kind_and_two_nodes_on_distinct_nodes() {
+        let dt = Duration::from_millis(60);
         let mut rng = fastrand::Rng::with_seed(1);
-        let draws: Vec<Draw> = (0..500)
-            .map(|_| draw(&mut rng, Duration::from_millis(60)))
-            .collect();
-        for k in KINDS {
-            assert!(
-                draws.iter().any(|d| d.faults[0].1 == k),
-                "{k:?} never drawn"
-            );
+        let draws: Vec<Draw> = (0..2000).map(|_| draw(&mut rng, dt)).collect();
+        let mut names: Vec<String> = draws.iter().map(|d| d.kind()).collect();
+        names.sort();
+        names.dedup();
+        for k in [
+            "graceful stop",
+            "cable pull",
+            "heartbeat cable pull",
+            "both cables pull",
+            "power off",
+            "hang < deadtime",
+            "hang > deadtime",
+            "service link flaps",
+            "heartbeat link flaps",
+            "kill -9 mid release",
+            "kill -9 of the taker mid takeover",
+            "SIGHUP, good config",
+            "SIGHUP, broken config",
+            "standby command",
+            "ping node unreachable",
+        ] {
+            assert!(names.iter().any(|n| n == k), "{k:?} never drawn: {names:?}");
         }
+        assert!(names.iter().any(|n| n.ends_with("+ the other primary")));
         let pairs: Vec<&Draw> = draws.iter().filter(|d| d.faults.len() == 2).collect();
         assert!(!pairs.is_empty());
         assert!(pairs.iter().all(|d| d.faults[0].0 != d.faults[1].0));
+        for d in &draws {
+            for (i, k) in &d.faults {
+                assert!(!(k.needs_primary() && *i == kind::STANDBY), "{}", d.name());
+            }
+            assert!(d.faults.len() == 1 || d.faults.iter().all(|(_, k)| !k.alone()));
+        }
+    }
+
+    fn of(faults: Vec<(usize, Kind)>) -> Draw {
+        Draw {
+            faults,
+            hold: Duration::ZERO,
+            deadtime: Duration::from_millis(60),
+        }
     }
 
     #[test]
     fn a_vip_must_stay_served_while_one_of_its_candidates_is_untouched() {
-        let one = |i| Draw {
-            faults: vec![(i, Fault::Hang)],
-            hold: Duration::ZERO,
-        };
-        assert_eq!(one(0).must_serve(), [true, true]);
-        assert_eq!(one(1).must_serve(), [true, true]);
-        let both = Draw {
-            faults: vec![(0, Fault::Hang), (1, Fault::Graceful)],
-            hold: Duration::ZERO,
-        };
+        let hang = Kind::Fault(Fault::Hang);
+        assert_eq!(of(vec![(0, hang)]).must_serve(), [true, true]);
+        assert_eq!(of(vec![(1, hang)]).must_serve(), [true, true]);
+        let both = of(vec![(0, hang), (1, Kind::Fault(Fault::Graceful))]);
         assert_eq!(both.must_serve(), [false, true]);
+        let taker = of(vec![(0, Kind::KillTakerMidTakeover { delay_us: 0 })]);
+        assert_eq!(
+            taker.must_serve(),
+            [false, true],
+            "the standby is killed too"
+        );
+    }
+
+    #[test]
+    fn what_takes_no_node_out_of_service_must_move_nothing() {
+        let hb = Kind::Fault(Fault::CablePull(Cable::Heartbeat));
+        assert!(of(vec![(0, hb), (1, Kind::Reload { broken: true })]).moves_nothing());
+        assert!(of(vec![(2, Kind::PingLoss)]).moves_nothing());
+        assert!(!of(vec![(0, hb), (1, Kind::Standby)]).moves_nothing());
     }
 }
