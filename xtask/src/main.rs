@@ -3,6 +3,7 @@
 //! Every command first runs `setup` (fast when already done), so a fresh
 //! machine needs nothing done by hand.
 
+mod fuzz;
 mod install;
 mod setup;
 
@@ -21,7 +22,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing need: rust-src for nightly,
-    /// bpf-linker against the nightly's LLVM, Debian packages. Idempotent.
+    /// bpf-linker against the nightly's LLVM, Debian packages, cargo-fuzz.
+    /// Idempotent.
     Setup,
     /// Build the XDP object and the agent (release).
     Build,
@@ -30,11 +32,23 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run every test: unit, kernel (BPF_PROG_TEST_RUN) and namespace tests.
+    /// Run every test: unit, kernel (BPF_PROG_TEST_RUN) and namespace tests,
+    /// then every fuzz target briefly.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run the cargo-fuzz targets (fuzz/): all, or TARGET, for N seconds
+    /// each, seeded from the fixtures and the Heartbeat corpus; a table at
+    /// the end.
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// One of: wire, kernel_event, hacf, haresources, authkeys, toml,
+        /// control, cluster.
+        target: Option<String>,
     },
     /// Benchmarks that print tables: `datapath`, `failover`.
     Bench {
@@ -71,7 +85,10 @@ fn main() -> Result<()> {
     let root = workspace_root()?;
     std::env::set_current_dir(&root)?;
     match cli.cmd {
-        Cmd::Setup => setup::run(),
+        Cmd::Setup => {
+            setup::run()?;
+            setup::cargo_fuzz()
+        }
         Cmd::Build => {
             setup::run()?;
             build()
@@ -90,8 +107,19 @@ fn main() -> Result<()> {
                 Command::new("cargo")
                     // Every crate but the eBPF one, which only builds for BPF.
                     .args(["test", "--workspace", "--exclude", "hb-ebpf", "--release"])
-                    .args(args),
-            )
+                    .args(&args),
+            )?;
+            // Every fuzz target, briefly (a filter for `cargo test` skips it).
+            if args.is_empty() {
+                setup::cargo_fuzz()?;
+                fuzz::run(&root, fuzz::TEST_SECONDS, None)?;
+            }
+            Ok(())
+        }
+        Cmd::Fuzz { seconds, target } => {
+            setup::run()?;
+            setup::cargo_fuzz()?;
+            fuzz::run(&root, seconds, target.as_deref())
         }
         Cmd::Bench { what, args } => {
             setup::run()?;

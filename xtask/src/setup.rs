@@ -3,7 +3,8 @@
 //! 1. the nightly toolchain with rust-src (the eBPF crate needs build-std);
 //! 2. bpf-linker 0.13 linked against the nightly's own libLLVM (nothing else
 //!    of LLVM 22 can be downloaded here; see docs in README, Building);
-//! 3. the Debian packages the project uses.
+//! 3. the Debian packages the project uses;
+//! 4. for `cargo xtask fuzz` and `test` (and `setup` itself): cargo-fuzz.
 //!
 //! Each step checks first and does nothing when already done.
 
@@ -13,6 +14,11 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, Result, bail};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// cargo-fuzz, built with the stable toolchain (`--locked`: its own
+/// lockfile, so a newer dependency cannot break the build); the targets
+/// themselves build with the nightly that setup installs.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Debian packages and why: iproute2 (ip netns/veth for tests and the lab),
 /// iputils-ping and arping (probes), tcpdump (debugging captures),
@@ -110,6 +116,30 @@ pub fn run() -> Result<()> {
     bpf_linker()?;
     debian_packages(PACKAGES)?;
     Ok(())
+}
+
+/// What `cargo xtask fuzz` needs beyond `run`: cargo-fuzz, installed only
+/// when `cargo fuzz --version` does not answer with the pinned version.
+pub fn cargo_fuzz() -> Result<()> {
+    let ok = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION)
+        });
+    if ok {
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute and a half)");
+    status(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--force",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
