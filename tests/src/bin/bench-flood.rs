@@ -1,25 +1,28 @@
 //! `cargo xtask bench flood`: the lab's cluster under a flood of forged
 //! heartbeats (`hb_tests::flood`) from an attacker on the heartbeat network
 //! and one on the service network, sending as fast as this machine lets
-//! them. Measures, in one lab:
+//! them. Measures, in one lab (the lab's timings, 10 ms / 60 ms, unless
+//! `--timings K/D`):
 //!
-//! 1. a quiet window (no flood): the legitimate traffic's counter rates
+//! 1. a quiet window without flood: the legitimate traffic's counter rates
 //!    (subtracted from the flood's), agent CPU at rest;
-//! 2. each flood kind alone: packets per second sent, reaching each node
-//!    (XDP-counted), lost before the XDP program (veth queues), and where
-//!    the XDP program counted them;
-//! 3. failover trials without flood (graceful stop, cable pull, power off
-//!    of node0; client-visible outage of vip1 as in `bench failover`);
-//! 4. the mixed flood for `--seconds` (60) without faults: false failovers
-//!    (a peer declared dead, a takeover, an owner change, a client answer
-//!    from the wrong node), agent and attacker CPU, softirq time;
-//! 5. the same failover trials under the mixed flood;
+//! 2. each flood kind alone for `--kind-seconds` (3): packets per second
+//!    sent, reaching each node as its XDP program counted them, sent but
+//!    not counted, and under which reasons;
+//! 3. failover trials without flood, `--trials` (3) of each: graceful
+//!    stop, cable pull, power off of node0, the client-visible outage of
+//!    vip1 measured as `bench failover` does;
+//! 4. `--seconds` (60) without flood nor faults (the control: what this
+//!    host's other load alone does), then as long under the mixed flood:
+//!    false failovers (counted as `bench failover` counts them), owner
+//!    changes, client answers from the wrong node, agent / attacker /
+//!    softirq CPU;
+//! 5. the failover trials again under the mixed flood;
 //!
-//! and prints a table per part, drops per reason per node over the whole
-//! run, and writes everything as JSON beside the target directory's
-//! binaries (path printed). `--trials N` (3), `--kind-seconds S` (3),
-//! `--threads N` sender threads per attacker (1), `--timings K/D`
-//! keepalive/deadtime in ms (the lab's 10/60).
+//! then the XDP counters per reason per node over the whole run beside the
+//! UDP stack's counters for what XDP passed, as tables, and all of it as
+//! JSON in `target/bench-flood.json`. `--threads N`: sender threads per
+//! attacker (1; more did not send faster on 2 cores).
 
 use std::time::{Duration, Instant};
 
@@ -679,6 +682,12 @@ fn main() -> Result<()> {
     eprintln!("failover trials without flood ...");
     let calm = trials(&mut l, o.trials, &mut totals)?;
 
+    eprintln!("control: no flood for {} s, no faults ...", o.seconds);
+    let ca = sample(&l, &flood);
+    let control = no_fault_window(&mut l, Duration::from_secs_f64(o.seconds))?;
+    let control_rates = rates(&ca, &sample(&l, &flood));
+    totals.update(&l);
+
     eprintln!("mixed flood for {} s, no faults ...", o.seconds);
     flood.set(Some(Kind::Mixed));
     hold(&mut l, Duration::from_millis(500))?;
@@ -789,6 +798,16 @@ fn main() -> Result<()> {
     println!(
         "- a peer declared dead on one link only: {}; longest gap between vip1's answers at the client: {:.2} ms",
         window.falses.link_dead, window.longest_gap_ms
+    );
+    println!(
+        "- control, the same time without flood just before: false failovers {} (healthy peer dead {}, stall/ping releases {}), dead on one link {}, owner changes {}, longest vip1 gap {:.2} ms; machine busy {:.0}% of one core (other work on this host counts too)",
+        control.falses.peer_dead + control.falses.stall_or_ping,
+        control.falses.peer_dead,
+        control.falses.stall_or_ping,
+        control.falses.link_dead,
+        control.owner_changes,
+        control.longest_gap_ms,
+        control_rates.sys_busy_pct,
     );
     println!(
         "- during the per-kind runs: healthy peer declared dead {}, stall/ping releases {}, dead on one link {}",
@@ -950,6 +969,17 @@ fn main() -> Result<()> {
             "takeovers_or_releases": window.takeovers,
             "wrong_answers_vip1_vip2": window.wrong_answers,
             "longest_vip1_gap_ms": window.longest_gap_ms,
+        },
+        "control_window_no_flood": {
+            "seconds": round2(control_rates.secs),
+            "false_peer_dead": control.falses.peer_dead,
+            "false_stall_or_ping": control.falses.stall_or_ping,
+            "link_dead": control.falses.link_dead,
+            "owner_changes": control.owner_changes,
+            "takeovers_or_releases": control.takeovers,
+            "wrong_answers_vip1_vip2": control.wrong_answers,
+            "longest_vip1_gap_ms": control.longest_gap_ms,
+            "system_busy_pct_of_one_core": round2(control_rates.sys_busy_pct),
         },
         "trials_no_flood": trials_json(&calm),
         "trials_flood": trials_json(&flooded),
