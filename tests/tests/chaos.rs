@@ -45,6 +45,7 @@ fn assert_clean(l: &mut Lab, seed: u64, n: usize) {
 #[test]
 fn a_fixed_and_a_fresh_seed_break_no_invariant() {
     let mut l = lab();
+    l.start_http().expect("HTTP servers and client");
     assert_clean(&mut l, 1, 20);
     let fresh = hb_agent::sender::clock::realtime_ns() % 1_000_000;
     println!("fresh seed: {fresh}");

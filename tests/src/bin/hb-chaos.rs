@@ -55,6 +55,7 @@ fn main() -> Result<()> {
         verbose: flag("--verbose"),
         probe_interval: observe::PROBE_INTERVAL,
     })?;
+    lab.start_http()?;
     let plan = chaos::Plan {
         seed,
         faults,

@@ -6,6 +6,7 @@ pub mod agents;
 pub mod chaos;
 pub mod cli;
 pub mod heartbeat;
+pub mod http;
 pub mod keepalived;
 pub mod node;
 pub mod observe;
@@ -65,6 +66,8 @@ pub struct LabOptions {
 
 pub struct Lab {
     // Field order is drop order: observers and agents go before the namespaces.
+    /// The HTTP servers and their client, once `start_http` ran.
+    pub http: Option<(http::Client, http::Servers)>,
     pub prober: Prober,
     pub watcher: Watcher,
     pub agents: [Option<AgentProc>; 3],
@@ -130,6 +133,7 @@ impl Lab {
         let prober = Prober::start(&topo.gw, opts.probe_interval)?;
         let timeline = timeline::Timeline::new(dir.clone(), opts.verbose);
         let mut lab = Lab {
+            http: None,
             prober,
             watcher,
             agents: [None, None, None],
@@ -150,6 +154,23 @@ impl Lab {
         lab.timeline
             .note("cluster up: node0 holds vip1, node2 holds vip2");
         Ok(lab)
+    }
+
+    /// An HTTP server on every node and a client requesting from each VIP
+    /// every millisecond (`http.rs`); the scenarios count its failures.
+    pub fn start_http(&mut self) -> Result<()> {
+        let servers = http::Servers::start(&self.topo.nodes)?;
+        let client = http::Client::start(&self.topo.gw);
+        self.http = Some((client, servers));
+        // The first answers say the client and servers are connected.
+        let t0 = self.now();
+        self.wait_for("the first HTTP answers", Duration::from_secs(5), |l| {
+            let c = &l.http.as_ref().expect("just set").0;
+            c.answered_by(t0, u64::MAX)
+                .iter()
+                .all(|by| by.iter().sum::<usize>() > 0)
+        })?;
+        Ok(())
     }
 
     /// Writes node `i`'s configuration for `layout` (read at its next start).

@@ -41,6 +41,9 @@ pub struct ScenarioResult {
     pub identity_ok: bool,
     pub identity: Vec<String>,
     pub error: Option<String>,
+    /// Per VIP: HTTP requests started during the scenario and how many
+    /// failed (when the lab runs its HTTP client).
+    pub http: Option<[(usize, usize); 2]>,
 }
 
 impl ScenarioResult {
@@ -130,6 +133,26 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
     } else {
         (false, vec![])
     };
+    // Requests started up to t1 have all ended (answered or timed out)
+    // once a request's timeout has passed.
+    let http = l.http.is_some().then(|| {
+        let end = t1 + super::http::REQUEST_TIMEOUT.as_nanos() as u64;
+        let _ = l.wait_for("the last requests", super::http::REQUEST_TIMEOUT * 4, |l| {
+            l.now() > end
+        });
+        let c = &l.http.as_ref().expect("checked").0;
+        if std::env::var_os("HB_LAB_RUNS").is_some() {
+            for (v, a, b, n) in c.failure_runs(t0, t1) {
+                eprintln!(
+                    "vip{} HTTP failed {:.1}..{:.1} ms x{n}",
+                    v + 1,
+                    (a - t0) as f64 / 1e6,
+                    (b - t0) as f64 / 1e6
+                );
+            }
+        }
+        c.failed(t0, t1)
+    });
     ScenarioResult {
         name: name.to_string(),
         outage_ms: [0, 1].map(|v| l.prober.outage(v, t0, t1) as f64 / 1e6),
@@ -146,6 +169,7 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
         identity_ok,
         identity,
         error,
+        http,
     }
 }
 

@@ -165,6 +165,18 @@ pub fn violations(l: &mut Lab, d: &Draw, r: &ScenarioResult) -> Vec<String> {
             ));
         }
     }
+    if let Some(http) = r.http
+        && d.moves_nothing()
+    {
+        for (vip, (_, failed)) in http.iter().enumerate() {
+            if *failed > 0 {
+                v.push(format!(
+                    "{failed} HTTP request(s) to vip{} failed although nothing warranted a move",
+                    vip + 1
+                ));
+            }
+        }
+    }
     if d.moves_nothing() {
         for (vip, by_node) in r.answers.iter().enumerate() {
             if by_node[..3].iter().filter(|n| **n > 0).count() > 1 {
@@ -251,6 +263,7 @@ impl Report {
                     "must_serve": o.draw.must_serve(),
                     "outage_ms": o.result.outage_ms,
                     "dual_answer_ms": o.result.dual_answer_ms,
+                    "http_requests_failed": o.result.http,
                     "violations": o.violations,
                 })
             })
@@ -283,7 +296,11 @@ pub fn campaign(l: &mut Lab, plan: &Plan) -> Result<Report> {
         }
         let d = draw(&mut rng, l.deadtime());
         let name = format!("fault {} of {of} (seed {seed}): {}", k + 1, d.name());
+        let t0 = l.now();
         let result = scenarios::run(l, &name, |l| inflict_and_recover(l, &d));
+        if let Some((c, _)) = &l.http {
+            c.forget_before(t0);
+        }
         let violations = violations(l, &d, &result);
         let failed = !violations.is_empty();
         if failed {
@@ -321,7 +338,7 @@ pub fn table(out: &[Outcome]) -> String {
     kinds.sort();
     kinds.dedup();
     let mut s = String::from(
-        "| fault | count | outage p50 | outage p99 | outage max | violations |\n|---|---:|---:|---:|---:|---:|\n",
+        "| fault | count | outage p50 | outage p99 | outage max | HTTP requests failed | violations |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for k in kinds {
         let of: Vec<&Outcome> = out.iter().filter(|o| o.draw.kind() == k).collect();
@@ -331,8 +348,13 @@ pub fn table(out: &[Outcome]) -> String {
             .collect();
         outages.sort_by(f64::total_cmp);
         let pct = |p: f64| outages[((outages.len() - 1) as f64 * p).round() as usize];
+        let (sent, failed) = of
+            .iter()
+            .filter_map(|o| o.result.http)
+            .flatten()
+            .fold((0, 0), |(s, f), (a, b)| (s + a, f + b));
         s.push_str(&format!(
-            "| {k} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} |\n",
+            "| {k} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {failed} of {sent} | {} |\n",
             of.len(),
             pct(0.5),
             pct(0.99),
