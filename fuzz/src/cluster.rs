@@ -158,6 +158,9 @@ pub fn run(data: &[u8]) {
     }
     s.strict = true;
     s.shutdown_stops_fail = false;
+    // Fences still in flight when everything was healed may have powered
+    // nodes off since (two of three gone at once: no quorum, by design).
+    s.heal_everything();
     // Asked to take over everywhere (clears standby and start hold-offs):
     // every group gets exactly one holder.
     for n in NODES {

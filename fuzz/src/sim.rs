@@ -348,7 +348,6 @@ pub struct SimNode {
 
 /// Three nodes, `links` heartbeat links between each pair; time advances a
 /// keepalive per step. See sim.rs in hb-core's cluster tests.
-#[derive(Debug)]
 pub struct Sim {
     pub now: u64,
     pub nodes: Vec<SimNode>,
@@ -369,7 +368,6 @@ pub struct Sim {
 }
 
 /// One line of the simulator's log, formatted only when a check fails.
-#[derive(Debug)]
 enum Entry {
     Note(&'static str, NodeId),
     Cut(NodeId, NodeId, u32),
@@ -783,7 +781,13 @@ impl Sim {
     pub fn dump(&self) -> String {
         let mut s = String::new();
         for (at, e) in &self.log {
-            s.push_str(&format!("  t={:>4} {e:?}\n", at / KA));
+            let line = match e {
+                Entry::Note(what, n) => format!("{what} node{n}"),
+                Entry::Cut(a, b, link) => format!("cut {a}-{b} link {link}"),
+                Entry::In(n, ev) => format!("node{n} <- {ev:?}"),
+                Entry::Out(n, a) => format!("node{n} -> {a:?}"),
+            };
+            s.push_str(&format!("  t={:>4} {line}\n", at / KA));
         }
         s
     }

@@ -59,7 +59,7 @@ pub(crate) type Given = (Option<Duration>, Spot);
 /// (error) and >= 2 x deadtime (warning, as Heartbeat's documentation asks).
 /// `names` gives the field names as the front end spells them.
 pub(crate) fn timing(given: [Given; 4], names: [&str; 4], diags: &mut Vec<Diag>) -> Timing {
-    timing_with(given, names, |d| d * 2, diags)
+    timing_with(given, names, |d| d.saturating_mul(2), diags)
 }
 
 /// As [`timing`], with the rule for initdead when it is not given.
@@ -80,7 +80,7 @@ pub(crate) fn timing_with(
     let d = display;
     if t.keepalive.is_zero() {
         diags.push(keepalive.1.error(k_name, "must be greater than zero"));
-    } else if t.deadtime <= t.keepalive * 2 {
+    } else if t.deadtime <= t.keepalive.saturating_mul(2) {
         // Blame the value the operator wrote: deadtime if given, else keepalive.
         let (spot, field) = if deadtime.0.is_some() {
             (&deadtime.1, d_name)
@@ -127,7 +127,7 @@ pub(crate) fn timing_with(
                     d(t.deadtime)
                 ),
             ));
-        } else if t.initdead < t.deadtime * 2 {
+        } else if t.initdead < t.deadtime.saturating_mul(2) {
             diags.push(initdead.1.warning(
                 i_name,
                 format!(
@@ -411,5 +411,39 @@ mod tests {
             ["E ha.cf:1: keepalive: must be greater than zero"]
         );
         assert_eq!(run(Some(0.5), Some(1.5), None, None), Vec::<String>::new());
+    }
+
+    /// Found by the fuzzer (fuzz/regressions/haresources/keepalive-overflow):
+    /// `keepalive 00000000013433964061180035070` panicked ("overflow when
+    /// multiplying duration by scalar") instead of being refused.
+    #[test]
+    fn huge_timings_are_refused_not_a_panic() {
+        let names = ["keepalive", "deadtime", "warntime", "initdead"];
+        let at = |line| Spot::new(Path::new("ha.cf"), Some(line));
+        let huge = Duration::from_secs(13_433_964_061_180_035_070);
+        let mut diags = Vec::new();
+        timing(
+            [
+                (Some(huge), at(1)),
+                (None, at(2)),
+                (None, at(3)),
+                (None, at(4)),
+            ],
+            names,
+            &mut diags,
+        );
+        assert!(diags.iter().any(|d| d.is_error()), "{diags:?}");
+        let mut diags = Vec::new();
+        let t = timing(
+            [
+                (None, at(1)),
+                (Some(Duration::MAX), at(2)),
+                (None, at(3)),
+                (None, at(4)),
+            ],
+            names,
+            &mut diags,
+        );
+        assert_eq!(t.initdead, Duration::MAX);
     }
 }

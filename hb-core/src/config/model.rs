@@ -192,7 +192,9 @@ impl Timing {
         warntime: Option<Duration>,
         initdead: Option<Duration>,
     ) -> Timing {
-        Self::with_initdead_rule(keepalive, deadtime, warntime, initdead, |d| d * 2)
+        Self::with_initdead_rule(keepalive, deadtime, warntime, initdead, |d| {
+            d.saturating_mul(2)
+        })
     }
 
     /// As [`Timing::with_defaults`], with initdead as Heartbeat's
@@ -421,6 +423,14 @@ pub fn fnv1a32(s: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer (fuzz/regressions/haresources/keepalive-overflow):
+    /// the default initdead (2 x deadtime) overflowed for a huge deadtime.
+    #[test]
+    fn default_initdead_of_a_huge_deadtime_saturates() {
+        let t = Timing::with_defaults(None, Some(Duration::MAX), None, None);
+        assert_eq!(t.initdead, Duration::MAX);
+    }
 
     #[test]
     fn fnv1a32_known_vectors() {
