@@ -75,6 +75,7 @@ impl Pinger {
         // with it answers (or this passes). A count left at 0 until the
         // next interval would give groups away to a peer for nothing.
         let mut reprobe_until: Option<Instant> = None;
+        let mut reprobes = 0u32;
         let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1500];
         let send_all = |seq: u16| {
             for a in &addrs {
@@ -95,6 +96,10 @@ impl Pinger {
                 _ = fast.tick(), if reprobing => {
                     seq = seq.wrapping_add(1);
                     send_all(seq);
+                    reprobes += 1;
+                    if reprobes.is_multiple_of(KICK_EVERY) {
+                        kick_neighbours(&addrs, &via, &reach.cut).await;
+                    }
                 }
                 Some((index, up)) = async { carrier.as_mut()?.recv().await } => {
                     let mine = || via.iter().enumerate().filter(|(_, v)| **v == Some(index)).map(|(i, _)| i);
@@ -106,6 +111,8 @@ impl Pinger {
                         }
                     } else if mine().any(|i| reach.cut[i]) {
                         reprobe_until = Some(Instant::now() + REPROBE_FOR);
+                        reprobes = 0;
+                        kick_neighbours(&addrs, &via, &reach.cut).await;
                         seq = seq.wrapping_add(1);
                         send_all(seq);
                     }
@@ -137,6 +144,46 @@ impl Pinger {
 const REPROBE_EVERY: Duration = Duration::from_millis(5);
 /// ... for this long at most; then the interval goes on as before.
 const REPROBE_FOR: Duration = Duration::from_millis(200);
+/// Every this many fast probes, the neighbour entries are kicked again.
+const KICK_EVERY: u32 = 4;
+
+/// The neighbour entries of the targets still cut (by index into `addrs`)
+/// resolved afresh: a carrier loss flushes them, and an ARP request sent
+/// while the other end's port was not yet forwarding is retried by the
+/// kernel only a second later (`retrans_time`): seen in the lab, a node
+/// back from a cable pull could not reach its ping node (or answer its
+/// clients) for 1 s. Deleting an unresolved entry and asking for it again
+/// (NTF_USE) sends a request at once.
+async fn kick_neighbours(addrs: &[Ipv4Addr], via: &[Option<u32>], cut: &[bool]) {
+    use crate::resources::netlink::NeighState;
+    let Ok(nl) = crate::resources::Netlink::connect() else {
+        return;
+    };
+    for (i, a) in addrs.iter().enumerate() {
+        let (Some(index), true) = (via[i], cut[i]) else {
+            continue;
+        };
+        let ip = std::net::IpAddr::V4(*a);
+        let Ok(Some(link)) = nl.link_by_index(index).await else {
+            continue;
+        };
+        let entries = nl.neighbours(Some(index), ip).await.unwrap_or_default();
+        // Only an entry still looking for the MAC (or none): one with a MAC
+        // is confirmed by unicast probes.
+        let waiting = entries
+            .iter()
+            .all(|n| matches!(n.state, NeighState::Incomplete | NeighState::Failed));
+        if !waiting {
+            continue;
+        }
+        for n in &entries {
+            let _ = nl.del_neighbour(n).await;
+        }
+        if let Err(e) = nl.resolve_neighbour(&link, ip).await {
+            debug!(target = %a, error = %e, "could not ask for the ping target's MAC");
+        }
+    }
+}
 
 /// What the pinger knows of its targets, and when the count may be told.
 ///

@@ -66,6 +66,9 @@ pub struct Claim {
 
 pub const STATE_STANDBY: u8 = 1;
 pub const STATE_SETTLING: u8 = 2;
+/// Flap dampening holds the sender back from taking groups (it judges its
+/// own flaps; peers go by this). Older senders never set it.
+pub const STATE_DAMPED: u8 = 4;
 
 /// The sender's view for the cluster logic: the groups it is configured
 /// for (`claims[..count]`), which of them it holds, would accept, failed to

@@ -42,6 +42,9 @@ pub struct Advert {
     /// The node is in initdead (or has not measured its ping targets yet), or has just resumed
     /// from a hang. Peers do not fail groups back to a settling node.
     pub settling: bool,
+    /// Flap dampening holds the node back (its own count, `flaps.rs`): peers do not fail a
+    /// group back to it, and leave an unheld group to a steady candidate.
+    pub damped: bool,
 }
 
 impl Advert {

@@ -25,8 +25,9 @@ pub const FAILBACK_STABLE_DEADTIMES: u64 = 2;
 /// window count as a partition: the survivor has no quorum and nothing is dropped.
 pub const LAST_MAN_STANDING_DEADTIMES: u64 = 2;
 
-/// Flap dampening (`flaps.rs`): every time a node stops being eligible, as its heartbeats say (it
-/// lost its ping nodes, went standby, stalled), its flap penalty grows by one, and the penalty
+/// Flap dampening (`flaps.rs`): every time a node stops being eligible (it lost its ping nodes,
+/// went standby, stalled), its flap penalty grows by one (each node counts its own, and its
+/// heartbeats say when the penalty holds it back: `Advert::damped`), and the penalty
 /// halves every this many deadtimes, but at least every [`FLAP_HALF_LIFE_MIN_NS`]. Past two, the node must also have stayed eligible for
 /// [`FAILBACK_STABLE_DEADTIMES`] x 2^(penalty - 2) deadtimes before it gets a group back or takes
 /// one a steadier candidate could take.

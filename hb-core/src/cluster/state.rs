@@ -49,11 +49,6 @@ struct PeerState {
     /// An advert arrived while membership said the peer was dead (the shell delivered it out of
     /// order): it may well be alive, so nothing is taken from it for a deadtime.
     heard_while_dead_at: Option<u64>,
-    /// Since when its adverts say it is eligible for each group, without interruption. Only
-    /// what the peer says counts: its death is the membership's business (`alive_since`).
-    eligible_since: BTreeMap<GroupId, u64>,
-    /// Flap dampening (see `flaps.rs`).
-    flaps: Flaps,
     /// Since when membership says it is dead (None: alive, or never heard).
     dead_since: Option<u64>,
 }
@@ -66,8 +61,6 @@ impl PeerState {
             ever_heard: false,
             fenced: false,
             heard_while_dead_at: None,
-            eligible_since: BTreeMap::new(),
-            flaps: Flaps::default(),
             dead_since: None,
         }
     }
@@ -240,6 +233,7 @@ impl Cluster {
             ping_reachable: self.our_ping(),
             standby: !self.groups.is_empty() && self.groups.iter().all(|g| g.standby),
             settling: self.settling(),
+            damped: self.damped(),
         }
     }
 
@@ -363,7 +357,6 @@ impl Cluster {
             Event::PeerAdvert { node, advert } => self.on_advert(node, advert),
             Event::PeerRestarted { node } => {
                 if let Some(p) = self.peers.get_mut(&node) {
-                    p.eligible_since.clear();
                     p.advert = None;
                     p.fenced = false;
                     p.alive_since = now;
@@ -555,22 +548,7 @@ impl Cluster {
             }
         }
         let alive = self.membership.is_alive(node);
-        let (now, half_life) = (self.now, self.flap_half_life());
         if let Some(p) = self.peers.get_mut(&node) {
-            let lost = advert
-                .claims
-                .iter()
-                .any(|c| !c.eligible && p.eligible_since.contains_key(&c.group));
-            if lost {
-                p.flaps.add(now, half_life);
-            }
-            for c in &advert.claims {
-                if !c.eligible {
-                    p.eligible_since.remove(&c.group);
-                } else {
-                    p.eligible_since.entry(c.group).or_insert(now);
-                }
-            }
             p.ever_heard = true;
             p.advert = Some(advert);
             if !alive {
@@ -674,21 +652,18 @@ impl Cluster {
             .is_some_and(|p| self.now.saturating_sub(p.alive_since) >= need)
     }
 
-    /// Flap dampening (`flaps.rs`): is `node` steady for group `i`?
+    /// Flap dampening (`flaps.rs`): is `node` steady for group `i`? A node judges itself, and
+    /// says so in its adverts (`Advert::damped`); peers go by what it says. Two views of one
+    /// node's flaps drift apart (an eligibility lost and back between two adverts), and a
+    /// holder that failed a group back to a node that held itself back left it unserved (the
+    /// fault campaign: 1.6 s, seed 3).
     fn steady(&self, node: NodeId, i: usize) -> bool {
+        if node != self.spec.local {
+            return self.peer_advert(node).is_some_and(|a| !a.damped);
+        }
         let half_life = self.flap_half_life();
-        let (penalty, since) = if node == self.spec.local {
-            (
-                self.flaps.penalty(self.now, half_life),
-                self.groups[i].eligible_since,
-            )
-        } else {
-            let Some(p) = self.peers.get(&node) else {
-                return false;
-            };
-            let since = p.eligible_since.get(&self.groups[i].id).copied();
-            (p.flaps.penalty(self.now, half_life), since)
-        };
+        let penalty = self.flaps.penalty(self.now, half_life);
+        let since = self.groups[i].eligible_since;
         let dt = self.spec.deadtime_ns;
         flaps::steady(
             penalty,
@@ -697,6 +672,14 @@ impl Cluster {
             dt.saturating_mul(FAILBACK_STABLE_DEADTIMES),
             dt.saturating_mul(FLAP_MAX_HOLD_DEADTIMES),
         )
+    }
+
+    /// Flap dampening holds us back: for a group we are eligible for, we are not steady (one
+    /// flag for every group: the penalty is the node's, and the groups' eligibility comes and
+    /// goes together but for a per-group standby, where the flag errs on the side of waiting).
+    fn damped(&self) -> bool {
+        let local = self.spec.local;
+        (0..self.groups.len()).any(|i| self.local_eligible(i) && !self.steady(local, i))
     }
 
     /// Our own eligibility, as peers see it in our adverts: when it drops, one flap more.

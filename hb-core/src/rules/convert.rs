@@ -1,6 +1,8 @@
 //! Translations between the wire/kernel world and the cluster logic.
 
-use hb_common::wire::{Claim, ClusterState, MAX_CLAIMS, STATE_SETTLING, STATE_STANDBY};
+use hb_common::wire::{
+    Claim, ClusterState, MAX_CLAIMS, STATE_DAMPED, STATE_SETTLING, STATE_STANDBY,
+};
 
 use super::{KernelEvent, KernelEventKind};
 use crate::cluster::{Advert, Event, GroupClaim};
@@ -11,7 +13,8 @@ pub fn advert_to_wire(a: &Advert) -> ClusterState {
     let mut st = ClusterState {
         ping_reachable: a.ping_reachable,
         flags: if a.standby { STATE_STANDBY } else { 0 }
-            | if a.settling { STATE_SETTLING } else { 0 },
+            | if a.settling { STATE_SETTLING } else { 0 }
+            | if a.damped { STATE_DAMPED } else { 0 },
         ..Default::default()
     };
     for (i, c) in a.claims.iter().take(MAX_CLAIMS).enumerate() {
@@ -50,6 +53,7 @@ pub fn wire_to_advert(st: &ClusterState) -> Advert {
         ping_reachable: st.ping_reachable,
         standby: st.flags & STATE_STANDBY != 0,
         settling: st.flags & STATE_SETTLING != 0,
+        damped: st.flags & STATE_DAMPED != 0,
     }
 }
 
@@ -103,6 +107,7 @@ mod tests {
             ping_reachable: 2,
             standby: true,
             settling: true,
+            damped: true,
         };
         assert_eq!(wire_to_advert(&advert_to_wire(&a)), a);
     }

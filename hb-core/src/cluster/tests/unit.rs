@@ -68,6 +68,7 @@ fn adv(claims: &[GroupClaim], ping: u8) -> Advert {
         ping_reachable: ping,
         standby: false,
         settling: false,
+        damped: false,
     }
 }
 
