@@ -6,6 +6,7 @@
 //! `--minutes`), `--minutes M` (stop drawing after M minutes), `--toml`,
 //! `--keepalive-ms/--deadtime-ms N`, `--json PATH` (default
 //! lab-results/chaos.json), `--stop-on-violation`, `--verbose`,
+//! `--flood` (also draw a forged-heartbeat flood, switched on and off),
 //! `--dry-run` (print the draws only).
 
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ fn main() -> Result<()> {
         let mut rng = fastrand::Rng::with_seed(seed);
         let deadtime = Duration::from_secs_f64(timings.deadtime_ms / 1e3);
         for k in 0..faults.unwrap_or(20) {
-            let d = chaos::draw(&mut rng, deadtime);
+            let d = chaos::draw(&mut rng, deadtime, flag("--flood"));
             println!(
                 "fault {}: {} (held {:.0} ms)",
                 k + 1,
@@ -41,11 +42,12 @@ fn main() -> Result<()> {
     }
     let json_path = arg("--json").unwrap_or_else(|| "lab-results/chaos.json".into());
     println!(
-        "hb chaos: seed {seed}, {} faults{}, keepalive {} ms, deadtime {} ms (replay: --seed {seed})",
+        "hb chaos: seed {seed}, {} faults{}, keepalive {} ms, deadtime {} ms (replay: --seed {seed}{})",
         faults.map_or("unbounded".into(), |n| n.to_string()),
         minutes.map_or(String::new(), |m| format!(" within {m} min")),
         timings.keepalive_ms,
-        timings.deadtime_ms
+        timings.deadtime_ms,
+        if flag("--flood") { " --flood" } else { "" }
     );
     let mut lab = Lab::start(LabOptions {
         timings,
@@ -56,6 +58,9 @@ fn main() -> Result<()> {
         probe_interval: observe::PROBE_INTERVAL,
     })?;
     lab.start_http()?;
+    if flag("--flood") {
+        lab.start_flood(1)?;
+    }
     let plan = chaos::Plan {
         seed,
         faults,

@@ -66,6 +66,9 @@ pub struct LabOptions {
 
 pub struct Lab {
     // Field order is drop order: observers and agents go before the namespaces.
+    /// The forged-heartbeat flood and its attackers, once `start_flood`
+    /// ran (idle until set).
+    pub flood: Option<(crate::flood::Flood, Vec<crate::flood::Attacker>)>,
     /// The HTTP servers and their client, once `start_http` ran.
     pub http: Option<(http::Client, http::Servers)>,
     pub prober: Prober,
@@ -133,6 +136,7 @@ impl Lab {
         let prober = Prober::start(&topo.gw, opts.probe_interval)?;
         let timeline = timeline::Timeline::new(dir.clone(), opts.verbose);
         let mut lab = Lab {
+            flood: None,
             http: None,
             prober,
             watcher,
@@ -170,6 +174,26 @@ impl Lab {
                 .iter()
                 .all(|by| by.iter().sum::<usize>() > 0)
         })?;
+        Ok(())
+    }
+
+    /// Attackers on both networks, capturing the heartbeats they see, and
+    /// a flood of forged ones ready to be switched on (`flood.rs`).
+    pub fn start_flood(&mut self, threads: usize) -> Result<()> {
+        use crate::fault::Cable;
+        use crate::flood::{Attacker, Flood};
+        let atk = vec![
+            Attacker::attach(&self.topo, Cable::Heartbeat)?,
+            Attacker::attach(&self.topo, Cable::Service)?,
+        ];
+        let flood = Flood::start(&atk.iter().collect::<Vec<_>>(), threads)?;
+        self.flood = Some((flood, atk));
+        // Replays and spoofs are made of captured heartbeats.
+        self.wait_for(
+            "the attackers to capture heartbeats",
+            Duration::from_secs(5),
+            |l| l.flood.as_ref().is_some_and(|(f, _)| f.heard().len() >= 3),
+        )?;
         Ok(())
     }
 

@@ -45,10 +45,15 @@ pub enum Kind {
     Standby,
     /// The ping node stops answering pings (every node loses it at once).
     PingLoss,
+    /// Forged heartbeats of every kind, as fast as the attackers can, on
+    /// both networks (`flood.rs`); switched off to recover. Needs
+    /// `Lab::start_flood` (drawn only then).
+    Flood,
 }
 
-/// Every kind the campaign draws, `rng` filling in their parameters.
-pub fn draw_kind(rng: &mut fastrand::Rng) -> Kind {
+/// Every kind the campaign draws, `rng` filling in their parameters; the
+/// flood only `with_flood`.
+pub fn draw_kind(rng: &mut fastrand::Rng, with_flood: bool) -> Kind {
     let cable = |rng: &mut fastrand::Rng| {
         if rng.bool() {
             Cable::Service
@@ -56,7 +61,7 @@ pub fn draw_kind(rng: &mut fastrand::Rng) -> Kind {
             Cable::Heartbeat
         }
     };
-    match rng.u8(0..13) {
+    match rng.u8(0..13 + u8::from(with_flood)) {
         0 => Kind::Fault(Fault::Graceful),
         1 => Kind::Fault(Fault::CablePull(Cable::Service)),
         2 => Kind::Fault(Fault::CablePull(Cable::Heartbeat)),
@@ -77,7 +82,8 @@ pub fn draw_kind(rng: &mut fastrand::Rng) -> Kind {
         9 => Kind::Reload { broken: false },
         10 => Kind::Reload { broken: true },
         11 => Kind::Standby,
-        _ => Kind::PingLoss,
+        12 => Kind::PingLoss,
+        _ => Kind::Flood,
     }
 }
 
@@ -101,6 +107,7 @@ impl Kind {
             Kind::Reload { broken: true } => "SIGHUP, broken config".into(),
             Kind::Standby => "standby command".into(),
             Kind::PingLoss => "ping node unreachable".into(),
+            Kind::Flood => "forged-heartbeat flood".into(),
         }
     }
 
@@ -142,7 +149,8 @@ impl Kind {
                 ..
             }
             | Kind::Reload { .. }
-            | Kind::PingLoss => vec![],
+            | Kind::PingLoss
+            | Kind::Flood => vec![],
             Kind::KillTakerMidTakeover { .. } => vec![i, STANDBY],
             _ => vec![i],
         }
@@ -214,6 +222,7 @@ impl Kind {
                 l.topo.gw.sysctl("net.ipv4.icmp_echo_ignore_all", "1");
                 Ok(())
             }
+            Kind::Flood => flood(l, Some(crate::flood::Kind::Mixed)),
         }
     }
 
@@ -244,8 +253,18 @@ impl Kind {
                 l.topo.gw.sysctl("net.ipv4.icmp_echo_ignore_all", "0");
                 Ok(())
             }
+            Kind::Flood => flood(l, None),
         }
     }
+}
+
+fn flood(l: &Lab, kind: Option<crate::flood::Kind>) -> Result<()> {
+    let (f, _) = l
+        .flood
+        .as_ref()
+        .context("no flood: Lab::start_flood first")?;
+    f.set(kind);
+    Ok(())
 }
 
 /// `hb-agent standby` / `takeover` on node `i`'s control socket.

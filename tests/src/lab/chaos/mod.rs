@@ -85,8 +85,8 @@ impl Draw {
 
 /// The next draw from `rng`; holds up to six deadtimes. A fifth of the
 /// draws hit two nodes at once, a third of those both primaries.
-pub fn draw(rng: &mut fastrand::Rng, deadtime: Duration) -> Draw {
-    let k = kind::draw_kind(rng);
+pub fn draw(rng: &mut fastrand::Rng, deadtime: Duration, with_flood: bool) -> Draw {
+    let k = kind::draw_kind(rng, with_flood);
     let first = match k.needs_primary() {
         true => [0, 2][rng.usize(0..2)],
         false => rng.usize(0..3),
@@ -98,7 +98,7 @@ pub fn draw(rng: &mut fastrand::Rng, deadtime: Duration) -> Draw {
             false => (first + rng.usize(1..3)) % 3,
         };
         let k2 = loop {
-            let k2 = kind::draw_kind(rng);
+            let k2 = kind::draw_kind(rng, with_flood);
             if !(k2.alone() || k2.needs_primary() && other == kind::STANDBY) {
                 break k2;
             }
@@ -165,8 +165,11 @@ pub fn violations(l: &mut Lab, d: &Draw, r: &ScenarioResult) -> Vec<String> {
             ));
         }
     }
+    // A flood may cost requests (it shares the CPU with everything); it
+    // must not move a group, checked below.
     if let Some(http) = r.http
         && d.moves_nothing()
+        && !d.faults.iter().any(|(_, k)| *k == Kind::Flood)
     {
         for (vip, (_, failed)) in http.iter().enumerate() {
             if *failed > 0 {
@@ -294,7 +297,7 @@ pub fn campaign(l: &mut Lab, plan: &Plan) -> Result<Report> {
         if super::ABORT.load(std::sync::atomic::Ordering::Relaxed) {
             bail!("interrupted");
         }
-        let d = draw(&mut rng, l.deadtime());
+        let d = draw(&mut rng, l.deadtime(), l.flood.is_some());
         let name = format!("fault {} of {of} (seed {seed}): {}", k + 1, d.name());
         let t0 = l.now();
         let result = scenarios::run(l, &name, |l| inflict_and_recover(l, &d));
@@ -377,7 +380,7 @@ mod tests {
             let mut rng = fastrand::Rng::with_seed(seed);
             (0..50)
                 .map(|_| {
-                    let d = draw(&mut rng, dt);
+                    let d = draw(&mut rng, dt, false);
                     (d.name(), d.hold)
                 })
                 .collect::<Vec<_>>()
@@ -390,7 +393,7 @@ mod tests {
     fn draws_cover_every_kind_and_two_nodes_on_distinct_nodes() {
         let dt = Duration::from_millis(60);
         let mut rng = fastrand::Rng::with_seed(1);
-        let draws: Vec<Draw> = (0..2000).map(|_| draw(&mut rng, dt)).collect();
+        let draws: Vec<Draw> = (0..2000).map(|_| draw(&mut rng, dt, true)).collect();
         let mut names: Vec<String> = draws.iter().map(|d| d.kind()).collect();
         names.sort();
         names.dedup();
@@ -410,6 +413,7 @@ mod tests {
             "SIGHUP, broken config",
             "standby command",
             "ping node unreachable",
+            "forged-heartbeat flood",
         ] {
             assert!(names.iter().any(|n| n == k), "{k:?} never drawn: {names:?}");
         }
