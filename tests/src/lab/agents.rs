@@ -220,7 +220,16 @@ impl AgentProc {
         let o = Command::new("nsenter")
             .args(["-t", &self.pid().to_string(), "-u", "hostname"])
             .output()?;
-        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        // An agent that has just exited has no namespace left to read.
+        if !o.status.success() || name.is_empty() {
+            bail!(
+                "reading the hostname of pid {}: {}",
+                self.pid(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        Ok(name)
     }
 }
 
