@@ -22,7 +22,8 @@
 //! then the XDP counters per reason per node over the whole run beside the
 //! UDP stack's counters for what XDP passed, as tables, and all of it as
 //! JSON in `target/bench-flood.json`. `--threads N`: sender threads per
-//! attacker (1; more did not send faster on 2 cores).
+//! attacker (1; more did not send faster on 2 cores); `--fault PREFIX`:
+//! only the faults whose name starts with it (exploring).
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,11 @@ use hb_common::maps::counter;
 use hb_tests::fault::{Cable, Fault, Teardown};
 use hb_tests::flood::{Attacker, Flood, Kind, Sent, clk_tck, cpu_ticks};
 use hb_tests::lab::{
-    ABORT, Lab, LabOptions, agents::Timings, catch_signals, default_agent_bin,
-    observe::FAST_PROBE_INTERVAL, topology::port,
+    ABORT, Lab, LabOptions,
+    agents::{Timings, group_name},
+    catch_signals, default_agent_bin,
+    observe::FAST_PROBE_INTERVAL,
+    topology::port,
 };
 use serde_json::{Value, json};
 
@@ -511,16 +515,58 @@ struct TrialStats {
     outage_ms: Vec<f64>,
     /// From the fault until node1 holds vip1 (its netlink view), ms.
     served_ms: Vec<f64>,
+    /// Per trial, ms after the fault (the agents' own log time stamps):
+    /// `STEPS`, and the client's first answer from node1.
+    steps: Vec<[Option<f64>; STEPS.len() + 1]>,
     failed: usize,
     false_peer_dead: usize,
     false_stall_or_ping: usize,
     errors: Vec<String>,
 }
 
+/// The steps of a failover of vip1 from node0 to node1, by the log's
+/// `step` field, as `bench failover` reads them.
+const STEPS: [(&str, &str); 5] = [
+    ("node0", step::RELEASING),
+    ("node0", step::RELEASED),
+    ("node1", step::PEER_DEAD),
+    ("node1", step::TAKING_OVER),
+    ("node1", step::ADDRESS_UP),
+];
+
+fn steps(l: &mut Lab, t0: u64) -> [Option<f64>; STEPS.len() + 1] {
+    l.timeline.poll();
+    let vip1 = group_name(0, l.opts.toml);
+    let mut out = [None; STEPS.len() + 1];
+    for (i, (node, name)) in STEPS.iter().enumerate() {
+        out[i] = l
+            .timeline
+            .steps
+            .iter()
+            .find(|s| {
+                s.at >= 0.0
+                    && s.node == *node
+                    && s.step == *name
+                    && (*name == step::PEER_DEAD || s.group.as_deref() == Some(vip1.as_str()))
+            })
+            .map(|s| s.at);
+    }
+    out[STEPS.len()] = l
+        .prober
+        .first_answer_from(0, 1, t0)
+        .map(|t| (t - t0) as f64 / 1e6);
+    out
+}
+
 fn trials(l: &mut Lab, n: usize, totals: &mut Totals) -> Result<Vec<(Fault, TrialStats)>> {
     let to = l.settle_timeout();
     let mut out = Vec::new();
-    for f in FAULTS {
+    // `--fault PREFIX`: only the faults whose name starts with it.
+    let only = arg(&std::env::args().collect::<Vec<_>>(), "--fault");
+    for f in FAULTS
+        .into_iter()
+        .filter(|f| only.as_deref().is_none_or(|o| f.name().starts_with(o)))
+    {
         let mut st = TrialStats::default();
         for _ in 0..n {
             totals.update(l);
@@ -536,6 +582,7 @@ fn trials(l: &mut Lab, n: usize, totals: &mut Totals) -> Result<Vec<(Fault, Tria
                 st.outage_ms
                     .push(l.prober.outage(0, t0, served + SETTLE.as_nanos() as u64) as f64 / 1e6);
                 st.served_ms.push((served - t0) as f64 / 1e6);
+                st.steps.push(steps(l, t0));
                 l.recover(f, 0)?;
                 l.wait_owners([Some(0), Some(2)], to)?;
                 std::thread::sleep(SETTLE);
@@ -559,6 +606,11 @@ fn trials(l: &mut Lab, n: usize, totals: &mut Totals) -> Result<Vec<(Fault, Tria
         out.push((f, st));
     }
     Ok(out)
+}
+
+/// node1's takeover decisions, ms after the fault, over the trials.
+fn taking_over(s: &TrialStats) -> Vec<f64> {
+    s.steps.iter().filter_map(|t| t[3]).collect()
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
@@ -819,7 +871,7 @@ fn main() -> Result<()> {
         o.trials
     );
     println!(
-        "| fault | outage, no flood (median / max) | outage, flood (median / max) | standby serves, no flood / flood (median) | trials ok, no flood / flood | false failovers, no flood / flood |"
+        "| fault | outage, no flood (median / max) | outage, flood (median / max) | node1 decides the takeover, ms after the fault was issued (its log), no flood / flood (median) | trials ok, no flood / flood | false failovers, no flood / flood |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for ((f, c), (_, w)) in calm.iter().zip(&flooded) {
@@ -830,8 +882,8 @@ fn main() -> Result<()> {
             max(&c.outage_ms),
             pct(&w.outage_ms, 0.5),
             max(&w.outage_ms),
-            pct(&c.served_ms, 0.5),
-            pct(&w.served_ms, 0.5),
+            pct(&taking_over(c), 0.5),
+            pct(&taking_over(w), 0.5),
             c.outage_ms.len(),
             c.outage_ms.len() + c.failed,
             w.outage_ms.len(),
@@ -928,7 +980,17 @@ fn main() -> Result<()> {
                 json!({
                     "fault": f.name(),
                     "outage_ms": s.outage_ms,
-                    "standby_serves_ms": s.served_ms,
+                    "standby_holds_vip1_ms_watcher_view": s.served_ms,
+                    "steps_ms": s.steps.iter().map(|t| {
+                        let m: serde_json::Map<String, Value> = STEPS
+                            .iter()
+                            .map(|(n, st)| format!("{n} {st}"))
+                            .chain(["client: first answer from node1".to_string()])
+                            .zip(t.iter())
+                            .map(|(k, v)| (k, json!(v)))
+                            .collect();
+                        m
+                    }).collect::<Vec<_>>(),
                     "failed": s.failed,
                     "errors": s.errors,
                     "false_peer_dead": s.false_peer_dead,
