@@ -1,5 +1,6 @@
 //! Short fault campaigns (`cargo xtask chaos` runs long ones): random
-//! faults on the seed's cluster, from a fixed seed and from a fresh one
+//! faults on the seed's cluster (the forged-heartbeat flood among them),
+//! from a fixed seed and from a fresh one
 //! (printed: replay it with `cargo xtask chaos --seed S`), with timings
 //! generous enough for a loaded 2-core machine; every invariant the
 //! campaign checks must hold after every fault, and no agent may grow.
@@ -36,7 +37,7 @@ fn assert_clean(l: &mut Lab, seed: u64, n: usize) {
     let bad = report.violations();
     assert!(
         bad.is_empty(),
-        "seed {seed} (replay: cargo xtask chaos --seed {seed} --keepalive-ms 20 --deadtime-ms 150):\n{}",
+        "seed {seed} (replay: cargo xtask chaos --seed {seed} --flood --keepalive-ms 20 --deadtime-ms 150):\n{}",
         bad.join("\n")
     );
 }
@@ -46,6 +47,7 @@ fn assert_clean(l: &mut Lab, seed: u64, n: usize) {
 fn a_fixed_and_a_fresh_seed_break_no_invariant() {
     let mut l = lab();
     l.start_http().expect("HTTP servers and client");
+    l.start_flood(1).expect("flood attackers");
     assert_clean(&mut l, 1, 20);
     let fresh = hb_agent::sender::clock::realtime_ns() % 1_000_000;
     println!("fresh seed: {fresh}");

@@ -5,7 +5,6 @@
 //! campaign counts: requests that failed (refused, reset, timed out, an
 //! answer that is not a node's), and who answered the others.
 
-use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +22,9 @@ pub const REQUEST_EVERY: Duration = Duration::from_millis(1);
 /// leaves the SYN unanswered; the kernel would retry for a minute).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// The HTTP servers, one thread per node.
+/// The HTTP servers, one thread per node, each serving every connection
+/// concurrently (one stalled client must not hold up the others, as with
+/// any real server).
 pub struct Servers {
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -43,17 +44,21 @@ impl Servers {
                     l.set_nonblocking(true)?;
                     Ok(l)
                 });
-                let l = match l {
-                    Ok(l) => {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(anyhow::Error::from);
+                let (l, rt) = match (l, rt) {
+                    (Ok(l), Ok(rt)) => {
                         let _ = ready_tx.send(Ok(()));
-                        l
+                        (l, rt)
                     }
-                    Err(e) => {
+                    (Err(e), _) | (_, Err(e)) => {
                         let _ = ready_tx.send(Err(e));
                         return;
                     }
                 };
-                serve(&l, NODES[i].name, &stop);
+                rt.block_on(serve(l, NODES[i].name, stop));
             }));
             ready_rx
                 .recv()
@@ -64,40 +69,32 @@ impl Servers {
 }
 
 /// Answers each connection with `name` and closes it (HTTP/1.0).
-fn serve(l: &TcpListener, name: &str, stop: &AtomicBool) {
-    let body = format!(
-        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{name}",
-        name.len()
-    );
-    let mut req = [0u8; 512];
+async fn serve(l: TcpListener, name: &'static str, stop: Arc<AtomicBool>) {
+    let Ok(l) = tokio::net::TcpListener::from_std(l) else {
+        return;
+    };
     while !stop.load(Ordering::Relaxed) {
-        match l.accept() {
-            Ok((mut c, _)) => {
-                let _ = c.set_nonblocking(false);
-                let _ = c.set_read_timeout(Some(REQUEST_TIMEOUT));
-                // The request line and headers fit one read here.
-                if c.read(&mut req).is_ok_and(|n| n > 0) {
-                    let _ = c.write_all(body.as_bytes());
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                wait_readable(l, Duration::from_millis(20));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(1)),
-        }
+        let accepted = tokio::time::timeout(Duration::from_millis(20), l.accept()).await;
+        let Ok(Ok((c, _))) = accepted else { continue };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(c, name)).await;
+        });
     }
 }
 
-/// poll(2) on the listener: a connection or `d`.
-fn wait_readable(l: &TcpListener, d: Duration) {
-    use std::os::fd::AsRawFd as _;
-    let mut p = libc::pollfd {
-        fd: l.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, d.as_millis() as i32) };
+async fn answer(mut c: tokio::net::TcpStream, name: &str) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut req = [0u8; 512];
+    // The request line and headers fit one read here.
+    if c.read(&mut req).await? > 0 {
+        let body = format!(
+            "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{name}",
+            name.len()
+        );
+        c.write_all(body.as_bytes()).await?;
+        c.shutdown().await?;
+    }
+    Ok(())
 }
 
 impl Drop for Servers {
@@ -116,6 +113,8 @@ pub struct Request {
     pub at: u64,
     pub vip: usize,
     pub node: Option<usize>,
+    /// Why it failed (None: answered).
+    pub error: Option<&'static str>,
 }
 
 /// The client: a thread in the client namespace running the requests.
@@ -170,24 +169,25 @@ impl Client {
     }
 
     /// Per VIP, the stretches of failed requests started in [from, to]
-    /// (failures under 5 ms apart joined): (vip, first, last, count).
-    pub fn failure_runs(&self, from: u64, to: u64) -> Vec<(usize, u64, u64, usize)> {
+    /// (failures under 5 ms apart joined): (vip, first, last, count, the
+    /// first one's reason).
+    pub fn failure_runs(&self, from: u64, to: u64) -> Vec<(usize, u64, u64, usize, &'static str)> {
         let done = self.done.lock().unwrap();
-        let mut runs: Vec<(usize, u64, u64, usize)> = Vec::new();
+        let mut runs: Vec<(usize, u64, u64, usize, &'static str)> = Vec::new();
         for vip in 0..2 {
-            let mut ts: Vec<u64> = done
+            let mut fails: Vec<(u64, &'static str)> = done
                 .iter()
                 .filter(|r| r.vip == vip && r.node.is_none() && r.at >= from && r.at <= to)
-                .map(|r| r.at)
+                .map(|r| (r.at, r.error.unwrap_or("?")))
                 .collect();
-            ts.sort_unstable();
-            for t in ts {
+            fails.sort_unstable();
+            for (t, why) in fails {
                 match runs.last_mut() {
                     Some(r) if r.0 == vip && t - r.2 < 5_000_000 => {
                         r.2 = t;
                         r.3 += 1;
                     }
-                    _ => runs.push((vip, t, t, 1)),
+                    _ => runs.push((vip, t, t, 1, why)),
                 }
             }
         }
@@ -224,11 +224,14 @@ async fn run_client(stop: Arc<AtomicBool>, done: Arc<Mutex<Vec<Request>>>) {
                     let (addr, done) = (*addr, done.clone());
                     inflight.spawn(async move {
                         let at = clock::now_ns();
-                        let node = tokio::time::timeout(REQUEST_TIMEOUT, request(addr))
-                            .await
-                            .ok()
-                            .flatten();
-                        done.lock().unwrap().push(Request { at, vip, node });
+                        let stage = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+                        let r = tokio::time::timeout(REQUEST_TIMEOUT, request(addr, &stage)).await;
+                        let (node, error) = match r {
+                            Ok(Ok(n)) => (Some(n), None),
+                            Ok(Err(e)) => (None, Some(e)),
+                            Err(_) => (None, Some(STAGES[usize::from(stage.load(Ordering::Relaxed))])),
+                        };
+                        done.lock().unwrap().push(Request { at, vip, node, error });
                     });
                 }
             }
@@ -238,25 +241,49 @@ async fn run_client(stop: Arc<AtomicBool>, done: Arc<Mutex<Vec<Request>>>) {
     inflight.shutdown().await;
 }
 
-/// One connection, one request; the node named in the answer.
-async fn request(addr: SocketAddr) -> Option<usize> {
+/// What a request timed out in (its stage when the timeout struck).
+const STAGES: [&str; 3] = ["connect timed out", "no answer in time", "answer cut short"];
+
+/// One connection, one request; the node named in the answer, or why not.
+async fn request(
+    addr: SocketAddr,
+    stage: &std::sync::atomic::AtomicU8,
+) -> Result<usize, &'static str> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let s = tokio::net::TcpSocket::new_v4().ok()?;
+    let s = tokio::net::TcpSocket::new_v4().map_err(|_| "socket")?;
     // Closed with a reset: no TIME_WAIT, so a million requests do not run
     // the client out of ports. (Deprecated for blocking on drop, which a
     // zero linger does not: the reset goes out at once.)
     #[allow(deprecated)]
-    s.set_linger(Some(Duration::ZERO)).ok()?;
-    let mut c = s.connect(addr).await.ok()?;
+    s.set_linger(Some(Duration::ZERO)).map_err(|_| "linger")?;
+    let mut c = s.connect(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused",
+        _ => "connect failed",
+    })?;
+    stage.store(1, Ordering::Relaxed);
     c.write_all(b"GET / HTTP/1.0\r\nHost: vip\r\n\r\n")
         .await
-        .ok()?;
+        .map_err(|_| "request not sent")?;
     let mut buf = Vec::with_capacity(256);
-    c.read_to_end(&mut buf).await.ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let body = text.split("\r\n\r\n").nth(1)?;
-    if !text.starts_with("HTTP/1.0 200") {
-        return None;
+    let mut chunk = [0u8; 256];
+    loop {
+        let n = c
+            .read(&mut chunk)
+            .await
+            .map_err(|_| "reset while reading")?;
+        if n == 0 {
+            break;
+        }
+        stage.store(2, Ordering::Relaxed);
+        buf.extend_from_slice(&chunk[..n]);
     }
-    NODES.iter().position(|n| n.name == body)
+    let text = String::from_utf8_lossy(&buf);
+    if !text.starts_with("HTTP/1.0 200") {
+        return Err("not a 200 answer");
+    }
+    let body = text.split("\r\n\r\n").nth(1).ok_or("no body")?;
+    NODES
+        .iter()
+        .position(|n| n.name == body)
+        .ok_or("answer from no node")
 }

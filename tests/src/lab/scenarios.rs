@@ -142,9 +142,9 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
         });
         let c = &l.http.as_ref().expect("checked").0;
         if std::env::var_os("HB_LAB_RUNS").is_some() {
-            for (v, a, b, n) in c.failure_runs(t0, t1) {
+            for (v, a, b, n, why) in c.failure_runs(t0, t1) {
                 eprintln!(
-                    "vip{} HTTP failed {:.1}..{:.1} ms x{n}",
+                    "vip{} HTTP failed {:.1}..{:.1} ms x{n} (first: {why})",
                     v + 1,
                     (a - t0) as f64 / 1e6,
                     (b - t0) as f64 / 1e6
