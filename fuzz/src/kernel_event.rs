@@ -61,7 +61,12 @@ fn meaningful(s: &ClusterState) -> ClusterState {
     m.stuck &= mask;
     m.takeover &= mask;
     m.serving &= mask;
-    m.flags &= hb_common::wire::STATE_STANDBY | hb_common::wire::STATE_SETTLING;
+    // The flag bits the advert knows (STATE_STANDBY, STATE_SETTLING, ...).
+    let all = ClusterState {
+        flags: 0xff,
+        ..Default::default()
+    };
+    m.flags &= advert_to_wire(&wire_to_advert(&all)).flags;
     for c in &mut m.claims[n..] {
         *c = Claim::default();
     }
