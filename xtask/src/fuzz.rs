@@ -77,6 +77,9 @@ pub fn run(root: &Path, seconds: u64, only: Option<&str>) -> Result<()> {
         outcomes.push(run_target(root, &bin_dir, t, seconds)?);
     }
     print_table(&outcomes);
+    let failed = outcomes.iter().filter(|o| o.crashes > 0).count();
+    // The plain closing line CI's log reader counts.
+    println!("fuzz: {} passed, {failed} failed", outcomes.len() - failed);
     let crashed: Vec<&str> = outcomes
         .iter()
         .filter(|o| o.crashes > 0)
