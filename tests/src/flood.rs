@@ -35,6 +35,7 @@ use hb_common::wire::{
 use crate::fault::Cable;
 use crate::lab::topology::{ATTACKER_IPS, ATTACKER_MACS, NODES, Topology, attacker_index};
 use crate::netns::Netns;
+use hb_agent::sender::socket::setsockopt_int;
 
 /// What the attacker sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -398,23 +399,6 @@ fn ifindex_eth0() -> Result<i32> {
         bail!("eth0: {}", std::io::Error::last_os_error());
     }
     Ok(i as i32)
-}
-
-fn setsockopt_int(fd: &OwnedFd, level: i32, name: i32, val: i32) -> std::io::Result<()> {
-    // SAFETY: valid fd and an int option.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&val as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 fn sockaddr_ll(ifindex: i32, proto: u16) -> libc::sockaddr_ll {

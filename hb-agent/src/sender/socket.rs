@@ -102,8 +102,13 @@ impl LinkSocket {
     }
 }
 
-fn setsockopt_int(s: &Socket, level: i32, name: i32, val: i32) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
+/// setsockopt(2) with an int value, on any socket.
+pub fn setsockopt_int(
+    s: &impl std::os::fd::AsRawFd,
+    level: i32,
+    name: i32,
+    val: i32,
+) -> std::io::Result<()> {
     // SAFETY: valid fd and int option.
     let r = unsafe {
         libc::setsockopt(

@@ -96,17 +96,7 @@ fn steps(l: &Lab, t0: u64) -> [Option<f64>; STEPS.len()] {
                 .map(|t| (t - t0) as f64 / 1e6);
             continue;
         }
-        out[i] = l
-            .timeline
-            .steps
-            .iter()
-            .find(|s| {
-                s.at >= 0.0
-                    && s.node == *node
-                    && s.step == *name
-                    && (*name == step::PEER_DEAD || s.group.as_deref() == Some(vip1.as_str()))
-            })
-            .map(|s| s.at);
+        out[i] = l.timeline.first_step(node, name, &vip1);
     }
     out
 }

@@ -539,17 +539,7 @@ fn steps(l: &mut Lab, t0: u64) -> [Option<f64>; STEPS.len() + 1] {
     let vip1 = group_name(0, l.opts.toml);
     let mut out = [None; STEPS.len() + 1];
     for (i, (node, name)) in STEPS.iter().enumerate() {
-        out[i] = l
-            .timeline
-            .steps
-            .iter()
-            .find(|s| {
-                s.at >= 0.0
-                    && s.node == *node
-                    && s.step == *name
-                    && (*name == step::PEER_DEAD || s.group.as_deref() == Some(vip1.as_str()))
-            })
-            .map(|s| s.at);
+        out[i] = l.timeline.first_step(node, name, &vip1);
     }
     out[STEPS.len()] = l
         .prober

@@ -127,6 +127,21 @@ impl Timeline {
         self.push(at, format!("lab: {msg}"));
     }
 
+    /// When `node` first logged `step` in this scenario (ms after its
+    /// start), for `group` (a peer's death is nobody's group).
+    pub fn first_step(&self, node: &str, step: &str, group: &str) -> Option<f64> {
+        self.steps
+            .iter()
+            .find(|s| {
+                s.at >= 0.0
+                    && s.node == node
+                    && s.step == step
+                    && (step == hb_agent::rules::step::PEER_DEAD
+                        || s.group.as_deref() == Some(group))
+            })
+            .map(|s| s.at)
+    }
+
     /// Reads what the agents logged since the last call.
     pub fn poll(&mut self) {
         let mut new = Vec::new();

@@ -306,6 +306,17 @@ pub fn campaign(l: &mut Lab, plan: &Plan) -> Result<Report> {
         }
         let violations = violations(l, &d, &result);
         let failed = !violations.is_empty();
+        if !l.opts.verbose {
+            // One line per fault: a long campaign shows where it is.
+            println!(
+                "fault {} of {of}: {} | outage {:.1} / {:.1} ms{}",
+                k + 1,
+                d.name(),
+                result.outage_ms[0],
+                result.outage_ms[1],
+                if failed { " | VIOLATION" } else { "" }
+            );
+        }
         if failed {
             eprintln!(
                 "VIOLATION at fault {} (seed {seed}, {}):\n  {}",
