@@ -760,8 +760,18 @@ impl Cluster {
             }
         };
         let mut found = g.candidates.iter().copied().filter(|&c| eligible(c));
+        // hb_takeover beats dampening (the operator asked), not preference.
+        // Else the holder releases on the request, the damped asker does
+        // not take, the holder takes it again: a hand-over every few ms.
+        let asked = |c: NodeId| {
+            if c == self.spec.local {
+                g.takeover
+            } else {
+                self.claim(c, g.id).is_some_and(|cl| cl.takeover)
+            }
+        };
         let first = found.clone().next();
-        found.find(|&c| self.steady(c, i)).or(first)
+        found.find(|&c| self.steady(c, i) || asked(c)).or(first)
     }
 
     /// Rule 6, per group: (visible candidates, whether that is a quorum).

@@ -493,3 +493,42 @@ fn failback_waits_for_flaps_no_heartbeat_showed() {
     );
     assert_eq!(s.holders(VIP1), [0], "back on node0");
 }
+
+/// hb_takeover by a node its flap dampening holds back: the operator asked,
+/// so it takes the group, once. (The fault campaign, seed 77: node2 damped
+/// by earlier faults, `takeover` after `standby`; node1 released on the
+/// request, took vip2 again because node2 would not, released again: a
+/// hand-over every 1.5 ms until node2 was steady.)
+#[test]
+fn takeover_by_a_damped_node_takes_the_group_once() {
+    let mut s = Sim::seed();
+    s.run(DEAD_STEPS);
+    // Flaps enough to damp node2 (past FREE), then standby.
+    for _ in 0..4 {
+        s.set_ping(2, 0);
+        s.run(3);
+        s.set_ping(2, 1);
+        s.run(3);
+    }
+    s.run(2 * DEAD_STEPS);
+    s.deliver(2, Event::Admin(AdminCmd::Standby(None)));
+    s.run_until(3 * DEAD_STEPS, "vip2 on node1", |s| s.holders(VIP2) == [1]);
+    let m = s.mark();
+    s.deliver(2, Event::Admin(AdminCmd::Takeover(None)));
+    s.run_until(3 * DEAD_STEPS, "vip2 back on node2", |s| {
+        s.holders(VIP2) == [2]
+    });
+    s.run(5 * DEAD_STEPS);
+    let takes: Vec<_> = s
+        .acquires_since(m)
+        .into_iter()
+        .filter(|a| a.1 == VIP2)
+        .collect();
+    assert_eq!(
+        takes.len(),
+        1,
+        "one takeover, by node2: {takes:?}\n{}",
+        s.dump()
+    );
+    assert_eq!(takes[0].0, 2);
+}

@@ -133,6 +133,15 @@ impl Kind {
         matches!(self, Kind::Standby | Kind::KillTakerMidTakeover { .. })
     }
 
+    /// How often this kind may rightly move a group: away and back (a
+    /// flap: away and back each time).
+    pub fn moves(self) -> usize {
+        match self {
+            Kind::Flap { times, .. } => 2 * usize::from(times),
+            _ => 2,
+        }
+    }
+
     /// Not to be combined with a fault on another node: it touches the
     /// standby too, or every node at once.
     pub fn alone(self) -> bool {

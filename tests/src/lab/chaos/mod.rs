@@ -180,6 +180,29 @@ pub fn violations(l: &mut Lab, d: &Draw, r: &ScenarioResult) -> Vec<String> {
             }
         }
     }
+    // A failover that happens twice: more takeovers than the draw's faults
+    // account for (two slack for a failback held back and retried).
+    let bound = d.faults.iter().map(|(_, k)| k.moves()).sum::<usize>() + 2;
+    for vip in 0..2 {
+        let takes = l
+            .timeline
+            .steps
+            .iter()
+            .filter(|s| {
+                s.at >= 0.0
+                    && s.step == hb_agent::rules::step::TAKING_OVER
+                    && s.group
+                        .as_deref()
+                        .is_some_and(|g| super::agents::group_is_vip(g, vip))
+            })
+            .count();
+        if takes > bound {
+            v.push(format!(
+                "vip{} taken over {takes} times (the draw accounts for {bound})",
+                vip + 1
+            ));
+        }
+    }
     if d.moves_nothing() {
         for (vip, by_node) in r.answers.iter().enumerate() {
             if by_node[..3].iter().filter(|n| **n > 0).count() > 1 {
