@@ -50,7 +50,7 @@ enum Cmd {
         /// control, cluster.
         target: Option<String>,
     },
-    /// Benchmarks that print tables: `datapath`, `failover`.
+    /// Benchmarks that print tables: `datapath`, `failover`, `flood`.
     Bench {
         what: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -73,7 +73,8 @@ enum Cmd {
         args: Vec<String>,
     },
     /// A seeded random fault campaign on the lab, with invariant checks:
-    /// `--seed S`, `--faults N`, `--toml`, `--stop-on-violation`.
+    /// `--seed S`, `--faults N | --minutes M`, `--flood`, `--toml`,
+    /// `--stop-on-violation`, `--dry-run`.
     Chaos {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
