@@ -11,6 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use hb_agent::rules::step;
 use hb_agent::sender::clock;
 use hb_tests::fault::{self, Fault, Node, Teardown};
+use hb_tests::lab::report::pct;
 use hb_tests::lab::{
     Lab, LabOptions,
     agents::{Timings, group_name},
@@ -99,16 +100,6 @@ fn steps(l: &Lab, t0: u64) -> [Option<f64>; STEPS.len()] {
         out[i] = l.timeline.first_step(node, name, &vip1);
     }
     out
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let i = ((s.len() as f64 * p).ceil() as usize).clamp(1, s.len()) - 1;
-    s[i]
 }
 
 /// hb's fastest timings that passed every lab scenario on this 2-core

@@ -32,6 +32,7 @@ use hb_agent::rules::step;
 use hb_common::maps::counter;
 use hb_tests::fault::{Cable, Fault, Teardown};
 use hb_tests::flood::{Attacker, Flood, Kind, Sent, clk_tck, cpu_ticks};
+use hb_tests::lab::report::pct;
 use hb_tests::lab::{
     ABORT, Lab, LabOptions,
     agents::{Timings, group_name},
@@ -601,16 +602,6 @@ fn trials(l: &mut Lab, n: usize, totals: &mut Totals) -> Result<Vec<(Fault, Tria
 /// node1's takeover decisions, ms after the fault, over the trials.
 fn taking_over(s: &TrialStats) -> Vec<f64> {
     s.steps.iter().filter_map(|t| t[3]).collect()
-}
-
-fn pct(v: &[f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    let i = ((s.len() as f64 * p).ceil() as usize).clamp(1, s.len()) - 1;
-    s[i]
 }
 
 fn max(v: &[f64]) -> f64 {

@@ -45,3 +45,15 @@ pub fn table(results: &[ScenarioResult]) -> String {
 pub fn json(results: &[ScenarioResult]) -> String {
     serde_json::to_string_pretty(results).unwrap_or_default()
 }
+
+/// The `p` quantile of `v` by the nearest-rank method (NaN when empty):
+/// the benchmarks' medians and p95s.
+pub fn pct(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((s.len() as f64 * p).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
