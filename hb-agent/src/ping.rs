@@ -55,7 +55,10 @@ impl Pinger {
         let sock = unsafe { AsyncFd::register(sock)? };
         let ident = (std::process::id() & 0xffff) as u16;
         let addrs: Vec<Ipv4Addr> = self.targets.iter().flat_map(|t| t.addrs.clone()).collect();
-        let via = connected_via(&addrs).await;
+        // One rtnetlink connection for the pinger's life: routes at start,
+        // neighbour entries after a carrier returns.
+        let nl = crate::resources::Netlink::connect().ok();
+        let via = connected_via(nl.as_ref(), &addrs).await;
         let mut carrier = match crate::carrier::subscribe() {
             Ok(rx) => Some(rx),
             Err(e) => {
@@ -98,7 +101,7 @@ impl Pinger {
                     send_all(seq);
                     reprobes += 1;
                     if reprobes.is_multiple_of(KICK_EVERY) {
-                        kick_neighbours(&addrs, &via, &reach.cut).await;
+                        kick_neighbours(nl.as_ref(), &addrs, &via, &reach.cut).await;
                     }
                 }
                 Some((index, up)) = async { carrier.as_mut()?.recv().await } => {
@@ -112,7 +115,7 @@ impl Pinger {
                     } else if mine().any(|i| reach.cut[i]) {
                         reprobe_until = Some(Instant::now() + REPROBE_FOR);
                         reprobes = 0;
-                        kick_neighbours(&addrs, &via, &reach.cut).await;
+                        kick_neighbours(nl.as_ref(), &addrs, &via, &reach.cut).await;
                         seq = seq.wrapping_add(1);
                         send_all(seq);
                     }
@@ -154,9 +157,14 @@ const KICK_EVERY: u32 = 4;
 /// back from a cable pull could not reach its ping node (or answer its
 /// clients) for 1 s. Deleting an unresolved entry and asking for it again
 /// (NTF_USE) sends a request at once.
-async fn kick_neighbours(addrs: &[Ipv4Addr], via: &[Option<u32>], cut: &[bool]) {
+async fn kick_neighbours(
+    nl: Option<&crate::resources::Netlink>,
+    addrs: &[Ipv4Addr],
+    via: &[Option<u32>],
+    cut: &[bool],
+) {
     use crate::resources::netlink::NeighState;
-    let Ok(nl) = crate::resources::Netlink::connect() else {
+    let Some(nl) = nl else {
         return;
     };
     for (i, a) in addrs.iter().enumerate() {
@@ -298,8 +306,11 @@ fn only_echo_replies(sock: &Socket) -> Result<()> {
 }
 
 /// The interface of the connected subnet each address is on, if any.
-async fn connected_via(addrs: &[Ipv4Addr]) -> Vec<Option<u32>> {
-    let Ok(nl) = crate::resources::Netlink::connect() else {
+async fn connected_via(
+    nl: Option<&crate::resources::Netlink>,
+    addrs: &[Ipv4Addr],
+) -> Vec<Option<u32>> {
+    let Some(nl) = nl else {
         return vec![None; addrs.len()];
     };
     let ours = nl.addresses(None).await.unwrap_or_default();
