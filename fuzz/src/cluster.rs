@@ -84,6 +84,13 @@ pub fn run(data: &[u8]) {
                     }
                 }
             }
+            // A group's health checks failing or passing again (hb-core's
+            // health, as the rules deliver it).
+            13 if arg & 2 != 0 => {
+                if let Some(g) = group(arg >> 3) {
+                    s.deliver(n, Event::Health { group: g, healthy: arg & 4 != 0 });
+                }
+            }
             13 => s.nodes[n as usize].ping = (arg >> 2) % 2,
             14 | 15 => {
                 let g = group(arg >> 2);

@@ -20,6 +20,7 @@ pub mod carrier;
 pub use hb_core::{cluster, model, rules};
 pub mod config;
 pub mod control;
+pub mod health;
 pub mod kernel;
 pub mod metrics;
 pub mod ping;

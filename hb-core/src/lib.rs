@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod health;
 pub mod model;
 pub mod rules;
 

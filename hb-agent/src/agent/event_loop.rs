@@ -16,8 +16,10 @@ use super::startup::{self, Parts, now};
 use super::{RunOptions, notify};
 use crate::config::Config;
 use crate::control::{Request, Response};
+use crate::health::Checks;
 use crate::kernel::{Kernel, KernelEvent};
 use crate::rules::{Admin, AgentCore, Input};
+use hb_core::health::Probe;
 
 /// Longest wait at exit for resources still being removed.
 const FINISH_STOPS_MAX: Duration = Duration::from_secs(10);
@@ -86,6 +88,16 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 }
             }
             Some(d) = p.done_rx.recv() => { core.on(Input::Worker(d), now(), x); }
+            Some(r) = p.check_rx.recv() => {
+                let n = now();
+                let probe = Probe {
+                    ok: r.outcome.ok,
+                    at: n.ns,
+                    latency_ns: r.latency.as_nanos().min(u64::MAX as u128) as u64,
+                    detail: r.outcome.detail,
+                };
+                core.on(Input::Check { group: r.group, check: r.check, probe }, n, x);
+            }
             Ok(()) = p.ping_rx.changed() => {
                 let count = *p.ping_rx.borrow_and_update();
                 if let Some(count) = count {
@@ -125,11 +137,18 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
             Some(new) = reload_rx.recv() => {
                 reloading = false;
-                reload(core, x, new);
+                if reload(core, x, new) {
+                    restart_checks(&mut p.checks, &mut p.check_rx, core, &p.resources, x);
+                }
             }
         }
         let lease_on_hold = p.lease.as_ref().map(|l| l.on_hold());
         core.on(Input::Settle { lease_on_hold }, now(), x);
+        // `when = "held"` checks follow their groups.
+        p.checks.held.send_if_modified(|h| {
+            let now_held = core.held_checked();
+            (h != now_held).then(|| *h = now_held.clone()).is_some()
+        });
     }
     finish(p).await;
     Ok(())
@@ -204,7 +223,7 @@ async fn finish_stops(
                 handed_over,
                 ok,
             })) => core.stop_finished(group, handed_over, ok, now(), x),
-            Ok(Some(Done::Cluster(_) | Done::QuickPlan { .. })) => {}
+            Ok(Some(Done::Cluster(_) | Done::QuickPlan { .. } | Done::Restarted { .. })) => {}
             Ok(None) | Err(_) => {
                 warn!(groups = ?core.stopping(), "exiting before these groups' resources were removed");
                 return;
@@ -236,21 +255,31 @@ fn log_kernel_event(core: &AgentCore, kernel: &Kernel, e: &KernelEvent) {
 }
 
 /// SIGHUP: apply the configuration read again (off the loop). One that
-/// failed to load leaves the running one in place. Timings and keys apply
-/// at once; changes to nodes, links or groups need a restart (said in the
-/// log).
-fn reload(core: &mut AgentCore, x: &mut Exec, loaded: Result<Config>) {
+/// failed to load leaves the running one in place. Timings, keys and
+/// health checks apply at once; changes to nodes, links or groups need a
+/// restart (said in the log). True when the checks changed.
+fn reload(core: &mut AgentCore, x: &mut Exec, loaded: Result<Config>) -> bool {
     let new = match loaded {
         Ok(c) => c,
         Err(e) => {
             error!("reload failed, the running configuration stays: {e:#}");
-            return;
+            return false;
         }
     };
     let old = &core.cfg;
+    let without_checks = |c: &Config| {
+        let mut g = c.groups.clone();
+        g.iter_mut().for_each(|g| g.checks.clear());
+        g
+    };
+    let checks_changed = new
+        .groups
+        .iter()
+        .map(|g| &g.checks)
+        .ne(old.groups.iter().map(|g| &g.checks));
     let structural = new.nodes != old.nodes
         || new.links != old.links
-        || new.groups != old.groups
+        || without_checks(&new) != without_checks(old)
         || new.cluster_id != old.cluster_id;
     if structural {
         warn!(
@@ -266,12 +295,45 @@ fn reload(core: &mut AgentCore, x: &mut Exec, loaded: Result<Config>) {
         warn!("reload: ping nodes or deadping changed; restart the agent to apply them");
     }
     let mut cfg = old.clone();
+    // Health checks apply at once (unless the groups changed otherwise).
+    let checks = checks_changed && !structural;
+    if checks {
+        for (g, n) in cfg.groups.iter_mut().zip(&new.groups) {
+            g.checks = n.checks.clone();
+        }
+        info!("reload: health checks changed; restarting them (unchanged ones keep their state)");
+    }
     cfg.timing = new.timing;
     cfg.arp = new.arp.clone();
     cfg.warnings = new.warnings.clone();
     if let Err(e) = startup::set_peers(&mut x.kernel, &cfg, &core.local) {
         error!("reload: updating peer timings failed: {e:#}");
-        return;
+        return false;
     }
     core.on(Input::Reloaded(Box::new(cfg)), now(), x);
+    checks
+}
+
+/// A reload changed the checks: their thread is replaced (the old one
+/// stopped first, so no result of an old check arrives after), and the
+/// core keeps the records of the unchanged ones.
+fn restart_checks(
+    checks: &mut Checks,
+    rx: &mut mpsc::UnboundedReceiver<crate::health::Report>,
+    core: &mut AgentCore,
+    resources: &std::sync::Arc<crate::resources::Resources>,
+    x: &mut Exec,
+) {
+    let (tx, new_rx) = mpsc::unbounded_channel();
+    let groups = startup::group_checks(&core.cfg, &core.local.name);
+    *checks = Checks::disabled();
+    match Checks::start(groups, resources.clone(), tx) {
+        Ok(c) => {
+            *checks = c;
+            *rx = new_rx;
+        }
+        Err(e) => error!("reload: restarting the health checks failed: {e:#}"),
+    }
+    let cfg = core.cfg.clone();
+    core.reload_checks(&cfg, now(), x);
 }

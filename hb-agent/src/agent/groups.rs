@@ -134,6 +134,7 @@ impl GroupWorkers {
                             w.stop().await
                         }
                         Op::CleanUp => w.clean_up().await,
+                        Op::Restart { check, resource } => w.restart(check, resource).await,
                     };
                     busy.fetch_sub(1, Ordering::SeqCst);
                     if !ok || !w.report_quick_plan().await {
@@ -199,7 +200,7 @@ impl GroupWorkers {
                 let kind = match op {
                     Op::Start => Some(lane::Kind::Start),
                     Op::Stop => Some(lane::Kind::Stop),
-                    Op::CleanUp => None,
+                    Op::CleanUp | Op::Restart { .. } => None,
                 };
                 if let (Some(k), Some(&pos)) = (kind, self.position.get(&group)) {
                     self.lane.queue(pos, k);
@@ -280,6 +281,37 @@ impl Worker {
         if let Some(w) = &self.withdrawal {
             w.restore(&self.facts().addresses());
         }
+    }
+
+    /// A check's `on_fail = "restart"`: the monitored script's stop, then
+    /// its start, in the group's queue (never beside its start or stop).
+    async fn restart(&self, check: usize, resource: usize) -> bool {
+        let t0 = Instant::now();
+        let ok = match self.specs.get(resource) {
+            Some(ResourceSpec::Script(spec)) => {
+                let scripts = self.res.scripts();
+                match scripts.stop(&self.name, spec).await {
+                    Ok(_) => match scripts.start(&self.name, spec).await {
+                        Ok(_) => true,
+                        Err(e) => {
+                            error!(group = %self.name, script = %spec.name, error = %e, "restart in place: start failed");
+                            false
+                        }
+                    },
+                    Err(e) => {
+                        error!(group = %self.name, script = %spec.name, error = %e, "restart in place: stop failed");
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        info!(group = %self.name, ok, took_ms = t0.elapsed().as_secs_f64() * 1e3, "restart in place finished");
+        self.report(Done::Restarted {
+            group: self.id,
+            check,
+            ok,
+        })
     }
 
     /// After `GroupWorkers::hand_over`: the group is released already.

@@ -4,13 +4,16 @@
 
 use hb_common::maps::{STATUS_ALIVE, STATUS_DEAD, counter};
 
+use crate::cluster::GroupId;
 use crate::cluster::HoldState;
-use crate::control::status::{GroupStatus, LinkStatus, NodeStatus, StatusReport};
+use crate::control::status::{CheckStatus, GroupStatus, LinkStatus, NodeStatus, StatusReport};
 use crate::kernel::Kernel;
-use crate::metrics::{GroupMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics};
+use crate::metrics::Histogram;
+use crate::metrics::{CheckMetrics, GroupMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics};
 use crate::rules::AgentCore;
 use crate::sender::Sender;
 use crate::sender::clock;
+use hb_core::health::CheckState;
 
 /// What the report reads: the core's state, the kernel's maps, the sender.
 pub struct View<'a> {
@@ -78,12 +81,38 @@ pub fn metrics(a: &View) -> MetricsSnapshot {
                 }
             })
             .collect(),
+        checks: check_metrics(a),
         sender: SenderMetrics {
             sent: sender.sent,
             send_errors: sender.send_errors,
             lateness_p99_seconds: sender.p99_us as f64 / 1e6,
         },
     }
+}
+
+fn check_metrics(a: &View) -> Vec<CheckMetrics> {
+    let now = clock::now_ns();
+    let h = &a.core.health;
+    h.groups
+        .iter()
+        .flat_map(|(&g, cs)| {
+            cs.iter()
+                .enumerate()
+                .map(move |(i, (name, t))| CheckMetrics {
+                    group: a.core.group_name(g),
+                    check: name.clone(),
+                    up: t.passing(now, a.core.cluster.held_groups().contains(&g)),
+                    transitions: t.transitions,
+                    duration: a
+                        .core
+                        .check_counts
+                        .durations
+                        .get(&(g, i))
+                        .cloned()
+                        .unwrap_or_else(|| Histogram::new(hb_core::rules::checks::CHECK_BUCKETS)),
+                })
+        })
+        .collect()
 }
 
 pub fn report(a: &View) -> StatusReport {
@@ -206,7 +235,56 @@ fn groups(a: &View) -> Vec<GroupStatus> {
                     _ => "-",
                 }
                 .into(),
+                health: health(a, g.id),
+                checks: checks(a, g.id),
             }
+        })
+        .collect()
+}
+
+fn health(a: &View, g: GroupId) -> Option<String> {
+    let cs = a.core.health.groups.get(&g)?;
+    let now = clock::now_ns();
+    let held = a.core.cluster.held_groups().contains(&g);
+    Some(
+        if a.core.health.healthy(g, now, held) {
+            "healthy"
+        } else if cs.iter().any(|(_, t)| t.state == CheckState::Pending) {
+            "pending"
+        } else {
+            "UNHEALTHY"
+        }
+        .into(),
+    )
+}
+
+fn checks(a: &View, g: GroupId) -> Vec<CheckStatus> {
+    let now = clock::now_ns();
+    let ago = |t: u64| now.saturating_sub(t) as f64 / 1e9;
+    let Some(cs) = a.core.health.groups.get(&g) else {
+        return Vec::new();
+    };
+    cs.iter()
+        .map(|(name, t)| CheckStatus {
+            name: name.clone(),
+            state: if t.restarting {
+                "restarting".into()
+            } else {
+                t.state.word().into()
+            },
+            last_ok: t.last.as_ref().map(|p| p.ok),
+            detail: t
+                .last
+                .as_ref()
+                .map(|p| p.detail.clone())
+                .unwrap_or_default(),
+            latency_ms: t.last.as_ref().map(|p| p.latency_ns as f64 / 1e6),
+            last_s: t.last.as_ref().map(|p| ago(p.at)),
+            passes: t.passes,
+            fails: t.fails,
+            last_change_s: t.last_change.map(ago),
+            transitions: t.transitions,
+            restarts: t.restarts.len(),
         })
         .collect()
 }

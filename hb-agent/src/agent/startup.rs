@@ -38,6 +38,11 @@ pub struct Parts {
     pub events: EventStream,
     pub lease: Option<Arc<Lease>>,
     pub done_rx: mpsc::UnboundedReceiver<Done>,
+    /// Health check results (health/).
+    pub check_rx: mpsc::UnboundedReceiver<crate::health::Report>,
+    pub checks: crate::health::Checks,
+    /// For the checks restarted by a reload.
+    pub resources: Arc<crate::resources::Resources>,
     pub ping_rx: watch::Receiver<Option<u8>>,
     pub ctl_rx: mpsc::Receiver<server::Incoming>,
     pub scrape_rx: mpsc::Receiver<crate::metrics::ScrapeReply>,
@@ -89,6 +94,9 @@ pub async fn assemble(opts: &RunOptions) -> Result<Parts> {
         withdrawal,
         &done_tx,
     );
+    let (check_tx, check_rx) = mpsc::unbounded_channel();
+    let checks =
+        crate::health::Checks::start(group_checks(&cfg, &local.name), resources.clone(), check_tx)?;
     let (adopt, quick_plans) = survey_groups(&ours, &resources).await;
     let quick = open_quick(&cfg, gate);
     let sender = start_sender(&cfg, &local, port, lease.as_ref())?;
@@ -126,6 +134,9 @@ pub async fn assemble(opts: &RunOptions) -> Result<Parts> {
         events,
         lease,
         done_rx,
+        check_rx,
+        checks,
+        resources,
         ping_rx,
         ctl_rx,
         scrape_rx,
@@ -293,6 +304,20 @@ async fn install_guard(
         fenced.on_their_interface,
         kernel.withdrawn_writer()?,
     )?))
+}
+
+/// The checks of this node's groups (those it is a candidate of).
+pub fn group_checks(cfg: &Config, local: &str) -> Vec<crate::health::GroupChecks> {
+    cfg.groups
+        .iter()
+        .filter(|g| g.nodes.iter().any(|n| n == local))
+        .map(|g| crate::health::GroupChecks {
+            id: g.id,
+            name: g.name.clone(),
+            checks: g.checks.clone(),
+            resources: g.resources.clone(),
+        })
+        .collect()
 }
 
 /// One worker per group of this node's, in written order.

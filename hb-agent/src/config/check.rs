@@ -34,6 +34,7 @@ pub(crate) fn check_in(cfg: &Config, net: &Path, ocf_root: &Path) -> Vec<Diag> {
         }
     }
     interfaces(cfg, net, &mut diags);
+    super::check_probes::host(cfg, &mut diags);
     diags
 }
 
@@ -93,13 +94,13 @@ fn script_candidates(cfg: &Config, name: &str, kind: &ScriptKind, ocf_root: &Pat
 }
 
 #[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     path.is_file()
 }
 
@@ -195,6 +196,8 @@ pub struct PlanGroup {
     pub resources: Vec<PlanResource>,
     /// When this group may be taken over (cluster rule 6), in words.
     pub quorum: String,
+    /// Its health checks, in words.
+    pub checks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -317,6 +320,7 @@ pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
                 .map(|(i, r)| plan_resource(cfg, g, i, r, ocf_root))
                 .collect(),
             quorum: quorum_rule(g.nodes.len(), cfg),
+            checks: g.checks.iter().map(super::check_probes::plan).collect(),
         })
         .collect();
     Plan {
@@ -631,6 +635,9 @@ impl Plan {
                 line(format!("    {}. {}", i + 1, r.text));
             }
             line(format!("    quorum to take it: {}", g.quorum));
+            for c in &g.checks {
+                line(format!("    check {c}"));
+            }
         }
         if self.ping.is_empty() && self.ping_groups.is_empty() {
             line("ping targets: none".into());

@@ -19,6 +19,10 @@ use super::validate::{self, Spot};
 use crate::model::{IpSpec, ResourceSpec};
 
 /// Reads an ha.d directory on this host (see [`load_ha_dir_on`]).
+/// hb's file of health checks in an ha.d directory (not Heartbeat's: it
+/// had none; the README's migration section shows it).
+pub const CHECKS_FILE: &str = "checks.toml";
+
 pub fn load_ha_dir(dir: &Path) -> Result<Config, Vec<Diag>> {
     load_ha_dir_on(dir, &SystemHost)
 }
@@ -116,6 +120,18 @@ pub fn load_ha_dir_on(dir: &Path, host: &dyn Host) -> Result<Config, Vec<Diag>> 
     for g in &mut groups {
         routes_for_unwritten(g, &host_addrs, &mut diags);
     }
+    // hb's own file beside haresources: the groups' health checks.
+    let checks_path = dir.join(CHECKS_FILE);
+    if checks_path.exists()
+        && let Some(text) = text::read(&checks_path, &mut diags)
+    {
+        source.push(checks_path.clone());
+        diags.extend(super::toml::load_checks_str(
+            &text,
+            &checks_path,
+            &mut groups,
+        ));
+    }
 
     let auth_path = dir.join("authkeys");
     let auth = authkeys::load(&auth_path, &mut diags);
@@ -171,7 +187,7 @@ pub fn load_ha_dir_on(dir: &Path, host: &dyn Host) -> Result<Config, Vec<Diag>> 
     validate::groups_per_node(&config, &group_spots, &mut diags);
     validate::unique_addresses(&config, &group_spots, &mut diags);
 
-    validate::sort(&mut diags, &[hacf_path, res_path, auth_path]);
+    validate::sort(&mut diags, &[hacf_path, res_path, auth_path, checks_path]);
     if has_errors(&diags) {
         return Err(diags);
     }

@@ -120,6 +120,7 @@ pub(crate) fn parse(
                 line,
             }),
             found,
+            checks: Vec::new(),
         });
     }
     groups

@@ -12,6 +12,7 @@ mod file;
 mod hacf;
 mod hadir;
 mod haresources;
+mod check_probes;
 pub mod host;
 mod text;
 mod toml;
@@ -20,6 +21,8 @@ mod values;
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod check_tests;
 
 use std::path::{Path, PathBuf};
 

@@ -44,7 +44,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// A private copy of fixtures/<set>/<node> with authkeys at mode 600 and the
 /// scripts executable (git checkouts may carry 644 for both).
-fn ha_dir(set: &str, node: &str) -> (TempDir, PathBuf) {
+pub(crate) fn ha_dir(set: &str, node: &str) -> (TempDir, PathBuf) {
     let tmp = TempDir::new().unwrap();
     let dir = tmp.path().join(node);
     copy_dir(&fixtures().join(set).join(node), &dir);
@@ -861,6 +861,7 @@ fn mac_group(
             line,
         }),
         found: Default::default(),
+        checks: Vec::new(),
     }
 }
 
@@ -937,6 +938,14 @@ fn example_toml_is_the_seed_cluster() {
         unset: Some(vec![]),
         source: vec![fixtures().join("example.toml")],
     };
+    // The example's checks (every key, check_tests.rs covers their parsing).
+    let mut expected = expected;
+    let checks = &cfg.groups[0].checks;
+    assert_eq!(
+        checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["process:httpd", "web-answers"]
+    );
+    expected.groups[0].checks = checks.clone();
     assert_eq!(cfg, expected);
     // node1 covers both primaries but can hold only one MAC and one hostname.
     let claims: Vec<&str> = cfg

@@ -7,6 +7,7 @@
 //! stops the parse (the toml crate reports one); semantic errors are all
 //! collected.
 mod build;
+mod check;
 mod resource;
 mod schema;
 
@@ -51,6 +52,56 @@ pub fn load_toml_str(text: &str, path: &Path) -> Result<Config, Vec<Diag>> {
     config.warnings = b.diags;
     config.source = vec![path.to_path_buf()];
     Ok(config)
+}
+
+/// `ha.d/checks.toml` (the health checks of a Heartbeat directory's
+/// groups, which ha.cf and haresources have no words for) into `groups`.
+/// Each `[[check]]` names its group as `status` does (a haresources
+/// group is named after its first resource). The diagnostics, errors and
+/// warnings, at their lines.
+pub fn load_checks_str(text: &str, path: &Path, groups: &mut [super::model::Group]) -> Vec<Diag> {
+    let file: schema::ChecksFileT = match ::toml::from_str(text) {
+        Ok(f) => f,
+        Err(err) => return vec![syntax_error(&err, text, path)],
+    };
+    let mut b = Build {
+        file: path,
+        lines: LineIndex::new(text),
+        diags: Vec::new(),
+    };
+    let mut by_group: Vec<Vec<&::toml::Spanned<schema::CheckT>>> = vec![Vec::new(); groups.len()];
+    for c in &file.check {
+        let Some(named) = &c.get_ref().group else {
+            b.error(
+                &c.get_ref().kind,
+                "check.group",
+                "a check in checks.toml needs `group`: the group's name as `hb-agent status` shows it (a haresources line's first resource)",
+            );
+            continue;
+        };
+        match groups.iter().position(|g| g.name == *named.get_ref()) {
+            Some(i) => by_group[i].push(c),
+            None => {
+                let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+                let msg = format!(
+                    "no group `{}` in haresources (groups: {})",
+                    named.get_ref(),
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+                b.error(named, "check.group", msg);
+            }
+        }
+    }
+    for (g, checks) in groups.iter_mut().zip(by_group) {
+        if !checks.is_empty() {
+            g.checks = b.checks(&checks, &g.name.clone(), &g.resources.clone(), "check");
+        }
+    }
+    b.diags
 }
 
 /// A file holding the cluster key should be private, as authkeys must be.

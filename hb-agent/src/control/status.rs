@@ -48,6 +48,35 @@ pub struct GroupStatus {
     /// What this node is doing with it: held, starting, stopping, withdrawn
     /// (released, its addresses not yet removed here), STUCK, -.
     pub local: String,
+    /// With checks: `healthy`, `UNHEALTHY` (not eligible here) or
+    /// `pending` (no result yet).
+    #[serde(default)]
+    pub health: Option<String>,
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
+}
+
+/// One health check as this node runs it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub name: String,
+    /// pending, up, down, idle (a `when = "held"` check where the group is
+    /// not held), restarting.
+    pub state: String,
+    /// The last probe: passed or not, what it saw, how long it took, how
+    /// long ago.
+    pub last_ok: Option<bool>,
+    pub detail: String,
+    pub latency_ms: Option<f64>,
+    pub last_s: Option<f64>,
+    /// Consecutive passes / failures.
+    pub passes: u32,
+    pub fails: u32,
+    pub last_change_s: Option<f64>,
+    pub transitions: u64,
+    /// In-place restarts within the restart window.
+    #[serde(default)]
+    pub restarts: usize,
 }
 
 impl StatusReport {
@@ -97,14 +126,45 @@ impl StatusReport {
                 .since_s
                 .map(|s| format!("{s:.1}s"))
                 .unwrap_or_else(|| "-".into());
+            let health = match g.health.as_deref() {
+                Some("healthy") | None => String::new(),
+                Some(h) => format!(" ({h})"),
+            };
             let _ = writeln!(
                 o,
-                "{:<21} {:<11} {:>5}  {since:<9} {}",
+                "{:<21} {:<11} {:>5}  {since:<9} {}{health}",
                 g.name,
                 g.owner.as_deref().unwrap_or("-"),
                 g.epoch,
                 g.local
             );
+        }
+        if self.groups.iter().any(|g| !g.checks.is_empty()) {
+            let _ = writeln!(
+                o,
+                "\nCHECK                          GROUP        STATE       LAST  LATENCY     RUN  CHANGED  DETAIL"
+            );
+            for g in &self.groups {
+                for c in &g.checks {
+                    let last = match c.last_ok {
+                        Some(true) => "pass",
+                        Some(false) => "FAIL",
+                        None => "-",
+                    };
+                    let lat = c.latency_ms.map_or("-".into(), |m| format!("{m:.2} ms"));
+                    let run = match (c.passes, c.fails) {
+                        (0, 0) => "-".to_string(),
+                        (p, 0) => format!("+{p}"),
+                        (_, f) => format!("-{f}"),
+                    };
+                    let changed = c.last_change_s.map_or("-".into(), |s| format!("{s:.1}s"));
+                    let _ = writeln!(
+                        o,
+                        "{:<30} {:<12} {:<11} {last:<5} {lat:>8} {run:>7}  {changed:<8} {}",
+                        c.name, g.name, c.state, c.detail
+                    );
+                }
+            }
         }
         if !self.warnings.is_empty() {
             let _ = writeln!(o, "\nWARNINGS");

@@ -33,7 +33,20 @@ pub struct MetricsSnapshot {
     /// Agent-level events per peer.
     pub peers: Vec<PeerMetrics>,
     pub groups: Vec<GroupMetrics>,
+    pub checks: Vec<CheckMetrics>,
     pub sender: SenderMetrics,
+}
+
+/// One health check of a group, as this node runs it.
+#[derive(Clone, Debug, Default)]
+pub struct CheckMetrics {
+    pub group: String,
+    pub check: String,
+    /// 1 when it lets this node hold the group (up, or idle where the group
+    /// is not held), 0 when down or without a result yet.
+    pub up: bool,
+    pub transitions: u64,
+    pub duration: Histogram,
 }
 
 /// What the kernel knows about one peer on one link.
@@ -104,6 +117,49 @@ impl MetricsSnapshot {
 
 /// Renders `s` in the text exposition format 0.0.4. Every family gets its
 /// `# HELP` and `# TYPE` lines once, even when it has no samples.
+fn checks(o: &mut Out, checks: &[CheckMetrics]) {
+    if checks.is_empty() {
+        return;
+    }
+    o.family(
+        "hb_check_up",
+        "gauge",
+        "1 while the health check lets this node hold its group, 0 while it fails (or has no result yet).",
+    );
+    for c in checks {
+        let l = [("group", c.group.as_str()), ("check", c.check.as_str())];
+        o.sample("hb_check_up", &l, u64::from(c.up));
+    }
+    o.family(
+        "hb_check_transitions_total",
+        "counter",
+        "Times the health check went down or came back up.",
+    );
+    for c in checks {
+        let l = [("group", c.group.as_str()), ("check", c.check.as_str())];
+        o.sample("hb_check_transitions_total", &l, c.transitions);
+    }
+    o.family(
+        "hb_check_duration_seconds",
+        "histogram",
+        "How long the health check's probes took (process and interface checks, known by event, count 0).",
+    );
+    for c in checks {
+        let h = &c.duration;
+        for (le, n) in h.cumulative() {
+            let le = Value::F(le).to_string();
+            o.sample(
+                "hb_check_duration_seconds_bucket",
+                &[("group", &c.group), ("check", &c.check), ("le", &le)],
+                n,
+            );
+        }
+        let l = [("group", c.group.as_str()), ("check", c.check.as_str())];
+        o.sample("hb_check_duration_seconds_sum", &l, Value::F(h.sum()));
+        o.sample("hb_check_duration_seconds_count", &l, h.count());
+    }
+}
+
 pub fn render(s: &MetricsSnapshot) -> String {
     let mut o = Out::default();
 
@@ -296,6 +352,8 @@ pub fn render(s: &MetricsSnapshot) -> String {
         );
     }
 
+    checks(&mut o, &s.checks);
+
     // Sender.
     o.family(
         "hb_heartbeats_sent_total",
@@ -472,6 +530,7 @@ mod tests {
                     takeover_duration: Histogram::new(&[1.0]),
                 },
             ],
+            checks: Vec::new(),
             sender: SenderMetrics {
                 sent: 1234,
                 send_errors: 2,
@@ -629,6 +688,38 @@ hb_heartbeat_send_lateness_p99_seconds 0.000051
                 );
             }
         }
+    }
+
+    #[test]
+    fn health_checks_render_per_group_and_check() {
+        let mut h = Histogram::new(&[0.001, 0.01]);
+        h.observe(0.0002);
+        h.observe(0.02);
+        let s = MetricsSnapshot {
+            checks: vec![CheckMetrics {
+                group: "web".into(),
+                check: "http:http://127.0.0.1/".into(),
+                up: false,
+                transitions: 3,
+                duration: h,
+            }],
+            ..MetricsSnapshot::default()
+        };
+        let out = render(&s);
+        check_format(&out);
+        let l = "{group=\"web\",check=\"http:http://127.0.0.1/\"}";
+        for want in [
+            format!("hb_check_up{l} 0"),
+            format!("hb_check_transitions_total{l} 3"),
+            format!("hb_check_duration_seconds_count{l} 2"),
+            "hb_check_duration_seconds_bucket{group=\"web\",check=\"http:http://127.0.0.1/\",le=\"0.001\"} 1".to_string(),
+        ] {
+            assert!(out.contains(&want), "{want} in\n{out}");
+        }
+        assert!(
+            !render(&MetricsSnapshot::default()).contains("hb_check_up"),
+            "no checks, no families"
+        );
     }
 
     #[test]

@@ -110,6 +110,14 @@ pub enum Event {
     PingReachable {
         count: u8,
     },
+    /// The group's health checks pass here (`healthy`) or not (hb-core's
+    /// `health`, with rise, fall and hold-down already applied): an
+    /// unhealthy node is not eligible for the group and hands it to a
+    /// healthy candidate (kept here if there is none).
+    Health {
+        group: GroupId,
+        healthy: bool,
+    },
     /// Periodic (e.g. every keepalive): lets time-based rules (initdead, settling, retries,
     /// hold-offs) fire.
     Tick,
@@ -157,6 +165,8 @@ pub enum ReleaseReason {
     Standby,
     /// A candidate reaching more ping targets can take it.
     LostConnectivity,
+    /// Its health checks fail here and a healthy candidate can take it.
+    Unhealthy,
     /// We are not eligible for another reason (hold-off) and someone else can take it.
     NotEligible,
     /// auto_failback: a more preferred candidate is back.
@@ -239,6 +249,11 @@ pub enum Warning {
         peer: NodeId,
         theirs: u8,
     },
+    /// The group's checks fail here, and no other candidate can take it:
+    /// it stays (serving what it can) until one can.
+    NoHealthyCandidate {
+        group: GroupId,
+    },
     /// We should take the group over but do not see enough of its candidates.
     NoQuorum {
         group: GroupId,
@@ -276,6 +291,7 @@ impl Warning {
             Self::PeerStuck { .. } => "warning.peer_stuck",
             Self::SplitBrainResolved { .. } => "warning.split_brain",
             Self::LostConnectivity { .. } => "warning.lost_connectivity",
+            Self::NoHealthyCandidate { .. } => "warning.no_healthy_candidate",
             Self::NoQuorum { .. } => "warning.no_quorum",
             Self::Hang { .. } => "warning.hang",
             Self::UnknownGroup { .. } => "warning.unknown_group",
@@ -370,6 +386,13 @@ impl Warning {
                 write!(
                     f,
                     "lost connectivity: we reach {ours} ping target(s), node {peer} reaches {theirs}; giving up group {group}"
+                )
+            }
+            Self::NoHealthyCandidate { group } => {
+                let group = gf(*group);
+                write!(
+                    f,
+                    "group {group}'s checks fail here and no other candidate can take it: it stays here"
                 )
             }
             Self::NoQuorum {

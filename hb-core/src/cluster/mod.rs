@@ -10,6 +10,7 @@
 //!  kernel ring buffer ── LinkUp/LinkDead/Late ──► Membership ──(node up/dead)──┐
 //!  peer heartbeats ───── PeerAdvert/PeerRestarted ─────────────────────────────┤
 //!  pingd ─────────────── PingReachable ────────────────────────────────────────┤
+//!  health checks ─────── Health ───────────────────────────────────────────────┤
 //!  control socket ────── Admin(Standby|Takeover) ──────────────────────────────┼─► Cluster::handle(ev, now)
 //!  resource runner ───── Acquired/AcquireFailed/Released/ReleaseFailed ────────┤        │
 //!  fencing runner ────── Fenced ───────────────────────────────────────────────┤        │ re-evaluates every group
@@ -43,6 +44,11 @@
 //! * **N+1** (4): groups are independent; one node may hold several.
 //! * **Connectivity** (5): with ping targets, we are ineligible for G while an alive, eligible
 //!   candidate of G reaches strictly more targets than we do. Ties (0 = 0 included) move nothing.
+//! * **Health** (added to the brief): `Health { group, healthy: false }` (the group's checks fail
+//!   here, hb-core's `health` having applied rise, fall and hold-down) makes us ineligible for
+//!   G, and our adverts say so; a holder releases G (`Unhealthy`) only to a candidate that can
+//!   take it now, else keeps it and warns once (`NoHealthyCandidate`). An unhealthy node takes
+//!   nothing, not even from a dead holder (keepalived's FAULT state).
 //! * **Quorum** (6) is counted per group over its candidates (only they can hold it): with three
 //!   or more candidates we need a strict majority of them visible (self included); with 2, when the
 //!   other is dead, we need `ping_targets == 0` or at least one ping target reached (unless

@@ -90,6 +90,10 @@ struct GroupState {
     split_warned: BTreeSet<NodeId>,
     /// Since when we are eligible for it without interruption (flap dampening).
     eligible_since: Option<u64>,
+    /// Its health checks fail here (`Event::Health`).
+    unhealthy: bool,
+    /// Warned that it stays here unhealthy (once per episode).
+    warned_unhealthy: bool,
     /// Candidates that left one after another while we had quorum, each dead for a
     /// [`LAST_MAN_STANDING_DEADTIMES`] window: no longer expected (votequorum's
     /// `last_man_standing`). Back in as soon as they are alive.
@@ -157,6 +161,8 @@ impl Cluster {
                 conn_lost: false,
                 split_warned: BTreeSet::new(),
                 eligible_since: None,
+                unhealthy: false,
+                warned_unhealthy: false,
                 gone: BTreeSet::new(),
             })
             .collect();
@@ -367,6 +373,14 @@ impl Cluster {
                 }
             }
             Event::PingReachable { count } => self.ping = Some(count),
+            Event::Health { group, healthy } => match self.group_index(group) {
+                Some(i) => {
+                    let g = &mut self.groups[i];
+                    g.unhealthy = !healthy;
+                    g.warned_unhealthy &= g.unhealthy;
+                }
+                None => out.push(Action::Warn(Warning::UnknownGroup { group })),
+            },
             Event::Tick => {}
             Event::Admin(cmd) => self.admin(cmd, out),
             Event::Acquired { group } => {
@@ -731,6 +745,7 @@ impl Cluster {
         let g = &self.groups[i];
         !self.shutting_down
             && !g.standby
+            && !g.unhealthy
             && !self.hang_settling()
             && g.failed_until.is_none_or(|t| self.now >= t)
             && g.hold != HoldState::Stuck
@@ -968,10 +983,17 @@ impl Cluster {
                 .iter()
                 .any(|&c| c != local && self.handoff_target(c, g.id));
             if !target {
+                if g.unhealthy && !g.warned_unhealthy {
+                    let group = g.id;
+                    self.groups[i].warned_unhealthy = true;
+                    out.push(Action::Warn(Warning::NoHealthyCandidate { group }));
+                }
                 return None;
             }
             return Some(if g.standby {
                 ReleaseReason::Standby
+            } else if g.unhealthy {
+                ReleaseReason::Unhealthy
             } else if self.conn_lost(i).is_some() {
                 ReleaseReason::LostConnectivity
             } else {

@@ -284,6 +284,8 @@ pub struct Group {
     pub nodes: Vec<String>,
     /// Started left to right, stopped right to left.
     pub resources: Vec<ResourceSpec>,
+    /// Health checks (`[[group.check]]`, or `ha.d/checks.toml`).
+    pub checks: Vec<crate::health::CheckSpec>,
     pub origin: Option<Origin>,
     /// For an IP resource (by index in `resources`) whose line left out the
     /// prefix or the interface (haresources allows both, as Heartbeat's

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+pub mod checks;
 pub mod convert;
 pub mod histogram;
 mod kernel_event;
@@ -65,6 +66,12 @@ pub enum Input {
     Stop,
     /// A reload the loop applied to the kernel (peer timings): take it.
     Reloaded(Box<Config>),
+    /// A health check's result (hb-agent's health/ runner).
+    Check {
+        group: GroupId,
+        check: usize,
+        probe: crate::health::Probe,
+    },
     /// After each loop iteration; `lease_on_hold` with a service lease.
     Settle { lease_on_hold: Option<bool> },
 }
@@ -172,11 +179,23 @@ pub struct AgentCore {
     /// fed after the batch that raised them.
     pending: VecDeque<Event>,
     feeding: bool,
+    /// Every check of this node's groups (`checks.rs`).
+    pub health: crate::health::Health,
+    pub check_counts: checks::CheckCounts,
+    /// Each group's health as last told to the cluster.
+    health_said: BTreeMap<GroupId, bool>,
+    /// Groups whose `when = "held"` checks run (held here).
+    held_checked: BTreeSet<GroupId>,
 }
 
 impl AgentCore {
     pub fn new(cfg: Config, local: Node, cluster: Cluster, now: Now) -> AgentCore {
-        AgentCore {
+        let health = checks::health_of(&cfg, &local.name);
+        let mut core = AgentCore {
+            health,
+            check_counts: checks::CheckCounts::default(),
+            health_said: BTreeMap::new(),
+            held_checked: BTreeSet::new(),
             cfg,
             local,
             cluster,
@@ -191,7 +210,9 @@ impl AgentCore {
             handover: Handover::default(),
             pending: VecDeque::new(),
             feeding: false,
-        }
+        };
+        core.init_health(now);
+        core
     }
 
     /// The one entry point: an input, at `now`; an answer for `Admin`.
@@ -203,7 +224,15 @@ impl AgentCore {
                 info!(reachable = count, "ping targets");
                 self.feed(Event::PingReachable { count }, now, x);
             }
-            Input::Tick => self.feed(Event::Tick, now, x),
+            Input::Tick => {
+                self.health_tick(now, x);
+                self.feed(Event::Tick, now, x);
+            }
+            Input::Check {
+                group,
+                check,
+                probe,
+            } => self.check_result(group, check, probe, now, x),
             Input::Stall { ns } => self.stall(ns, now, x),
             Input::Admin { cmd, group } => return Some(self.admin(cmd, group, now, x)),
             Input::Stop => self.shutdown(now, x),
@@ -281,6 +310,7 @@ impl AgentCore {
                 handed_over,
                 ok,
             } => self.stop_finished(group, handed_over, ok, now, x),
+            Done::Restarted { group, check, ok } => self.restart_done(group, check, ok, now, x),
             Done::QuickPlan { group, plan } => match plan {
                 Some(p) => {
                     self.quick_plans.insert(group, p);
@@ -314,6 +344,14 @@ impl AgentCore {
             // Applying an action raised it: handled after that batch.
             return;
         }
+        self.feed_pending(now, x);
+    }
+
+    /// The queued events, each with its actions.
+    fn feed_pending(&mut self, now: Now, x: &mut impl Executor) {
+        if self.pending.is_empty() {
+            return;
+        }
         self.feeding = true;
         // The batch's starts and stops all queued before any begins, so
         // they run in the written order (lane.rs), not the order emitted.
@@ -344,6 +382,7 @@ impl AgentCore {
             self.apply(a, now, x);
         }
         self.track_owners(now);
+        self.sync_held(now);
     }
 
     /// A release reason with node names instead of ids, for the log.

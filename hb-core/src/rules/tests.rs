@@ -61,6 +61,7 @@ fn config() -> Config {
             })],
             origin: None,
             found: BTreeMap::new(),
+            checks: Vec::new(),
         }],
         ping_nodes: Vec::new(),
         ping_groups: Vec::new(),
@@ -456,4 +457,118 @@ fn lapsed_lease_resumes_only_when_nothing_is_held() {
     assert!(!super::may_resume(true, 1));
     assert!(super::may_resume(true, 0));
     assert!(!super::may_resume(false, 0));
+}
+
+/// Node a with one exec check on `web` (`when`, fall 1, no hold-down).
+fn rig_with_check(when: crate::health::When) -> Rig {
+    use crate::health::{CheckKind, CheckSpec, OnFail};
+    let mut cfg = config();
+    cfg.groups[0].checks = vec![CheckSpec {
+        name: "exec:ok".into(),
+        kind: CheckKind::Exec {
+            command: "ok".into(),
+        },
+        interval: Duration::from_millis(10),
+        timeout: Duration::from_millis(10),
+        rise: 1,
+        fall: 1,
+        hold_down: Duration::ZERO,
+        when,
+        on_fail: OnFail::Failover,
+        origin: None,
+    }];
+    let local = cfg.node("a").unwrap().clone();
+    let (web, b) = (cfg.groups[0].id, cfg.node("b").unwrap().id);
+    let t0 = Instant::now();
+    let now = Now { at: t0, ns: 1 };
+    let cluster = Cluster::new(cluster_spec(&cfg, &local), now.ns);
+    let mut r = Rig {
+        core: AgentCore::new(cfg, local, cluster, now),
+        x: Fake::default(),
+        t0,
+        web,
+        b,
+    };
+    r.core.feed_at_start(Event::Start, now, &mut r.x);
+    r
+}
+
+fn probe(r: &mut Rig, ok: bool, ms: u64) {
+    let at = r.at(ms).ns;
+    let web = r.web;
+    let p = crate::health::Probe {
+        ok,
+        at,
+        latency_ns: 1000,
+        detail: if ok { "exit 0" } else { "exit 1" }.into(),
+    };
+    r.on(
+        Input::Check {
+            group: web,
+            check: 0,
+            probe: p,
+        },
+        ms,
+    );
+}
+
+#[test]
+fn a_group_is_not_taken_before_its_checks_have_passed() {
+    let mut r = rig_with_check(crate::health::When::Always);
+    r.on(Input::Tick, 400);
+    assert!(
+        !r.x.take()
+            .iter()
+            .any(|c| matches!(c, Call::Submit(_, Op::Start))),
+        "initdead over, no check result yet: not taken"
+    );
+    assert!(
+        !r.core.cluster.advert().claims[0].eligible,
+        "and the heartbeats say so"
+    );
+    probe(&mut r, true, 410);
+    assert!(
+        r.x.take().contains(&Call::Submit(r.web, Op::Start)),
+        "taken on the first pass"
+    );
+}
+
+#[test]
+fn a_failing_check_hands_the_group_to_the_peer_at_once() {
+    let mut r = rig_with_check(crate::health::When::Always);
+    probe(&mut r, true, 1);
+    let now = r.at(1);
+    r.core
+        .feed_at_start(Event::AdoptHeld { group: r.web }, now, &mut r.x);
+    r.on(Input::Tick, 400);
+    r.peer_up(400);
+    r.x.take();
+    r.x.hands_over = true;
+    probe(&mut r, false, 410);
+    assert_eq!(
+        r.x.take(),
+        [Call::HandOver(r.web)],
+        "released on the probe's result"
+    );
+    assert!(!r.core.cluster.advert().claims[0].eligible);
+    assert_eq!(r.core.health.groups[&r.web][0].1.transitions, 1);
+}
+
+#[test]
+fn held_checks_start_with_their_group() {
+    let mut r = rig_with_check(crate::health::When::Held);
+    assert!(r.core.held_checked().is_empty());
+    r.on(Input::Tick, 400);
+    assert!(
+        r.x.take().contains(&Call::Submit(r.web, Op::Start)),
+        "an idle held check does not keep the group from starting"
+    );
+    r.on(
+        Input::Worker(Done::Cluster(Event::Acquired { group: r.web })),
+        401,
+    );
+    assert!(
+        r.core.held_checked().contains(&r.web),
+        "running once started"
+    );
 }

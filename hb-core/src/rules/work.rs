@@ -11,6 +11,13 @@ pub enum Op {
     /// Remove what is left of a group already handed over, its addresses
     /// withdrawn by [`GroupWorkers::hand_over`].
     CleanUp,
+    /// Restart in place the group's script resource `resource` (by index),
+    /// which its check `check` monitors (`on_fail = "restart"`): its stop,
+    /// then its start.
+    Restart {
+        check: usize,
+        resource: usize,
+    },
 }
 
 /// What an operation reports to the main loop.
@@ -24,6 +31,12 @@ pub enum Done {
     StopFinished {
         group: GroupId,
         handed_over: bool,
+        ok: bool,
+    },
+    /// A restart in place (`Op::Restart`) is over.
+    Restarted {
+        group: GroupId,
+        check: usize,
         ok: bool,
     },
     /// What the quick takeover step would put up for the group now

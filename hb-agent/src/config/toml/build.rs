@@ -39,6 +39,13 @@ impl Build<'_> {
         self.diags.push(d);
     }
 
+    pub(super) fn origin(&self, span: Range<usize>) -> Origin {
+        Origin {
+            file: self.file.to_path_buf(),
+            line: self.lines.line(span.start),
+        }
+    }
+
     pub(super) fn file_error(&mut self, field: &str, message: impl Into<String>) {
         self.diags
             .push(Diag::error(self.file, message).field(field));
@@ -504,11 +511,22 @@ impl Build<'_> {
                     format!("group `{name}` has no [[group.resource]]"),
                 );
             }
-            let resources = g
+            let resources: Vec<_> = g
                 .resource
                 .iter()
                 .filter_map(|r| self.resource(r.get_ref(), timeout))
                 .collect();
+            for c in &g.check {
+                if let Some(named) = &c.get_ref().group {
+                    self.error(
+                        named,
+                        "group.check.group",
+                        "a [[group.check]] belongs to the group it is in; `group` is for ha.d/checks.toml",
+                    );
+                }
+            }
+            let checks: Vec<_> = g.check.iter().collect();
+            let checks = self.checks(&checks, &name, &resources, "group.check");
             let line = self.lines.line(g.name.span().start);
             spots.push(self.spot(g.name.span()));
             out.push(Group {
@@ -521,6 +539,7 @@ impl Build<'_> {
                     line,
                 }),
                 found: Default::default(),
+                checks,
             });
         }
         (out, spots)

@@ -88,6 +88,60 @@ pub(super) struct GroupT {
     pub(super) nodes: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) resource: Vec<Spanned<ResourceT>>,
+    #[serde(default)]
+    pub(super) check: Vec<Spanned<CheckT>>,
+}
+
+/// `ha.d/checks.toml`: the checks of a Heartbeat directory's groups (ha.cf
+/// and haresources have no words for them), each naming its group.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChecksFileT {
+    #[serde(default)]
+    pub(super) check: Vec<Spanned<CheckT>>,
+}
+
+/// One flat table for every check type, as resources (keys that do not
+/// belong to the `type` are named with their line).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckT {
+    #[serde(rename = "type")]
+    pub(super) kind: Spanned<String>,
+    pub(super) name: Option<Spanned<String>>,
+    /// checks.toml only: the group, by its name in `status`.
+    pub(super) group: Option<Spanned<String>>,
+    pub(super) process: Option<Spanned<String>>,
+    pub(super) pidfile: Option<Spanned<PathBuf>>,
+    pub(super) unit: Option<Spanned<String>>,
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) status: Option<Spanned<u16>>,
+    pub(super) body: Option<Spanned<String>>,
+    pub(super) command: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<PathBuf>>,
+    pub(super) iface: Option<Spanned<String>>,
+    pub(super) resource: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<Dur>>,
+    pub(super) timeout: Option<Spanned<Dur>>,
+    pub(super) rise: Option<Spanned<u32>>,
+    pub(super) fall: Option<Spanned<u32>>,
+    pub(super) hold_down: Option<Spanned<DurOrZero>>,
+    pub(super) when: Option<Spanned<String>>,
+    pub(super) on_fail: Option<Spanned<String>>,
+    pub(super) max_restarts: Option<Spanned<u32>>,
+    pub(super) restart_window: Option<Spanned<Dur>>,
+}
+
+/// A duration where "0s" means none (the hold-down).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DurOrZero(pub(super) Duration);
+
+impl<'de> Deserialize<'de> for DurOrZero {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(DurVisitor { allow_off: true })?;
+        Ok(DurOrZero(v.unwrap_or_default()))
+    }
 }
 
 /// One flat table for every resource type, so each key keeps its own span

@@ -2,6 +2,7 @@
 //! `seed`, `faults`).
 
 mod faults;
+mod health;
 mod seed;
 mod sim;
 mod unit;
