@@ -32,7 +32,7 @@ pub use crate::model::resource as spec;
 pub mod state;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

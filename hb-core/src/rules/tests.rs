@@ -166,7 +166,11 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        let cfg = config();
+        Rig::with(config())
+    }
+
+    /// Node a of `cfg`, started.
+    fn with(cfg: Config) -> Rig {
         let local = cfg.node("a").unwrap().clone();
         let (web, b) = (cfg.groups[0].id, cfg.node("b").unwrap().id);
         let t0 = Instant::now();
@@ -477,20 +481,7 @@ fn rig_with_check(when: crate::health::When) -> Rig {
         on_fail: OnFail::Failover,
         origin: None,
     }];
-    let local = cfg.node("a").unwrap().clone();
-    let (web, b) = (cfg.groups[0].id, cfg.node("b").unwrap().id);
-    let t0 = Instant::now();
-    let now = Now { at: t0, ns: 1 };
-    let cluster = Cluster::new(cluster_spec(&cfg, &local), now.ns);
-    let mut r = Rig {
-        core: AgentCore::new(cfg, local, cluster, now),
-        x: Fake::default(),
-        t0,
-        web,
-        b,
-    };
-    r.core.feed_at_start(Event::Start, now, &mut r.x);
-    r
+    Rig::with(cfg)
 }
 
 fn probe(r: &mut Rig, ok: bool, ms: u64) {

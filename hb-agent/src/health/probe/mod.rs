@@ -75,7 +75,7 @@ pub fn timed_out(timeout: Duration) -> String {
 }
 
 /// Runs async test code on a fresh thread inside `ns`, on its own
-/// current-thread runtime (as the agent's loop), as the resources tests do.
+/// current-thread runtime (as the agent's loop): the resources tests' own.
 #[cfg(test)]
 fn in_netns<F, Fut, R>(ns: &hb_testkit::netns::Netns, f: F) -> R
 where
@@ -83,14 +83,8 @@ where
     Fut: std::future::Future<Output = R>,
     R: Send + 'static,
 {
-    ns.run(false, move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        rt.block_on(f())
-    })
-    .unwrap_or_else(|e| panic!("{e:#}"))
+    use crate::resources::tests::BlockOn as _;
+    ns.block_on(false, f)
 }
 
 #[cfg(test)]
