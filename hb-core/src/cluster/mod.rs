@@ -48,7 +48,10 @@
 //!   here, hb-core's `health` having applied rise, fall and hold-down) makes us ineligible for
 //!   G, and our adverts say so; a holder releases G (`Unhealthy`) only to a candidate that can
 //!   take it now, else keeps it and warns once (`NoHealthyCandidate`). An unhealthy node takes
-//!   nothing, not even from a dead holder (keepalived's FAULT state).
+//!   nothing, not even from a dead holder (keepalived's FAULT state). A node that offered a
+//!   group in a hand-over (released it and advertised itself ineligible) does not take it back
+//!   for two keepalives while a candidate that can take it is alive: that candidate may be
+//!   taking it already, and its `held` advert is on its way.
 //! * **Quorum** (6) is counted per group over its candidates (only they can hold it): with three
 //!   or more candidates we need a strict majority of them visible (self included); with 2, when the
 //!   other is dead, we need `ping_targets == 0` or at least one ping target reached (unless

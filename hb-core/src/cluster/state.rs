@@ -92,6 +92,13 @@ struct GroupState {
     eligible_since: Option<u64>,
     /// Its health checks fail here (`Event::Health`).
     unhealthy: bool,
+    /// Released for a hand-over (standby, unhealthy, failback, ...), and
+    /// when an advert first offered it since (free, and we not eligible):
+    /// a peer may be taking it, so we do not take it back for two
+    /// keepalives (its held advert is on its way) while a candidate that
+    /// can take it is alive.
+    handed_off: bool,
+    offered_at: Option<u64>,
     /// Warned that it stays here unhealthy (once per episode).
     warned_unhealthy: bool,
     /// Candidates that left one after another while we had quorum, each dead for a
@@ -163,6 +170,8 @@ impl Cluster {
                 eligible_since: None,
                 unhealthy: false,
                 warned_unhealthy: false,
+                handed_off: false,
+                offered_at: None,
                 gone: BTreeSet::new(),
             })
             .collect();
@@ -206,6 +215,13 @@ impl Cluster {
         self.evaluate(&mut out);
         self.drive_shutdown(&mut out);
         let advert = self.advert();
+        let now = self.now;
+        for g in &mut self.groups {
+            if g.handed_off && advert.claim(g.id).is_some_and(|c| !c.held && !c.eligible) {
+                g.handed_off = false;
+                g.offered_at = Some(now);
+            }
+        }
         if self.last_advert.as_ref() != Some(&advert) {
             self.last_advert = Some(advert);
             out.insert(0, Action::SendAdvert);
@@ -915,6 +931,19 @@ impl Cluster {
     fn release(&mut self, i: usize, reason: ReleaseReason, out: &mut Vec<Action>) {
         let g = &mut self.groups[i];
         g.hold = HoldState::Releasing;
+        use ReleaseReason as R;
+        if matches!(
+            reason,
+            R::Standby
+                | R::Unhealthy
+                | R::LostConnectivity
+                | R::NotEligible
+                | R::Failback { .. }
+                | R::Requested { .. }
+        ) {
+            g.handed_off = true;
+            g.offered_at = None;
+        }
         out.push(Action::Release {
             group: g.id,
             reason,
@@ -1016,9 +1045,28 @@ impl Cluster {
     }
 
     /// Should we take a group nobody holds?
+    /// We offered the group in a hand-over less than two keepalives ago
+    /// and a candidate that can take it is alive: it is theirs to take. Without this, a
+    /// node that handed a group to a damped candidate and became eligible
+    /// again a moment later took it back before the taker's advert
+    /// arrived, at the same epoch (the lab: unhealthy holder recovering
+    /// just after its hand-over, 1 run in 10).
+    fn handing_off(&self, i: usize) -> bool {
+        let g = &self.groups[i];
+        let Some(t) = g.offered_at else {
+            return false;
+        };
+        let window = self.spec.keepalive_ns.saturating_mul(2);
+        !g.takeover
+            && self.now < t.saturating_add(window)
+            && g.candidates
+                .iter()
+                .any(|&c| c != self.spec.local && self.peer_alive(c) && self.peer_eligible(c, g.id))
+    }
+
     fn try_acquire(&mut self, i: usize, out: &mut Vec<Action>) {
         let local = self.spec.local;
-        if !self.local_eligible(i) || self.ping_pending() || !self.ready(i) {
+        if !self.local_eligible(i) || self.ping_pending() || !self.ready(i) || self.handing_off(i) {
             return;
         }
         let gid = self.groups[i].id;

@@ -88,3 +88,40 @@ fn an_unhealthy_standby_does_not_take_over_from_a_dead_primary() {
         s.holders(VIP1) == [1]
     });
 }
+
+#[test]
+fn a_holder_that_recovers_just_after_handing_over_does_not_take_the_group_back() {
+    // The lab's race (1 run in 10): node0 damped by earlier flaps, node1
+    // holding vip1 unhealthy; node1 hands it to node0, recovers a moment
+    // later and, node0 being damped, took it back at the same epoch as
+    // node0 took it: two holders until the split-brain rule ended it.
+    let mut s = Sim::seed();
+    s.run(2 * DEAD_STEPS);
+    health(&mut s, 0, false);
+    s.run_until(4, "node1 took vip1", |s| s.holders(VIP1) == [1]);
+    for _ in 0..3 {
+        health(&mut s, 0, true);
+        s.run(1);
+        health(&mut s, 0, false);
+        s.run(1);
+    }
+    health(&mut s, 0, true);
+    s.run(2 * DEAD_STEPS);
+    assert_eq!(s.holders(VIP1), [1], "node0 damped: no failback yet");
+    assert!(s.agent(0).advert().damped, "node0 says it is damped");
+    let m = s.mark();
+    health(&mut s, 1, false);
+    health(&mut s, 1, true);
+    s.run(4 * DEAD_STEPS);
+    let dual = s
+        .acquires_since(m)
+        .iter()
+        .filter(|(_, g, _)| *g == VIP1)
+        .count();
+    assert_eq!(s.holders(VIP1).len(), 1);
+    assert!(
+        dual <= 1,
+        "vip1 taken {dual} times: {:?}",
+        s.acquires_since(m)
+    );
+}
