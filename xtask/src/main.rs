@@ -50,7 +50,7 @@ enum Cmd {
         /// control, cluster.
         target: Option<String>,
     },
-    /// Benchmarks that print tables: `datapath`, `failover`, `flood`.
+    /// Benchmarks that print tables: `datapath`, `failover`, `flood`, `health`.
     Bench {
         what: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -127,14 +127,18 @@ fn main() -> Result<()> {
             require_root("the benchmarks")?;
             // The failover benchmark starts the agent binary itself.
             build()?;
+            build_service()?;
             let bin = match what.as_str() {
                 "datapath" => "bench-datapath",
                 "flood" => "bench-flood",
+                "health" => "bench-health",
                 "failover" => {
                     setup::bench_failover()?;
                     "bench-failover"
                 }
-                other => bail!("unknown benchmark {other:?}: expected datapath, failover or flood"),
+                other => bail!(
+                    "unknown benchmark {other:?}: expected datapath, failover, flood or health"
+                ),
             };
             run_tests_bin(bin, &args)
         }
@@ -148,6 +152,7 @@ fn main() -> Result<()> {
             require_root("the lab")?;
             // The lab starts the agent binary itself.
             build()?;
+            build_service()?;
             run_tests_bin("hb-lab", &args)
         }
         Cmd::Chaos { args } => {
@@ -179,6 +184,19 @@ fn run_tests_bin(bin: &str, args: &[String]) -> Result<()> {
 
 fn build() -> Result<()> {
     exec(Command::new("cargo").args(["build", "--release", "-p", "hb-agent"]))
+}
+
+/// The lab's service (`hb-service`), which the lab and the benchmarks
+/// start on the nodes for health checks to watch.
+fn build_service() -> Result<()> {
+    exec(Command::new("cargo").args([
+        "build",
+        "--release",
+        "-p",
+        "hb-tests",
+        "--bin",
+        "hb-service",
+    ]))
 }
 
 fn exec(cmd: &mut Command) -> Result<()> {

@@ -108,7 +108,28 @@ fn mac_resource(g: usize) -> String {
 /// eth0`: cutting one network alone must not split the cluster), and the
 /// native MAC takeover in macvlan mode so the standby can hold both groups.
 pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings, layout: Layout) -> Result<()> {
+    write_ha_dir_with_checks(dir, i, t, layout, &[])
+}
+
+/// `write_ha_dir`, with `checks` (each a check table's keys) on vip1's
+/// group in `checks.toml` (none: no such file).
+pub fn write_ha_dir_with_checks(
+    dir: &Path,
+    i: usize,
+    t: &Timings,
+    layout: Layout,
+    checks: &[String],
+) -> Result<()> {
     fs::create_dir_all(dir.join("resource.d"))?;
+    let file = dir.join("checks.toml");
+    let _ = fs::remove_file(&file);
+    if !checks.is_empty() && layout.groups_of(i).contains(&0) {
+        let mut s = String::from("# hb lab: health checks of vip1's group\n");
+        for c in checks {
+            s.push_str(&format!("[[check]]\ngroup = \"{}\"\n{c}", mac_resource(0)));
+        }
+        fs::write(&file, s)?;
+    }
     let mut cf = format!(
         "# hb lab: node{i}'s ha.cf from the tutorial, with lab timings\n\
          logfacility     local0\n\
@@ -147,6 +168,18 @@ pub fn write_ha_dir(dir: &Path, i: usize, t: &Timings, layout: Layout) -> Result
 
 /// The same cluster in native TOML for node `i`.
 pub fn write_toml(path: &Path, i: usize, t: &Timings, layout: Layout) -> Result<()> {
+    write_toml_with_checks(path, i, t, layout, &[])
+}
+
+/// `write_toml`, with `checks` (each a check table's keys) as vip1's
+/// `[[group.check]]` tables.
+pub fn write_toml_with_checks(
+    path: &Path,
+    i: usize,
+    t: &Timings,
+    layout: Layout,
+    checks: &[String],
+) -> Result<()> {
     let mut s = format!(
         "cluster = \"heartbeat\"\nauto_failback = true\nping_nodes = [\"{GATEWAY}\"]\n\
          [timing]\nkeepalive = \"{}ms\"\ndeadtime = \"{}ms\"\nwarntime = \"{}ms\"\ninitdead = \"{}ms\"\ndeadping = \"60s\"\n\
@@ -177,6 +210,11 @@ pub fn write_toml(path: &Path, i: usize, t: &Timings, layout: Layout) -> Result<
             VIPS[*g],
             VHOSTS[*g]
         ));
+        if *g == 0 {
+            for c in checks {
+                s.push_str(&format!("[[group.check]]\n{c}"));
+            }
+        }
     }
     fs::write(path, s)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;

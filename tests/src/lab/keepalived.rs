@@ -69,6 +69,77 @@ pub fn config(i: usize, v: Variant) -> String {
     )
 }
 
+/// A `vrrp_script` the instance tracks (the health-check benchmark): run
+/// every `interval` s (keepalived 2.2.7 takes whole seconds, at least 1),
+/// `fall` failures take it down, `rise` passes up; `weight` 0 puts the
+/// instance in FAULT while it fails, another weight moves its priority.
+#[derive(Clone, Debug)]
+pub struct Script {
+    pub command: String,
+    pub interval: u32,
+    pub timeout: u32,
+    pub fall: u32,
+    pub rise: u32,
+    pub weight: i32,
+}
+
+/// How keepalived watches node `i`'s service (the health-check benchmark).
+#[derive(Clone, Debug)]
+pub enum Track {
+    Script(Script),
+    /// `vrrp_track_process`: a process by name (needs a keepalived built
+    /// with --enable-track-process), `weight` as a script's.
+    Process {
+        name: String,
+        weight: i32,
+    },
+}
+
+/// `config(i, v)` with the instance tracking node `i`'s service by `t`.
+pub fn config_tracked(i: usize, v: Variant, t: &Track) -> String {
+    let (block, track) = match t {
+        Track::Script(s) => (
+            format!(
+                "vrrp_script chk_service {{\n  script \"{}\"\n  interval {}\n  timeout {}\n  fall {}\n  rise {}\n  weight {}\n}}\n",
+                s.command, s.interval, s.timeout, s.fall, s.rise, s.weight
+            ),
+            "  track_script {\n    chk_service\n  }\n",
+        ),
+        Track::Process { name, weight } => (
+            format!(
+                "vrrp_track_process service {{\n  process {name}\n  weight {weight}\n  quorum 1\n}}\n"
+            ),
+            "  track_process {\n    service\n  }\n",
+        ),
+    };
+    // A master's gratuitous ARP every second, as its users set it: the
+    // old master's last answers, sent from the virtual MAC after the new
+    // master's first announcements, otherwise leave the switch sending
+    // vip1's traffic to the old master until its entry ages out (5 min;
+    // seen in this benchmark: vmac_xmit_base sends adverts from eth0's
+    // MAC, so nothing else corrects it).
+    let base = config(i, v).replacen(
+        "  script_user root\n",
+        "  script_user root\n  vrrp_garp_master_refresh 1\n",
+        1,
+    );
+    let at = base.find("vrrp_instance").expect("an instance");
+    let (head, inst) = base.split_at(at);
+    let inst = inst.replacen(
+        "  virtual_ipaddress",
+        &format!("{track}  virtual_ipaddress"),
+        1,
+    );
+    format!("{head}{block}{inst}")
+}
+
+/// What keepalived logs when it cannot listen for process events: its
+/// `vrrp_track_process` learns of deaths from the kernel's process-events
+/// connector (NETLINK_CONNECTOR), which exists only in the initial network
+/// namespace, so inside one (the lab's nodes) the request is refused
+/// (errno 111) and every tracked process stays "not found".
+pub const NO_PROCESS_EVENTS: &str = "Failed to set/clear process event listen";
+
 pub struct Keepalived {
     pub child: Child,
     vrrp_pid: PathBuf,
@@ -76,8 +147,13 @@ pub struct Keepalived {
 
 impl Keepalived {
     pub fn start(netns: &str, i: usize, v: Variant, dir: &Path) -> Result<Keepalived> {
+        Keepalived::start_with_config(netns, i, &config(i, v), dir)
+    }
+
+    /// keepalived on node `i` with the configuration `text`.
+    pub fn start_with_config(netns: &str, i: usize, text: &str, dir: &Path) -> Result<Keepalived> {
         let conf = dir.join(format!("keepalived-node{i}.conf"));
-        std::fs::write(&conf, config(i, v))?;
+        std::fs::write(&conf, text)?;
         let pid = dir.join(format!("keepalived-node{i}.pid"));
         let vrrp_pid = dir.join(format!("keepalived-node{i}-vrrp.pid"));
         let _ = std::fs::remove_file(&vrrp_pid);

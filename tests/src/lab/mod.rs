@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod chaos;
 pub mod cli;
+pub mod health;
 pub mod heartbeat;
 pub mod http;
 pub mod keepalived;
@@ -12,6 +13,7 @@ pub mod node;
 pub mod observe;
 pub mod report;
 pub mod scenarios;
+pub mod service;
 pub mod timeline;
 pub mod topology;
 
@@ -71,6 +73,8 @@ pub struct Lab {
     pub flood: Option<(crate::flood::Flood, Vec<crate::flood::Attacker>)>,
     /// The HTTP servers and their client, once `start_http` ran.
     pub http: Option<(http::Client, http::Servers)>,
+    /// `hb-service` on the nodes and its client, once started (`service.rs`).
+    pub services: Option<service::Services>,
     pub prober: Prober,
     pub watcher: Watcher,
     pub agents: [Option<AgentProc>; 3],
@@ -81,6 +85,9 @@ pub struct Lab {
     pub topo: Topology,
     pub opts: LabOptions,
     confs: Vec<PathBuf>,
+    /// Per node, the health checks on vip1's group (each a check table's
+    /// keys) its configuration gets (`write_config`; `health.rs`).
+    pub vip1_checks: [Vec<String>; 3],
     /// The hostname each killed agent left, until its next start.
     kept_hostname: [Option<String>; 3],
     _dir: DirGuard,
@@ -119,6 +126,15 @@ pub fn default_agent_bin() -> Result<PathBuf> {
 
 impl Lab {
     pub fn start(opts: LabOptions) -> Result<Lab> {
+        Lab::start_with(opts, |_| Ok(()))
+    }
+
+    /// `start`, with `before_agents` run on the lab once its network is up
+    /// and before any agent starts (services to check, `vip1_checks`).
+    pub fn start_with(
+        opts: LabOptions,
+        before_agents: impl FnOnce(&mut Lab) -> Result<()>,
+    ) -> Result<Lab> {
         hb_testkit::require_root("the lab");
         let dir = opts.workdir.clone();
         std::fs::create_dir_all(&dir)?;
@@ -138,6 +154,7 @@ impl Lab {
         let mut lab = Lab {
             flood: None,
             http: None,
+            services: None,
             prober,
             watcher,
             agents: [None, None, None],
@@ -146,9 +163,11 @@ impl Lab {
             topo,
             opts,
             confs,
+            vip1_checks: Default::default(),
             kept_hostname: [None, None, None],
             _dir: guard,
         };
+        before_agents(&mut lab)?;
         for i in 0..3 {
             lab.write_config(i, Layout::Seed)?;
             lab.start_agent(i)?;
@@ -199,10 +218,10 @@ impl Lab {
 
     /// Writes node `i`'s configuration for `layout` (read at its next start).
     pub fn write_config(&self, i: usize, layout: Layout) -> Result<()> {
-        let (c, t) = (&self.confs[i], &self.opts.timings);
+        let (c, t, k) = (&self.confs[i], &self.opts.timings, &self.vip1_checks[i]);
         match self.opts.toml {
-            true => agents::write_toml(c, i, t, layout),
-            false => agents::write_ha_dir(c, i, t, layout),
+            true => agents::write_toml_with_checks(c, i, t, layout, k),
+            false => agents::write_ha_dir_with_checks(c, i, t, layout, k),
         }
     }
 

@@ -30,6 +30,9 @@ impl Lab {
     /// After a failed scenario: every cable in, every agent running (a
     /// frozen one resumed), the initial owners back.
     pub fn restore(&mut self) -> Result<()> {
+        if self.services.is_some() {
+            super::health::start_services(self)?;
+        }
         for i in 0..3 {
             self.topo.cable(i, true, true)?;
             self.topo.cable(i, false, true)?;

@@ -80,6 +80,20 @@ pub fn all() -> Vec<(&'static str, ScenarioFn)> {
             "vip1 on three candidates: node0, then node2 power off",
             last_man_standing,
         ),
+        // Health checks (health.rs): they leave vip1's checks and the
+        // services in place, so they come last.
+        (
+            "vip1's service on node0 killed (SIGKILL) + restarted",
+            super::health::service_killed,
+        ),
+        (
+            "vip1's service failing on node0 and node1",
+            super::health::service_fails_everywhere,
+        ),
+        (
+            "vip1's HTTP check on node0 times out (slow service) + recovers",
+            super::health::http_check_times_out,
+        ),
     ]
 }
 
