@@ -7,12 +7,12 @@
 //! (read-only) at scripts and interfaces.
 mod authkeys;
 mod check;
+mod check_probes;
 pub mod duration;
 mod file;
 mod hacf;
 mod hadir;
 mod haresources;
-mod check_probes;
 pub mod host;
 mod text;
 mod toml;
@@ -20,9 +20,9 @@ mod validate;
 mod values;
 
 #[cfg(test)]
-pub(crate) mod tests;
-#[cfg(test)]
 mod check_tests;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
