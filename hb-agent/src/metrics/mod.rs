@@ -9,7 +9,7 @@ pub mod render;
 pub mod server;
 
 pub use render::{
-    CheckMetrics, GroupMetrics, Histogram, LinkMetrics, MetricsSnapshot, PeerMetrics, SenderMetrics,
-    TAKEOVER_BUCKETS, render,
+    CheckMetrics, GroupMetrics, Histogram, LinkMetrics, MetricsSnapshot, PeerMetrics,
+    SenderMetrics, TAKEOVER_BUCKETS, render,
 };
 pub use server::{CONTENT_TYPE, MetricsServer, ScrapeReply, ScrapeRequests};

@@ -86,7 +86,10 @@ fn after_a_fall_it_comes_up_only_after_rise_passes_and_the_hold_down() {
         h.record(7, 0, probe(true, 30)).is_none(),
         "risen, but held down"
     );
-    assert!(h.tick(119 * MS).is_empty(), "passing since 20 ms: held down until 120");
+    assert!(
+        h.tick(119 * MS).is_empty(),
+        "passing since 20 ms: held down until 120"
+    );
     let t = h.tick(120 * MS);
     assert_eq!(t.len(), 1, "the hold-down ran out: {t:?}");
     assert_eq!(t[0].state, CheckState::Up);
@@ -117,7 +120,10 @@ fn a_flapping_check_stays_down_while_it_flaps() {
     // It stops flapping: up once it has passed for a hold-down.
     let last = 10 + 39 * 50;
     assert!(h.record(7, 0, probe(true, last + 100)).is_none());
-    assert_eq!(h.record(7, 0, probe(true, last + 101)).unwrap().state, CheckState::Up);
+    assert_eq!(
+        h.record(7, 0, probe(true, last + 101)).unwrap().state,
+        CheckState::Up
+    );
     assert!(h.healthy(7, (last + 101) * MS, false));
 }
 
@@ -217,7 +223,10 @@ fn the_hold_down_counts_from_the_first_pass_not_from_the_fall() {
     let mut h = book(spec(1, 1, 1000, When::Always, OnFail::Failover));
     h.record(7, 0, probe(true, 0));
     h.record(7, 0, probe(false, 10));
-    assert!(h.record(7, 0, probe(true, 5000)).is_none(), "back after 5 s: held down");
+    assert!(
+        h.record(7, 0, probe(true, 5000)).is_none(),
+        "back after 5 s: held down"
+    );
     assert!(h.tick(5999 * MS).is_empty());
     assert_eq!(h.tick(6000 * MS)[0].state, CheckState::Up);
 }
