@@ -18,7 +18,18 @@ use hb_tests::lab::{
 
 const DEADTIME_MS: f64 = 150.0;
 
-fn lab(toml: bool, kind: Checks) -> Lab {
+/// One lab at a time: every lab's nodes share the test's PID namespace,
+/// and node0's service in one lab has the same name as in another, so a
+/// process check in one would see the other's service (CI: a kill went
+/// unnoticed while the parallel test's node0 service ran).
+static ONE_LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lab(toml: bool, kind: Checks) -> (std::sync::MutexGuard<'static, ()>, Lab) {
+    let guard = ONE_LAB.lock().unwrap_or_else(|e| e.into_inner());
+    (guard, start(toml, kind))
+}
+
+fn start(toml: bool, kind: Checks) -> Lab {
     let timings = Timings {
         keepalive_ms: 20.0,
         deadtime_ms: DEADTIME_MS,
@@ -84,7 +95,7 @@ fn failover_ms(r: &ScenarioResult) -> f64 {
 /// the checks in `ha.d/checks.toml`.
 #[test]
 fn killed_service_fails_over_and_back_after_hold_down() {
-    let mut l = lab(false, Checks::Process);
+    let (_one, mut l) = lab(false, Checks::Process);
     let r = run(
         &mut l,
         "vip1's service on node0 killed (SIGKILL) + restarted",
@@ -96,7 +107,7 @@ fn killed_service_fails_over_and_back_after_hold_down() {
 /// The same in native TOML (`[[group.check]]`).
 #[test]
 fn killed_service_fails_over_native_toml() {
-    let mut l = lab(true, Checks::Process);
+    let (_one, mut l) = lab(true, Checks::Process);
     let r = run(
         &mut l,
         "vip1's service on node0 killed (SIGKILL) + restarted",
@@ -110,7 +121,7 @@ fn killed_service_fails_over_native_toml() {
 /// UNHEALTHY on both, a warning; no ping-pong after a real failover.
 #[test]
 fn service_failing_everywhere_moves_nothing() {
-    let mut l = lab(true, Checks::Process);
+    let (_one, mut l) = lab(true, Checks::Process);
     let r = run(&mut l, "vip1's service failing on node0 and node1");
     failover_ms(&r);
 }
@@ -120,7 +131,7 @@ fn service_failing_everywhere_moves_nothing() {
 /// comes back after hold_down.
 #[test]
 fn http_check_timing_out_moves_the_vip() {
-    let mut l = lab(true, Checks::Http);
+    let (_one, mut l) = lab(true, Checks::Http);
     let r = run(
         &mut l,
         "vip1's HTTP check on node0 times out (slow service) + recovers",
