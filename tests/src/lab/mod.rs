@@ -172,8 +172,16 @@ impl Lab {
             lab.write_config(i, Layout::Seed)?;
             lab.start_agent(i)?;
         }
-        lab.wait_owners([Some(0), Some(2)], lab.settle_timeout())
-            .context("initial state: node0 should hold vip1 and node2 vip2")?;
+        if let Err(e) = lab.wait_owners([Some(0), Some(2)], lab.settle_timeout()) {
+            // The agents' own account, before the lab (and its logs) go.
+            let logs: Vec<String> = (0..3)
+                .map(|i| format!("--- node{i}'s log, last lines:\n{}", lab.log_tail(i, 30)))
+                .collect();
+            return Err(e.context(format!(
+                "initial state: node0 should hold vip1 and node2 vip2\n{}",
+                logs.join("\n")
+            )));
+        }
         lab.timeline
             .note("cluster up: node0 holds vip1, node2 holds vip2");
         Ok(lab)
