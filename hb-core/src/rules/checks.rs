@@ -94,22 +94,27 @@ impl AgentCore {
     }
 
     /// After the cluster acted: a group started or stopped here starts or
-    /// stops its `when = "held"` checks.
+    /// stops its `when = "held"` checks; and a group that became held or
+    /// unheld here is judged again (no result yet keeps a held group: an
+    /// agent restarted on a node serving it adopts it, and must not hand
+    /// it away before its checks have reported).
     pub(super) fn sync_held(&mut self, now: Now) {
-        let held = self.checks_held();
-        if held == self.held_checked {
+        if self.health.groups.is_empty() {
             return;
         }
-        let groups: Vec<GroupId> = self.health.groups.keys().copied().collect();
-        for g in groups {
-            let (was, is) = (self.held_checked.contains(&g), held.contains(&g));
-            if was != is {
-                for t in self.health.set_held(g, is, now.ns) {
-                    self.log_transition(&t);
+        let held = self.checks_held();
+        if held != self.held_checked {
+            let groups: Vec<GroupId> = self.health.groups.keys().copied().collect();
+            for g in groups {
+                let (was, is) = (self.held_checked.contains(&g), held.contains(&g));
+                if was != is {
+                    for t in self.health.set_held(g, is, now.ns) {
+                        self.log_transition(&t);
+                    }
                 }
             }
+            self.held_checked = held;
         }
-        self.held_checked = held;
         // Whatever changed is told to the cluster after this batch.
         self.queue_health_events(now);
     }

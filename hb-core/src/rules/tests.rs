@@ -563,3 +563,25 @@ fn held_checks_start_with_their_group() {
         "running once started"
     );
 }
+
+#[test]
+fn an_adopted_group_is_kept_until_its_checks_report() {
+    // An agent restarted on a node serving the group (kill -9, systemd
+    // restarts it): no result yet is no reason to hand the group away.
+    let mut r = rig_with_check(crate::health::When::Always);
+    let now = r.at(0);
+    r.core
+        .feed_at_start(Event::AdoptHeld { group: r.web }, now, &mut r.x);
+    r.peer_up(10);
+    r.on(Input::Tick, 400);
+    let calls = r.x.take();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::HandOver(_) | Call::Submit(_, Op::Stop))),
+        "released before the first result: {calls:?}"
+    );
+    r.x.hands_over = true;
+    probe(&mut r, false, 410);
+    assert_eq!(r.x.take(), [Call::HandOver(r.web)], "a failure moves it");
+}
