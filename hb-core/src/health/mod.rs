@@ -116,16 +116,7 @@ impl Health {
     pub fn tick(&mut self, now: u64) -> Vec<Transition> {
         let mut out = Vec::new();
         for (&group, cs) in &mut self.groups {
-            for (check, (_, t)) in cs.iter_mut().enumerate() {
-                if let Some(state) = t.tick(now) {
-                    out.push(Transition {
-                        group,
-                        check,
-                        state,
-                        restart: false,
-                    });
-                }
-            }
+            each_change(group, cs, &mut out, |t| t.tick(now));
         }
         out
     }
@@ -135,16 +126,7 @@ impl Health {
     pub fn set_held(&mut self, group: GroupId, held: bool, now: u64) -> Vec<Transition> {
         let mut out = Vec::new();
         if let Some(cs) = self.groups.get_mut(&group) {
-            for (check, (_, t)) in cs.iter_mut().enumerate() {
-                if let Some(state) = t.set_held(held, now) {
-                    out.push(Transition {
-                        group,
-                        check,
-                        state,
-                        restart: false,
-                    });
-                }
-            }
+            each_change(group, cs, &mut out, |t| t.set_held(held, now));
         }
         out
     }
@@ -176,5 +158,24 @@ impl Health {
             }
         }
         new
+    }
+}
+
+/// `f` on every check of `group`; each state it changed, as a transition.
+fn each_change(
+    group: GroupId,
+    cs: &mut [(String, Tracker)],
+    out: &mut Vec<Transition>,
+    mut f: impl FnMut(&mut Tracker) -> Option<CheckState>,
+) {
+    for (check, (_, t)) in cs.iter_mut().enumerate() {
+        if let Some(state) = f(t) {
+            out.push(Transition {
+                group,
+                check,
+                state,
+                restart: false,
+            });
+        }
     }
 }
