@@ -12,7 +12,7 @@
 //! three-node cluster, never make the state machine act for a group it is
 //! not configured for or break its per-node rules (see `sim::Checker`).
 use hb_common::events::{self as ev, EVENT_LEN};
-use hb_common::wire::{Claim, ClusterState, MAX_CLAIMS};
+use hb_common::wire::{ACK_DECLARED_DEAD, ACK_VALID, Ack, Claim, ClusterState, MAX_ACKS, MAX_CLAIMS};
 use hb_core::cluster::Cluster;
 use hb_core::rules::convert::{advert_to_wire, kernel_to_cluster, wire_to_advert};
 use hb_core::rules::{KernelEvent, KernelEventKind};
@@ -39,12 +39,23 @@ fn state_at(b: &[u8], o: usize) -> ClusterState {
         takeover: b[o + 6],
         serving: b[o + 7],
         claims: [Claim::default(); MAX_CLAIMS],
+        round: rd32(b, o + 72),
+        reserved: rd32(b, o + 76),
+        acks: [Ack::default(); MAX_ACKS],
     };
     for (i, c) in s.claims.iter_mut().enumerate() {
         let at = o + 8 + i * 8;
         *c = Claim {
             group: rd32(b, at),
             epoch: rd32(b, at + 4),
+        };
+    }
+    for (i, a) in s.acks.iter_mut().enumerate() {
+        let at = o + 80 + i * 8;
+        *a = Ack {
+            node: rd32(b, at),
+            round: u16::from_le_bytes([b[at + 4], b[at + 5]]),
+            flags: u16::from_le_bytes([b[at + 6], b[at + 7]]),
         };
     }
     s
@@ -70,6 +81,21 @@ fn meaningful(s: &ClusterState) -> ClusterState {
     for c in &mut m.claims[n..] {
         *c = Claim::default();
     }
+    // The round as the advert keeps it (16 bits), the acks that hold an
+    // answer, in order, with the flags the advert knows.
+    m.round &= 0xffff;
+    m.reserved = 0;
+    let valid: Vec<Ack> = s
+        .acks
+        .iter()
+        .filter(|a| a.flags & ACK_VALID != 0)
+        .map(|a| Ack {
+            flags: a.flags & (ACK_VALID | ACK_DECLARED_DEAD),
+            ..*a
+        })
+        .collect();
+    m.acks = [Ack::default(); MAX_ACKS];
+    m.acks[..valid.len()].copy_from_slice(&valid);
     m
 }
 

@@ -54,6 +54,8 @@ pub fn spec_for(local: NodeId, groups: &[(GroupId, Vec<NodeId>)], flags: u8) -> 
         ping_targets: usize::from(flags & 2 != 0),
         ping_tie_break: flags & 4 == 0,
         fencing: flags & 8 != 0,
+        // The lease is not modelled here (hb-core's simulator does: cluster/tests/stall.rs).
+        leased: false,
     }
 }
 
@@ -206,7 +208,7 @@ impl Checker {
                     assert_eq!(i, n - 1, "Exit not last: {}", ctx());
                     self.exited = true;
                 }
-                Action::Warn(_) => {}
+                Action::Warn(_) | Action::ResumeLease => {}
                 Action::Fence { node, group } => {
                     assert!(
                         self.configured(*group),
@@ -773,7 +775,7 @@ impl Sim {
                 let ok = self.fence_ok;
                 self.schedule(n, Event::Fenced { node, ok });
             }
-            Action::Warn(_) => {}
+            Action::Warn(_) | Action::ResumeLease => {}
             Action::Exit => self.nodes[n as usize].agent = None,
         }
     }

@@ -29,5 +29,5 @@ pub struct Event {
     pub aux: u64,
     pub state: ClusterState,
 }
-pub const EVENT_LEN: usize = 56 + 72;
+pub const EVENT_LEN: usize = 56 + crate::wire::STATE_LEN;
 const _: () = assert!(core::mem::size_of::<Event>() == EVENT_LEN);

@@ -186,5 +186,5 @@ mod pod {
 const _: () = assert!(core::mem::size_of::<KernelConfig>() == 24);
 const _: () =
     assert!(core::mem::size_of::<GuardConfig>() == 8 + 4 * MAX_GUARD_V4 + 16 * MAX_GUARD_V6);
-const _: () = assert!(core::mem::size_of::<PeerStats>() == 13 * 8 + 16 + 72);
+const _: () = assert!(core::mem::size_of::<PeerStats>() == 13 * 8 + 16 + crate::wire::STATE_LEN);
 const _: () = assert!(core::mem::size_of::<PeerEntry>() == 16 + core::mem::size_of::<PeerStats>());

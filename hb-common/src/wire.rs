@@ -1,10 +1,10 @@
-//! The heartbeat packet: a fixed 128-byte layout carried as the UDP payload
+//! The heartbeat packet: a fixed 152-byte layout carried as the UDP payload
 //! (default port 694, as Heartbeat's).
 //!
 //! ```text
 //! off size field
 //!   0    4 magic          "HBT1" (0x31544248 little-endian)
-//!   4    1 version        2
+//!   4    1 version        3
 //!   5    1 flags          reserved, 0
 //!   6    2 reserved       0
 //!   8    4 cluster_id     which cluster this node belongs to
@@ -12,29 +12,33 @@
 //!  16    8 incarnation    changes (grows) on every agent start
 //!  24    4 keepalive_us   sender's keepalive
 //!  28    4 deadtime_us    sender's deadtime
-//!  32   72 state          count, held, eligible, ping_reachable, flags,
-//!                         stuck, takeover, serving, then 8 x (group u32, epoch u32)
-//! 104    8 seq            grows by one per heartbeat within an incarnation
-//! 112    8 send_ts_ns     sender's CLOCK_MONOTONIC at send (informational)
-//! 120    8 tag            SipHash-2-4 over bytes 0..120
+//!  32   96 state          count, held, eligible, ping_reachable, flags,
+//!                         stuck, takeover, serving, then 8 x (group u32, epoch u32),
+//!                         then round u32, reserved u32,
+//!                         then 2 x ack (node u32, round u16, flags u16)
+//! 128    8 seq            grows by one per heartbeat within an incarnation
+//! 136    8 send_ts_ns     sender's CLOCK_MONOTONIC at send (informational)
+//! 144    8 tag            SipHash-2-4 over bytes 0..144
 //! ```
 //! All integers are little-endian. The tag is a keyed MAC: the XDP program
 //! verifies it with the same [`tag`] function the agent signs with.
 //!
 //! Version 2 puts what changes with every heartbeat (seq, send time) last:
-//! the first 104 bytes stay the same from one heartbeat of a peer to the
+//! the first 128 bytes stay the same from one heartbeat of a peer to the
 //! next until its state changes, so the receiver keeps the SipHash state
 //! after them and hashes 16 bytes (plus finalization) per heartbeat instead
-//! of 120. Version 1 had seq and send time at 24..40.
+//! of 144. Version 1 had seq and send time at 24..40. Version 3 added the
+//! stall round and its acknowledgements to the state (hb-core's
+//! cluster/resume.rs): 128 bytes became 152.
 
 use crate::siphash::{siphash24, siphash24_words};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"HBT1");
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 pub const DEFAULT_PORT: u16 = 694;
-pub const PACKET_LEN: usize = 128;
+pub const PACKET_LEN: usize = 152;
 /// Bytes covered by the tag.
-pub const SIGNED_LEN: usize = 120;
+pub const SIGNED_LEN: usize = 144;
 /// The same, in 8-byte words.
 pub const SIGNED_WORDS: usize = SIGNED_LEN / 8;
 const _: () = assert!(SIGNED_LEN.is_multiple_of(8));
@@ -48,8 +52,8 @@ pub const OFF_INCARNATION: usize = 16;
 pub const OFF_KEEPALIVE: usize = 24;
 pub const OFF_DEADTIME: usize = 28;
 pub const OFF_STATE: usize = 32;
-pub const OFF_SEQ: usize = 104;
-pub const OFF_SEND_TS: usize = 112;
+pub const OFF_SEQ: usize = 128;
+pub const OFF_SEND_TS: usize = 136;
 pub const OFF_TAG: usize = SIGNED_LEN;
 /// Bytes before the first field that changes with every heartbeat: what
 /// a receiver can keep the tag's SipHash state after.
@@ -70,11 +74,30 @@ pub const STATE_SETTLING: u8 = 2;
 /// own flaps; peers go by this). Older senders never set it.
 pub const STATE_DAMPED: u8 = 4;
 
+/// How many peers' stall rounds one heartbeat acknowledges at once.
+pub const MAX_ACKS: usize = 2;
+
+/// An answer to a peer that resumed from a stall (its `round`): that we
+/// heard it, and whether we had declared it dead since our previous answer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ack {
+    pub node: u32,
+    pub round: u16,
+    pub flags: u16,
+}
+
+/// The slot holds an answer.
+pub const ACK_VALID: u16 = 1;
+/// We declared the peer dead since our previous answer to it.
+pub const ACK_DECLARED_DEAD: u16 = 2;
+
 /// The sender's view for the cluster logic: the groups it is configured
 /// for (`claims[..count]`), which of them it holds, would accept, failed to
 /// stop, asks to take over, or serves with every resource started (bit i of
 /// `held`/`eligible`/`stuck`/`takeover`/`serving` is `claims[i]`), and how
-/// many ping targets it reaches.
+/// many ping targets it reaches; its stall round (non-zero while it waits
+/// for its peers' word after a stall) and its answers to peers' rounds.
 /// 8-aligned so that the XDP program can compare and copy it in words.
 #[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,8 +112,11 @@ pub struct ClusterState {
     /// Bit i: claim i's resources are all started (not starting or stopping).
     pub serving: u8,
     pub claims: [Claim; MAX_CLAIMS],
+    pub round: u32,
+    pub reserved: u32,
+    pub acks: [Ack; MAX_ACKS],
 }
-pub const STATE_LEN: usize = 72;
+pub const STATE_LEN: usize = 96;
 const _: () = assert!(core::mem::size_of::<ClusterState>() == STATE_LEN);
 const _: () = assert!(core::mem::align_of::<ClusterState>() == 8);
 const _: () = assert!(OFF_STATE.is_multiple_of(8) && STATE_LEN.is_multiple_of(8));
@@ -117,6 +143,11 @@ pub enum DecodeError {
     BadTag,
     /// `state.count` larger than [`MAX_CLAIMS`].
     BadState,
+}
+
+#[inline(always)]
+fn rd16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
 }
 
 #[inline(always)]
@@ -188,6 +219,9 @@ pub fn state_of(pkt: &[u8; PACKET_LEN]) -> ClusterState {
         takeover: pkt[OFF_STATE + 6],
         serving: pkt[OFF_STATE + 7],
         claims: [Claim::default(); MAX_CLAIMS],
+        round: rd32(pkt, OFF_ROUND),
+        reserved: rd32(pkt, OFF_ROUND + 4),
+        acks: [Ack::default(); MAX_ACKS],
     };
     let mut i = 0;
     while i < MAX_CLAIMS {
@@ -198,8 +232,23 @@ pub fn state_of(pkt: &[u8; PACKET_LEN]) -> ClusterState {
         };
         i += 1;
     }
+    let mut i = 0;
+    while i < MAX_ACKS {
+        let o = OFF_ACKS + i * 8;
+        s.acks[i] = Ack {
+            node: rd32(pkt, o),
+            round: rd16(pkt, o + 4),
+            flags: rd16(pkt, o + 6),
+        };
+        i += 1;
+    }
     s
 }
+
+/// Where the state's round and acks lie in the packet.
+const OFF_ROUND: usize = OFF_STATE + 8 + MAX_CLAIMS * 8;
+const OFF_ACKS: usize = OFF_ROUND + 8;
+const _: () = assert!(OFF_ACKS + MAX_ACKS * 8 == OFF_SEQ);
 
 impl Heartbeat {
     /// Encodes and signs.
@@ -227,6 +276,14 @@ impl Heartbeat {
             let o = OFF_STATE + 8 + i * 8;
             p[o..o + 4].copy_from_slice(&c.group.to_le_bytes());
             p[o + 4..o + 8].copy_from_slice(&c.epoch.to_le_bytes());
+        }
+        p[OFF_ROUND..OFF_ROUND + 4].copy_from_slice(&s.round.to_le_bytes());
+        p[OFF_ROUND + 4..OFF_ROUND + 8].copy_from_slice(&s.reserved.to_le_bytes());
+        for (i, a) in s.acks.iter().enumerate() {
+            let o = OFF_ACKS + i * 8;
+            p[o..o + 4].copy_from_slice(&a.node.to_le_bytes());
+            p[o + 4..o + 6].copy_from_slice(&a.round.to_le_bytes());
+            p[o + 6..o + 8].copy_from_slice(&a.flags.to_le_bytes());
         }
         let t = tag(k0, k1, &p);
         p[OFF_TAG..OFF_TAG + 8].copy_from_slice(&t.to_le_bytes());
@@ -291,6 +348,12 @@ mod tests {
             group: 42,
             epoch: 1,
         };
+        state.round = 3;
+        state.acks[1] = Ack {
+            node: 0x0102_0304,
+            round: 9,
+            flags: ACK_VALID | ACK_DECLARED_DEAD,
+        };
         Heartbeat {
             cluster_id: 0x1234_5678,
             node_id: 0x9abc_def0,
@@ -320,6 +383,9 @@ mod tests {
         assert_eq!(rd32(&p, OFF_DEADTIME), 5000);
         assert_eq!(p[OFF_STATE], 2);
         assert_eq!(rd32(&p, OFF_STATE + 8), 0xdead_beef);
+        assert_eq!(rd32(&p, OFF_ROUND), 3);
+        assert_eq!(rd32(&p, OFF_ACKS + 8), 0x0102_0304);
+        assert_eq!(rd16(&p, OFF_ACKS + 12), 9);
         assert_eq!(rd64(&p, OFF_TAG), tag(K0, K1, &p));
     }
 

@@ -41,7 +41,7 @@ fn drop_with(reason: u32) -> u32 {
     xdp_action::XDP_DROP
 }
 
-/// The 128 heartbeat bytes in the frame, bounds-checked once.
+/// The PACKET_LEN heartbeat bytes in the frame, bounds-checked once.
 #[derive(Clone, Copy)]
 struct Words(usize);
 
@@ -56,10 +56,10 @@ impl Words {
         unsafe { frame::load_u64_at::<OFF>(self.0) }
     }
 
-    /// Bytes `8i..8i + 8` as a little-endian word (`i` < 16).
+    /// Bytes `8i..8i + 8` as a little-endian word (`i` < PACKET_LEN / 8).
     #[inline(always)]
     fn get(self, i: usize) -> u64 {
-        // SAFETY: as in `at`; i < 16 at every call site.
+        // SAFETY: as in `at`; i < PREFIX_WORDS at every call site.
         unsafe { frame::load_u64_at::<0>(self.0 + i * 8) }
     }
 }
@@ -99,8 +99,8 @@ pub fn handle(ctx: &XdpContext, p: Payload) -> u32 {
         return drop_with(counter::UNKNOWN_PEER);
     };
     let incarnation = w.at::<16>();
-    const _: () = assert!(OFF_SEQ == 104);
-    let seq = w.at::<104>();
+    const _: () = assert!(OFF_SEQ == 128);
+    let seq = w.at::<128>();
     let key = PeerKey {
         node_id: node,
         ifindex: unsafe { (*ctx.ctx).ingress_ifindex },
@@ -230,10 +230,10 @@ fn tag_ok(cfg: &KernelConfig, w: Words, node: u32) -> bool {
         }
     }
     let prefix = h.v;
-    const _: () = assert!(OFF_SEND_TS == 112 && SIGNED_WORDS == 15 && OFF_TAG == 120);
-    h.word(w.at::<104>());
-    h.word(w.at::<112>());
-    let ok = h.finish(SIGNED_WORDS) == w.at::<120>();
+    const _: () = assert!(OFF_SEND_TS == 136 && SIGNED_WORDS == 18 && OFF_TAG == 144);
+    h.word(w.at::<128>());
+    h.word(w.at::<136>());
+    let ok = h.finish(SIGNED_WORDS) == w.at::<144>();
     if ok && !hit {
         if let Some(c) = cache {
             // SAFETY: as above.
@@ -252,22 +252,28 @@ fn tag_ok(cfg: &KernelConfig, w: Words, node: u32) -> bool {
 }
 
 /// Copies the packet's state into `dst`; true if it differed. Word-wise
-/// from the frame, unrolled: 9 loads, compares and stores.
+/// from the frame, unrolled: 12 loads, compares and stores.
 #[inline(always)]
 fn copy_state(w: Words, dst: &mut ClusterState) -> bool {
     const WORDS: usize = STATE_LEN / 8;
-    const _: () = assert!(OFF_STATE == 32 && WORDS == 9);
+    const _: () = assert!(OFF_STATE == 32 && WORDS == 12);
     // SAFETY: ClusterState is repr(C), STATE_LEN bytes, 8-aligned (its
     // claims are u32 pairs at offset 8), valid for any bit pattern.
     let d = unsafe { &mut *(dst as *mut ClusterState as *mut [u64; WORDS]) };
     let mut diff = 0;
+    // `opaque` keeps the or of xors as it is written: LLVM would turn it
+    // into one compare-and-branch per word (BPF has no setcc), and the
+    // verifier walks every combination of those branches: 2^WORDS paths
+    // (2^12 was past its limit of a million instructions).
     macro_rules! state_word {
         ($($i:literal $off:literal),*) => {$(
             let x = w.at::<$off>();
-            diff |= d[$i] ^ x;
+            diff = frame::opaque((diff | (d[$i] ^ x)) as usize) as u64;
             d[$i] = x;
         )*};
     }
-    state_word!(0 32, 1 40, 2 48, 3 56, 4 64, 5 72, 6 80, 7 88, 8 96);
+    state_word!(
+        0 32, 1 40, 2 48, 3 56, 4 64, 5 72, 6 80, 7 88, 8 96, 9 104, 10 112, 11 120
+    );
     diff != 0
 }

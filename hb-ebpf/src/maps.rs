@@ -58,7 +58,7 @@ const _: () = assert!(core::mem::size_of::<PeerValue>() % 8 == 0);
 /// after the first `STABLE_LEN` bytes of a heartbeat that verified (all but
 /// seq and send time: the same in every heartbeat of a peer until its state
 /// changes), with the key and the words it was computed from. A heartbeat
-/// whose key and first words match resumes from it: 3 of the tag's 16
+/// whose key and first words match resumes from it: 3 of the tag's 19
 /// compressions instead of 16, the same tag. Written only after a tag
 /// verifies, so forged traffic cannot evict a peer's entry. Per CPU so that
 /// no other CPU writes a slot while it is read; never pinned (a cache).

@@ -41,7 +41,7 @@ use hb_agent::sender::socket::setsockopt_int;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Random bytes of random length (1..200); a quarter of them start
-    /// with the heartbeat magic and are short, a quarter are 128 bytes
+    /// with the heartbeat magic and are short, a quarter are PACKET_LEN bytes
     /// after the magic with a wrong version.
     Random,
     /// A captured heartbeat with its sequence number far ahead and a
@@ -457,7 +457,7 @@ fn capture_socket() -> Result<OwnedFd> {
 }
 
 /// The heartbeat in an Ethernet frame, if it is one (UDP to 694 with the
-/// magic and at least 128 bytes).
+/// magic and at least PACKET_LEN bytes).
 fn heartbeat_in(frame: &[u8]) -> Option<Seen> {
     if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
         return None;

@@ -73,7 +73,9 @@ pub async fn assemble(opts: &RunOptions) -> Result<Parts> {
         .clone()
         .map(|l| AnnounceGate(Arc::new(move || l.running())));
     let (resource_thread, resources) = start_resources(&cfg, &state_dir, gate.clone())?;
-    let spec = cluster_spec(&cfg, &local);
+    let mut spec = cluster_spec(&cfg, &local);
+    // The stall rule waits behind the lease only if there is one.
+    spec.leased = guarded;
     spec.validate()
         .map_err(|e| anyhow!("cluster configuration: {e}"))?;
     let ours: Vec<&config::Group> = cfg

@@ -30,6 +30,15 @@ pub struct GroupClaim {
     pub serving: bool,
 }
 
+/// A node's answer to a peer's stall round (`resume.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ack {
+    pub node: NodeId,
+    pub round: u16,
+    /// We declared `node` dead since our previous answer to it.
+    pub declared_dead: bool,
+}
+
 /// The wire-visible state of a node.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Advert {
@@ -45,6 +54,11 @@ pub struct Advert {
     /// Flap dampening holds the node back (its own count, `flaps.rs`): peers do not fail a
     /// group back to it, and leave an unheld group to a steady candidate.
     pub damped: bool,
+    /// Non-zero: the node resumed from a stall and waits, fenced, for its peers' answers to
+    /// this round before it keeps or releases its groups.
+    pub round: u16,
+    /// Its answers to peers' rounds.
+    pub acks: Vec<Ack>,
 }
 
 impl Advert {
@@ -199,6 +213,9 @@ pub enum Action {
         node: NodeId,
         group: GroupId,
     },
+    /// Every live peer answered our stall round without having declared us dead: the lapsed
+    /// service lease may run again, and we keep our groups.
+    ResumeLease,
     /// `Cluster::advert` changed: send a heartbeat now. Always
     /// the first action of a batch.
     SendAdvert,
@@ -260,9 +277,24 @@ pub enum Warning {
         visible: usize,
         candidates: usize,
     },
-    /// We were stalled longer than a peer waits for us: every group is released.
+    /// We were stalled longer than a peer waits for us: every group is released (`by`: the
+    /// peer that declared us dead or holds one of our groups; None: no lease to wait behind,
+    /// or no answer in time).
     Hang {
         ns: u64,
+        by: Option<NodeId>,
+    },
+    /// We were stalled longer than deadtime: fenced by our lapsed lease, we wait for the peers'
+    /// word (`waiting`), or, holding nothing, settle for a deadtime.
+    Stalled {
+        ns: u64,
+        waiting: bool,
+    },
+    /// Every live peer heard us after the stall and had not declared us dead: we keep our
+    /// groups and answer for them again.
+    StallForgiven {
+        ns: u64,
+        waited_ns: u64,
     },
     /// An event or command named a group we are not configured for.
     UnknownGroup {
@@ -294,6 +326,8 @@ impl Warning {
             Self::NoHealthyCandidate { .. } => "warning.no_healthy_candidate",
             Self::NoQuorum { .. } => "warning.no_quorum",
             Self::Hang { .. } => "warning.hang",
+            Self::Stalled { .. } => "warning.stalled",
+            Self::StallForgiven { .. } => "warning.stall_forgiven",
             Self::UnknownGroup { .. } => "warning.unknown_group",
             Self::UnexpectedCompletion { .. } => "warning.unexpected_completion",
         }
@@ -406,13 +440,36 @@ impl Warning {
                     "no quorum to take group {group}: {visible} of {candidates} candidates visible"
                 )
             }
-            Self::Hang { ns } => {
+            Self::Hang { ns, by } => {
                 write!(
                     f,
                     "we were stalled for {:.1} ms (longer than peers wait): releasing every group",
                     ms(*ns)
-                )
+                )?;
+                match by {
+                    Some(n) => write!(f, " ({} declared us dead or holds one of them)", nf(*n)),
+                    None => Ok(()),
+                }
             }
+            Self::Stalled { ns, waiting: true } => write!(
+                f,
+                "we were stalled for {:.1} ms (longer than deadtime): our addresses stay fenced \
+                 until every live peer says whether it declared us dead",
+                ms(*ns)
+            ),
+            Self::Stalled { ns, waiting: false } => write!(
+                f,
+                "we were stalled for {:.1} ms (longer than deadtime), holding nothing: settling \
+                 for a deadtime",
+                ms(*ns)
+            ),
+            Self::StallForgiven { ns, waited_ns } => write!(
+                f,
+                "stalled for {:.1} ms, but every live peer heard us after it and had not declared \
+                 us dead (answered in {:.2} ms): keeping our groups",
+                ms(*ns),
+                ms(*waited_ns)
+            ),
             Self::UnknownGroup { group } => {
                 let group = gf(*group);
                 write!(f, "group {group} is not configured here")

@@ -120,17 +120,19 @@
 mod event;
 mod flaps;
 mod membership;
+mod resume;
 mod spec;
 mod state;
 
 #[cfg(test)]
 mod tests;
 
-pub use event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warning};
+pub use event::{Ack, Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warning};
 pub use membership::{Membership, NODE_LINK, Transition};
+pub use resume::ROUND_TIMEOUT_DEADTIMES;
 pub use spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
     FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, GroupSpec,
-    LAST_MAN_STANDING_DEADTIMES, MAX_GROUPS, NodeId, SpecError,
+    LAST_MAN_STANDING_DEADTIMES, MAX_ACKS, MAX_GROUPS, NodeId, SpecError,
 };
 pub use state::{Cluster, HoldState};

@@ -12,6 +12,9 @@ pub type GroupId = u32;
 /// Most groups one node may be configured for: a heartbeat carries at most this many claims.
 pub const MAX_GROUPS: usize = 8;
 
+/// Most answers to peers' stall rounds one heartbeat carries (`resume.rs`).
+pub const MAX_ACKS: usize = 2;
+
 /// A failed start keeps us ineligible for the group, and a failed stop is retried, after this
 /// many deadtimes.
 pub const FAILURE_HOLDOFF_DEADTIMES: u64 = 10;
@@ -70,6 +73,10 @@ pub struct ClusterSpec {
     pub ping_tie_break: bool,
     /// A fencing (STONITH) command is configured.
     pub fencing: bool,
+    /// The service lease fences our addresses while we are silent: after a stall we keep our
+    /// groups, fenced, until the peers say whether they declared us dead (`resume.rs`).
+    /// Without it a stall releases everything at once.
+    pub leased: bool,
 }
 
 /// One resource group this node may hold.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::event::{Action, AdminCmd, Advert, Event, GroupClaim, ReleaseReason, Warning};
 use super::flaps::{self, Flaps};
 use super::membership::{Membership, Transition};
+use super::resume::{PeerView, ROUND_TIMEOUT_DEADTIMES, Resume, Verdict};
 use super::spec::{
     ClusterSpec, FAILBACK_STABLE_DEADTIMES, FAILURE_HOLDOFF_DEADTIMES, FLAP_HALF_LIFE_DEADTIMES,
     FLAP_HALF_LIFE_MIN_NS, FLAP_MAX_HOLD_DEADTIMES, GroupId, LAST_MAN_STANDING_DEADTIMES,
@@ -125,6 +126,8 @@ pub struct Cluster {
     started_at: Option<u64>,
     ping: Option<u8>,
     hang_until: Option<u64>,
+    /// The stall rule's rounds: ours, and our answers to peers' (`resume.rs`).
+    resume: Resume,
     shutting_down: bool,
     exited: bool,
     next_seq: u64,
@@ -185,6 +188,7 @@ impl Cluster {
             started_at: None,
             ping: None,
             hang_until: None,
+            resume: Resume::default(),
             shutting_down: false,
             exited: false,
             next_seq: 0,
@@ -256,6 +260,8 @@ impl Cluster {
             standby: !self.groups.is_empty() && self.groups.iter().all(|g| g.standby),
             settling: self.settling(),
             damped: self.damped(),
+            round: self.resume.round(),
+            acks: self.resume.acks(),
         }
     }
 
@@ -320,6 +326,11 @@ impl Cluster {
         self.hang_settling()
     }
 
+    /// After a stall of ours, waiting (fenced) for the peers' answers (`resume.rs`).
+    pub fn is_resuming(&self) -> bool {
+        self.resume.waiting().is_some()
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down
     }
@@ -378,6 +389,7 @@ impl Cluster {
             }
             Event::PeerAdvert { node, advert } => self.on_advert(node, advert),
             Event::PeerRestarted { node } => {
+                self.resume.restarted(node);
                 if let Some(p) = self.peers.get_mut(&node) {
                     p.advert = None;
                     p.fenced = false;
@@ -446,8 +458,18 @@ impl Cluster {
                 // Conservative: the last heartbeat before the stall may have left up to one
                 // keepalive before the stall began.
                 if ns.saturating_add(self.spec.keepalive_ns) > self.spec.deadtime_ns {
-                    self.hang_until = Some(now.saturating_add(self.spec.deadtime_ns));
-                    out.push(Action::Warn(Warning::Hang { ns }));
+                    let holding = self.groups.iter().any(|g| g.hold.on_wire());
+                    if holding && self.spec.leased {
+                        // Fenced by the lapsed lease: ask the peers (resume.rs).
+                        self.resume.begin(now, ns);
+                        out.push(Action::Warn(Warning::Stalled { ns, waiting: true }));
+                    } else {
+                        self.hang_until = Some(now.saturating_add(self.spec.deadtime_ns));
+                        out.push(Action::Warn(match holding {
+                            true => Warning::Hang { ns, by: None },
+                            false => Warning::Stalled { ns, waiting: false },
+                        }));
+                    }
                 }
             }
             Event::Shutdown => {
@@ -514,6 +536,7 @@ impl Cluster {
                 }
             }
             Some(Transition::Dead(node)) => {
+                self.resume.declared_dead(node);
                 if let Some(p) = self.peers.get_mut(&node) {
                     p.dead_since = Some(self.now);
                 }
@@ -577,6 +600,7 @@ impl Cluster {
                 }
             }
         }
+        self.resume.peer_round(node, advert.round);
         let alive = self.membership.is_alive(node);
         if let Some(p) = self.peers.get_mut(&node) {
             p.ever_heard = true;
@@ -640,7 +664,10 @@ impl Cluster {
     }
 
     fn settling(&self) -> bool {
-        !self.initdead_over() || self.hang_settling() || self.ping_pending()
+        !self.initdead_over()
+            || self.hang_settling()
+            || self.ping_pending()
+            || self.resume.waiting().is_some()
     }
 
     fn our_ping(&self) -> u8 {
@@ -885,6 +912,7 @@ impl Cluster {
             return;
         }
         self.track_own_eligibility();
+        self.judge_round(out);
         for i in 0..self.groups.len() {
             self.update_expected(i);
             self.note_connectivity(i, out);
@@ -907,6 +935,60 @@ impl Cluster {
                 HoldState::Acquiring | HoldState::Releasing => {}
             }
         }
+    }
+
+    /// The stall rule: keep or release once the peers have answered our round (`resume.rs`).
+    fn judge_round(&mut self, out: &mut Vec<Action>) {
+        let Some(w) = self.resume.waiting() else {
+            return;
+        };
+        let local = self.spec.local;
+        let ours: Vec<GroupId> = self.held_groups();
+        let live = self
+            .spec
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&n| n != local && self.peer_alive(n))
+            .map(|n| {
+                let advert = self.peer_advert(n);
+                PeerView {
+                    node: n,
+                    advert,
+                    holds_ours: advert.is_some_and(|a| {
+                        a.claims.iter().any(|c| c.held && ours.contains(&c.group))
+                    }),
+                }
+            });
+        let verdict = self.resume.verdict(local, live);
+        let timeout = self
+            .spec
+            .deadtime_ns
+            .saturating_mul(ROUND_TIMEOUT_DEADTIMES);
+        let now = self.now;
+        // At start (a lease a previous agent left lapsed) the peers not heard yet are not
+        // known to be alive: no verdict before initdead is over.
+        let verdict = match verdict {
+            Verdict::Keep if !self.initdead_over() => Verdict::Pending,
+            v => v,
+        };
+        let by = match verdict {
+            Verdict::Pending if now < w.since.saturating_add(timeout) => return,
+            Verdict::Pending => None,
+            Verdict::Release { by } => Some(by),
+            Verdict::Keep => {
+                self.resume.end();
+                out.push(Action::ResumeLease);
+                out.push(Action::Warn(Warning::StallForgiven {
+                    ns: w.stall_ns,
+                    waited_ns: now.saturating_sub(w.since),
+                }));
+                return;
+            }
+        };
+        self.resume.end();
+        self.hang_until = Some(now.saturating_add(self.spec.deadtime_ns));
+        out.push(Action::Warn(Warning::Hang { ns: w.stall_ns, by }));
     }
 
     fn note_connectivity(&mut self, i: usize, out: &mut Vec<Action>) {

@@ -1,11 +1,14 @@
 //! Translations between the wire/kernel world and the cluster logic.
 
 use hb_common::wire::{
-    Claim, ClusterState, MAX_CLAIMS, STATE_DAMPED, STATE_SETTLING, STATE_STANDBY,
+    self, ACK_DECLARED_DEAD, ACK_VALID, Claim, ClusterState, MAX_ACKS, MAX_CLAIMS, STATE_DAMPED,
+    STATE_SETTLING, STATE_STANDBY,
 };
 
 use super::{KernelEvent, KernelEventKind};
-use crate::cluster::{Advert, Event, GroupClaim};
+use crate::cluster::{Ack, Advert, Event, GroupClaim};
+
+const _: () = assert!(MAX_ACKS == crate::cluster::MAX_ACKS);
 
 /// The cluster logic's advert as heartbeats carry it. At most MAX_CLAIMS
 /// groups per node (`check` refuses more).
@@ -29,6 +32,19 @@ pub fn advert_to_wire(a: &Advert) -> ClusterState {
         st.takeover |= if c.takeover { bit } else { 0 };
         st.serving |= if c.serving { bit } else { 0 };
         st.count += 1;
+    }
+    st.round = u32::from(a.round);
+    for (slot, k) in st.acks.iter_mut().zip(&a.acks) {
+        *slot = wire::Ack {
+            node: k.node,
+            round: k.round,
+            flags: ACK_VALID
+                | if k.declared_dead {
+                    ACK_DECLARED_DEAD
+                } else {
+                    0
+                },
+        };
     }
     st
 }
@@ -54,6 +70,17 @@ pub fn wire_to_advert(st: &ClusterState) -> Advert {
         standby: st.flags & STATE_STANDBY != 0,
         settling: st.flags & STATE_SETTLING != 0,
         damped: st.flags & STATE_DAMPED != 0,
+        round: st.round as u16,
+        acks: st
+            .acks
+            .iter()
+            .filter(|k| k.flags & ACK_VALID != 0)
+            .map(|k| Ack {
+                node: k.node,
+                round: k.round,
+                declared_dead: k.flags & ACK_DECLARED_DEAD != 0,
+            })
+            .collect(),
     }
 }
 
@@ -108,6 +135,19 @@ mod tests {
             standby: true,
             settling: true,
             damped: true,
+            round: 7,
+            acks: vec![
+                Ack {
+                    node: 3,
+                    round: 2,
+                    declared_dead: false,
+                },
+                Ack {
+                    node: 0,
+                    round: 9,
+                    declared_dead: true,
+                },
+            ],
         };
         assert_eq!(wire_to_advert(&advert_to_wire(&a)), a);
     }

@@ -422,6 +422,11 @@ impl AgentCore {
                 x.fence(node, &name);
             }
             Action::Warn(w) => self.warn(&w),
+            Action::ResumeLease => {
+                x.resume_lease();
+                // A heartbeat now renews it: the addresses answer at once.
+                x.advertise(&self.cluster.advert());
+            }
             Action::Exit => self.exit_requested(now, x),
         }
     }
@@ -532,7 +537,11 @@ impl AgentCore {
         let Some(on_hold) = lease_on_hold else {
             return;
         };
-        if on_hold && !self.cluster.held_groups().is_empty() && !self.cluster.is_hang_settling() {
+        if on_hold
+            && !self.cluster.held_groups().is_empty()
+            && !self.cluster.is_hang_settling()
+            && !self.cluster.is_resuming()
+        {
             // The lease lapsed (our silence reached a deadtime) and we
             // still hold something the hang rule is not already releasing
             // (the sender saw no stall, or a start finished after the
@@ -662,6 +671,8 @@ pub fn cluster_spec(cfg: &Config, local: &Node) -> ClusterSpec {
         ping_targets: cfg.deciding_ping_targets(),
         ping_tie_break: cfg.ping_tie_break,
         fencing: cfg.fencing.is_some(),
+        // The agent clears it when the lease could not be set up.
+        leased: cfg.service_lease,
     }
 }
 

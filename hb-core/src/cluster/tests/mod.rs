@@ -5,4 +5,5 @@ mod faults;
 mod health;
 mod seed;
 mod sim;
+mod stall;
 mod unit;

@@ -6,7 +6,9 @@
 //! Invariants checked after every step:
 //! * always: a node's resources match what its agent thinks it holds; never two outstanding
 //!   operations on one group (rule 12);
-//! * when `strict`: at most one powered node has a group's resources in place.
+//! * when `strict`: at most one node answers for a group: powered, running, with its
+//!   resources in place and, with `leased` specs, its service lease running (the agent's
+//!   sender/lease.rs, modelled in [`SimLease`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +45,7 @@ pub fn spec(local: NodeId, nodes: &[NodeId], groups: &[(GroupId, &[NodeId])]) ->
         ping_targets: 0,
         ping_tie_break: true,
         fencing: false,
+        leased: false,
     }
 }
 
@@ -75,6 +78,32 @@ struct ShellPeer {
     advert: Option<Advert>,
 }
 
+/// The service lease as the agent's sender keeps it: renewed with every heartbeat to a
+/// deadtime ahead; found lapsed at renewal, it holds until resumed (by the cluster's
+/// `ResumeLease`, or once nothing is held).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimLease {
+    until: u64,
+    hold: bool,
+}
+
+impl SimLease {
+    fn renew(&mut self, now: u64, deadtime: u64) {
+        if self.hold {
+            return;
+        }
+        if self.until != 0 && now > self.until {
+            self.hold = true;
+            return;
+        }
+        self.until = now + deadtime;
+    }
+
+    fn running(&self, now: u64) -> bool {
+        !self.hold && (self.until == 0 || now <= self.until)
+    }
+}
+
 #[derive(Debug)]
 pub struct SimNode {
     pub spec: ClusterSpec,
@@ -82,6 +111,10 @@ pub struct SimNode {
     pub powered: bool,
     hung_since: Option<u64>,
     stall_pending: Option<u64>,
+    /// The whole machine stopped with the agent (not only the agent): on resume its kernel's
+    /// late timers look again before declaring a silent peer dead (hb-common `deadline`).
+    machine_paused: bool,
+    pub lease: SimLease,
     incarnation: u32,
     pub resources: BTreeSet<GroupId>,
     ops: Vec<(u64, Event)>,
@@ -129,6 +162,8 @@ impl Sim {
                     powered: false,
                     hung_since: None,
                     stall_pending: None,
+                    machine_paused: false,
+                    lease: SimLease::default(),
                     incarnation: 0,
                     resources: BTreeSet::new(),
                     ops: Vec::new(),
@@ -196,6 +231,7 @@ impl Sim {
         node.reported_ping = None;
         node.hung_since = None;
         node.stall_pending = None;
+        node.machine_paused = false;
         let held: Vec<GroupId> = node.resources.iter().copied().collect();
         self.deliver(n, Event::Start);
         for group in held {
@@ -223,6 +259,8 @@ impl Sim {
         node.shell.clear();
         node.hung_since = None;
         node.stall_pending = None;
+        node.machine_paused = false;
+        node.lease = SimLease::default();
     }
 
     pub fn shutdown(&mut self, n: NodeId) {
@@ -236,9 +274,36 @@ impl Sim {
     }
 
     pub fn resume(&mut self, n: NodeId) {
+        let now = self.now;
         let node = &mut self.nodes[n as usize];
         let since = node.hung_since.take().expect("node was hung");
-        node.stall_pending = Some(self.now - since);
+        node.stall_pending = Some(now - since);
+        if std::mem::take(&mut node.machine_paused) {
+            // The kernel timers fired late: each looks again a slack later (a quarter of
+            // deadtime) before it declares a peer dead, so a peer heard again by then is not.
+            let d = node.spec.deadtime_ns;
+            let grace_from = (now + d / 4).saturating_sub(d);
+            for kp in node.kernel.values_mut() {
+                for t in kp.heard.values_mut() {
+                    *t = (*t).max(grace_from);
+                }
+            }
+        }
+    }
+
+    /// The machines of `nodes` stop at once (a VM pause of the host they share): agents and
+    /// kernels alike.
+    pub fn pause_machines(&mut self, nodes: &[NodeId]) {
+        for &n in nodes {
+            self.hang(n);
+            self.nodes[n as usize].machine_paused = true;
+        }
+    }
+
+    pub fn resume_machines(&mut self, nodes: &[NodeId]) {
+        for &n in nodes {
+            self.resume(n);
+        }
     }
 
     pub fn cut(&mut self, a: NodeId, b: NodeId, link: u32) {
@@ -285,6 +350,18 @@ impl Sim {
             .collect()
     }
 
+    /// Nodes that answer for the group now: powered with its resources in place (a stopped
+    /// agent's kernel still answers) and, with leased specs, the lease running (the kernel
+    /// fences the addresses past it).
+    pub fn answering(&self, g: GroupId) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.powered && n.resources.contains(&g))
+            .filter(|n| !n.spec.leased || n.lease.running(self.now))
+            .map(|n| n.spec.local)
+            .collect()
+    }
+
     fn active(&self, n: NodeId) -> bool {
         let node = &self.nodes[n as usize];
         node.powered && node.agent.is_some() && node.hung_since.is_none()
@@ -324,6 +401,9 @@ impl Sim {
         let advert = self.agent(s).advert();
         let inc = self.nodes[s as usize].incarnation;
         let now = self.now;
+        let node = &mut self.nodes[s as usize];
+        let d = node.spec.deadtime_ns;
+        node.lease.renew(now, d);
         for r in 0..self.nodes.len() as NodeId {
             if r == s || !self.nodes[r as usize].powered {
                 continue;
@@ -425,6 +505,16 @@ impl Sim {
             self.deliver(n, Event::PingReachable { count });
         }
         self.deliver(n, Event::Tick);
+        // The agent's settle step: a lapsed lease runs again once nothing is held.
+        let node = &mut self.nodes[n as usize];
+        if node.lease.hold
+            && node
+                .agent
+                .as_ref()
+                .is_some_and(|a| a.held_groups().is_empty())
+        {
+            node.lease = SimLease::default();
+        }
     }
 
     /// Hands one event to node `n`'s agent and executes the actions.
@@ -494,6 +584,11 @@ impl Sim {
                 self.schedule(n, Event::Fenced { node, ok });
             }
             Action::Warn(_) => {}
+            Action::ResumeLease => {
+                // As the agent: resumed, and renewed by a heartbeat sent at once.
+                self.nodes[n as usize].lease = SimLease::default();
+                self.transmit(n);
+            }
             Action::Exit => self.nodes[n as usize].agent = None,
         }
     }
@@ -523,10 +618,10 @@ impl Sim {
             .flat_map(|n| n.spec.groups.iter().map(|g| g.id))
             .collect();
         for g in groups {
-            let h = self.holders(g);
+            let h = self.answering(g);
             assert!(
                 h.len() <= 1,
-                "t={}: group {g} held by {h:?}\n{}",
+                "t={}: group {g} answered by {h:?}\n{}",
                 self.now,
                 self.dump()
             );

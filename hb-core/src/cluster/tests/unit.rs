@@ -66,9 +66,7 @@ fn adv(claims: &[GroupClaim], ping: u8) -> Advert {
     Advert {
         claims: claims.to_vec(),
         ping_reachable: ping,
-        standby: false,
-        settling: false,
-        damped: false,
+        ..Default::default()
     }
 }
 
@@ -449,7 +447,7 @@ fn long_stall_releases_everything_and_settles_for_a_deadtime() {
     let mut o = node0_holding(two(0));
     o.advance(KA);
     let a = o.ev(Event::Stalled { ns: DEAD });
-    assert_eq!(warns(&a), [Warning::Hang { ns: DEAD }]);
+    assert_eq!(warns(&a), [Warning::Hang { ns: DEAD, by: None }]);
     assert_eq!(releases(&a), [(G, ReleaseReason::Hang)]);
     let c = o.our_claim();
     assert!(
