@@ -24,6 +24,16 @@ pub struct Pair {
 impl Pair {
     /// Needs a tokio runtime (the event stream registers with it).
     pub fn new(keepalive: Duration, deadtime: Duration, realtime: bool) -> Result<Pair> {
+        Pair::with_spin(keepalive, deadtime, realtime, None)
+    }
+
+    /// `new`, with the sender's busy-wait before each send set (None: its default).
+    pub fn with_spin(
+        keepalive: Duration,
+        deadtime: Duration,
+        realtime: bool,
+        spin: Option<Duration>,
+    ) -> Result<Pair> {
         let (a, b) = heartbeat_pair("p")?;
         let mut kernel = b.run(false, move || -> Result<Kernel> {
             let mut k = configured(deadtime.as_nanos() as u64, 0)?;
@@ -42,6 +52,7 @@ impl Pair {
                     key: KEY,
                     port: PORT,
                     realtime,
+                    spin,
                 },
                 &[LinkTarget::Bcast {
                     iface: "eth2".into(),

@@ -24,7 +24,15 @@ use hb_core::health::Probe;
 /// Longest wait at exit for resources still being removed.
 const FINISH_STOPS_MAX: Duration = Duration::from_secs(10);
 
-/// The loop's own wake-ups: signals, the tick, systemd's watchdog.
+/// The core's timers (settling, hold-offs, retries, the stall rule's
+/// timeout) are in deadtimes; heartbeats and detection do not go through
+/// the tick. At a 1 ms keepalive, ticking with it cost a fifth of the
+/// agent's idle CPU for nothing.
+const TICK_MIN: Duration = Duration::from_millis(10);
+const TICK_MAX: Duration = Duration::from_millis(100);
+
+/// The loop's own wake-ups: signals, the tick, systemd's watchdog, a stall
+/// the sender saw.
 struct Wakeups {
     term: Signal,
     int: Signal,
@@ -32,11 +40,12 @@ struct Wakeups {
     tick: tokio::time::Interval,
     watchdog: Option<Duration>,
     last_watchdog: Instant,
+    stall: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Wakeups {
-    fn new(keepalive: Duration) -> Result<Wakeups> {
-        let mut tick = tokio::time::interval(keepalive.min(Duration::from_millis(100)));
+    fn new(keepalive: Duration, stall: std::sync::Arc<tokio::sync::Notify>) -> Result<Wakeups> {
+        let mut tick = tokio::time::interval(keepalive.clamp(TICK_MIN, TICK_MAX));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         Ok(Wakeups {
             term: signal(SignalKind::terminate())?,
@@ -45,6 +54,7 @@ impl Wakeups {
             tick,
             watchdog: notify::watchdog_interval(),
             last_watchdog: Instant::now(),
+            stall,
         })
     }
 
@@ -61,7 +71,7 @@ impl Wakeups {
 
 pub async fn run(opts: RunOptions) -> Result<()> {
     let mut p = startup::assemble(&opts).await?;
-    let mut w = Wakeups::new(p.core.cfg.timing.keepalive)?;
+    let mut w = Wakeups::new(p.core.cfg.timing.keepalive, p.exec.sender.stall_notify())?;
     // Real-time from here on: not while loading and verifying the XDP
     // program (milliseconds of CPU that would starve the host).
     if p.core.cfg.realtime {
@@ -103,6 +113,11 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 if let Some(count) = count {
                     core.on(Input::Ping(count), now(), x);
                 }
+            }
+            _ = w.stall.notified() => {
+                // Fenced by the lapsed lease until the peers answer: at once.
+                let ns = x.sender.take_stall().unwrap_or(0);
+                core.on(Input::Stall { ns }, now(), x);
             }
             _ = w.tick.tick() => {
                 let ns = x.sender.take_stall().unwrap_or(0);

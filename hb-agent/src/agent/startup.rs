@@ -418,6 +418,7 @@ fn start_sender(
             key: key_words(&cfg.auth.key),
             port,
             realtime: cfg.realtime,
+            spin: None,
         },
         &link_targets(cfg, local),
     )?;

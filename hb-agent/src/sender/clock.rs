@@ -68,9 +68,7 @@ pub fn make_realtime(priority: i32) -> std::io::Result<()> {
 /// stretch keeps send times within a few microseconds of schedule at a cost
 /// of `spin_ns` of CPU per heartbeat.
 pub fn sleep_until_precise(deadline_ns: u64, spin_ns: u64) {
-    if spin_ns > 0 && deadline_ns > spin_ns {
-        sleep_until(deadline_ns - spin_ns);
-    }
+    sleep_until(deadline_ns.saturating_sub(spin_ns));
     while now_ns() < deadline_ns {
         std::hint::spin_loop();
     }

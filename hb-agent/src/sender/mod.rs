@@ -1,8 +1,9 @@
 //! The heartbeat sender: a dedicated thread that wakes on an absolute
 //! CLOCK_MONOTONIC schedule, signs the current cluster state and sends it on
 //! every link. It also notices when it was stalled (SIGSTOP, VM pause): a
-//! wake-up later than deadtime means our peers have declared us dead; the
-//! agent learns it through `take_stall` and releases what it holds.
+//! wake-up later than deadtime means our peers may have declared us dead;
+//! the agent learns it through `take_stall`, woken by `stall_notify`, and
+//! asks them (hb-core's cluster/resume.rs).
 //!
 //! With every heartbeat it also renews the service lease (`lease`).
 
@@ -37,6 +38,9 @@ pub struct SenderConfig {
     pub port: u16,
     /// Run the timing thread under SCHED_FIFO.
     pub realtime: bool,
+    /// Busy-wait this long before each send (None: [`default_spin`]).
+    /// `bench datapath` compares choices.
+    pub spin: Option<Duration>,
 }
 
 struct Shared {
@@ -49,6 +53,8 @@ struct Shared {
     paused: AtomicBool,
     stop: AtomicBool,
     last_stall_ns: AtomicU64,
+    /// Wakes the agent's loop when a stall is recorded.
+    stall_notify: Arc<tokio::sync::Notify>,
     /// CLOCK_MONOTONIC of the last heartbeat actually sent.
     last_sent_ns: AtomicU64,
     stats: SendStats,
@@ -87,6 +93,7 @@ impl Sender {
             paused: AtomicBool::new(paused),
             stop: AtomicBool::new(false),
             last_stall_ns: AtomicU64::new(0),
+            stall_notify: Arc::new(tokio::sync::Notify::new()),
             last_sent_ns: AtomicU64::new(0),
             stats: SendStats::default(),
             lease: Mutex::new(None),
@@ -123,6 +130,11 @@ impl Sender {
         *self.shared.lease.lock().unwrap() = Some(lease);
     }
 
+    /// Notified when the timing thread records a stall (`take_stall`).
+    pub fn stall_notify(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.stall_notify.clone()
+    }
+
     /// A stall longer than deadtime seen by the timing thread, in ns, once.
     pub fn take_stall(&self) -> Option<u64> {
         match self.shared.last_stall_ns.swap(0, Ordering::SeqCst) {
@@ -154,8 +166,14 @@ impl Drop for Sender {
     }
 }
 
-/// Longest busy-wait before a scheduled send.
-const SPIN_MAX_NS: u64 = 100_000;
+/// The busy-wait before each send when the configuration leaves it open:
+/// none. Under SCHED_FIFO with a 1 ns timer slack, clock_nanosleep alone
+/// wakes within the lateness target at a 1 ms keepalive (`bench
+/// datapath`: the table of sender choices), and spinning cost up to
+/// 100 us of CPU per heartbeat, a tenth of a core at 1 ms.
+pub fn default_spin(_keepalive: Duration) -> Duration {
+    Duration::ZERO
+}
 
 fn run(sh: &Shared) {
     // The default 50 us timer slack would be most of the jitter budget.
@@ -169,9 +187,12 @@ fn run(sh: &Shared) {
     }
     let period = sh.cfg.keepalive.as_nanos() as u64;
     let deadtime = sh.cfg.deadtime.as_nanos() as u64;
-    // Spin the last tenth of the period, at most 100 us: 10% of a core at a
-    // 1 ms keepalive, 0.01% at 1 s.
-    let spin = (period / 10).min(SPIN_MAX_NS);
+    let spin = sh
+        .cfg
+        .spin
+        .unwrap_or_else(|| default_spin(sh.cfg.keepalive))
+        .as_nanos()
+        .min(period as u128 / 2) as u64;
     let mut next = clock::now_ns();
     while !sh.stop.load(Ordering::Relaxed) {
         clock::sleep_until_precise(next, spin);
@@ -194,6 +215,7 @@ fn run(sh: &Shared) {
         }
         send_once(sh, Some(now));
         if stalled {
+            sh.stall_notify.notify_one();
             // Logged after the heartbeat: the peers are waiting for it.
             warn!(
                 stall_ms = silent as f64 / 1e6,

@@ -24,6 +24,8 @@ fn main() -> anyhow::Result<()> {
     // Only the per-packet table and its in-kernel cross-check (for
     // comparing builds of the XDP program back to back).
     let per_packet_only = std::env::args().any(|a| a == "--per-packet");
+    // Only the sender table (comparing ways to wait for the send time).
+    let jitter_only = std::env::args().any(|a| a == "--jitter");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -31,6 +33,9 @@ fn main() -> anyhow::Result<()> {
     println!("# hb datapath benchmark\n");
     println!("kernel {}, {} CPUs\n", kernel_release(), num_cpus());
     rt.block_on(async {
+        if jitter_only {
+            return jitter(if quick { 3 } else { 10 }).await;
+        }
         per_packet(quick);
         in_kernel(quick)?;
         if per_packet_only {
@@ -77,7 +82,7 @@ fn per_packet(quick: bool) {
     let arp = arp_frame();
     let udp = Frame::udp(L3::V4, 53, &[0u8; 64]).build();
     let mut forged = heartbeat(1, 1);
-    forged[120] ^= 0xff;
+    forged[hb_common::wire::OFF_TAG] ^= 0xff;
     let forged = Frame::udp(L3::V4, PORT, &forged).build();
     let (_, arp_ns) = run(&arp, repeat);
     let (_, udp_ns) = run(&udp, repeat);
@@ -335,28 +340,53 @@ async fn detection(trials: usize, realtime: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Send-time jitter at keepalive 1 ms with nothing else running.
+/// Send-time jitter at keepalive 1 ms with nothing else running, and what
+/// the sender thread costs, for the ways it can wait for its send time:
+/// clock_nanosleep alone (1 ns timer slack), or sleep then busy-wait the
+/// last stretch.
 async fn jitter(secs: u64) -> anyhow::Result<()> {
     println!("## Send-time jitter at keepalive 1 ms, idle machine, {secs} s each\n");
+    let us = Duration::from_micros;
     let mut rows = Vec::new();
-    for (name, rt) in [
-        ("normal scheduling", false),
-        ("SCHED_FIFO (realtime = true)", true),
+    for (name, rt, spin) in [
+        ("normal scheduling, sleep only", false, us(0)),
+        ("normal scheduling, spin 100 us", false, us(100)),
+        ("SCHED_FIFO, sleep only (the default)", true, us(0)),
+        ("SCHED_FIFO, spin 20 us", true, us(20)),
+        ("SCHED_FIFO, spin 100 us (before)", true, us(100)),
     ] {
-        let p = pair(Duration::from_millis(1), Duration::from_millis(5), rt)?;
+        let p = Pair::with_spin(
+            Duration::from_millis(1),
+            Duration::from_millis(5),
+            rt,
+            Some(spin),
+        )?;
+        let before = sender_cpu_ns();
+        let t0 = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(secs)).await;
-        rows.push((name, p.sender.stats()));
+        let cpu = sender_cpu_ns().saturating_sub(before) as f64 / t0.elapsed().as_nanos() as f64;
+        rows.push((name, p.sender.stats(), cpu * 100.0));
     }
     jitter_table(&rows);
     Ok(())
 }
 
-fn jitter_table(rows: &[(&str, StatsSnapshot)]) {
-    println!("| sender | heartbeats | p50 late | p99 late | p99.9 late | max late | target p99 |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-    for (name, j) in rows {
+/// CPU time so far of this process's heartbeat sender thread.
+fn sender_cpu_ns() -> u64 {
+    hb_tests::lab::cpu::threads(std::process::id() as i32)
+        .get("hb-sender")
+        .copied()
+        .unwrap_or(0)
+}
+
+fn jitter_table(rows: &[(&str, StatsSnapshot, f64)]) {
+    println!(
+        "| sender | heartbeats | p50 late | p99 late | p99.9 late | max late | target p99 | sender thread CPU (% of a core) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, j, cpu) in rows {
         println!(
-            "| {name} | {} | <= {} us | <= {} us | <= {} us | {:.0} us | <= 100 us |",
+            "| {name} | {} | <= {} us | <= {} us | <= {} us | {:.0} us | <= 100 us | {cpu:.2} % |",
             j.scheduled,
             j.p50_us,
             j.p99_us,

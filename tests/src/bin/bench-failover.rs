@@ -15,7 +15,7 @@ use hb_tests::lab::report::pct;
 use hb_tests::lab::{
     Lab, LabOptions,
     agents::{Timings, group_name},
-    default_agent_bin,
+    cpu, default_agent_bin,
     heartbeat::{self, Heartbeat},
     keepalived::{Keepalived, Net, Variant},
     observe::{FAST_PROBE_INTERVAL, Prober, Watcher},
@@ -141,7 +141,7 @@ fn outage(p: &Prober, t0: u64, served: u64) -> f64 {
 
 /// hb's trials, and how often a healthy node (node1, node2: only node0 is
 /// ever faulted) was declared dead during them: false failovers.
-fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, usize)> {
+fn hb_trials(timings: Timings, trials: usize) -> Result<HbColumn> {
     let mut l = Lab::start(LabOptions {
         timings,
         toml: false,
@@ -151,6 +151,11 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
         probe_interval: FAST_PROBE_INTERVAL,
     })?;
     let to = l.settle_timeout();
+    let pids: Vec<Vec<i32>> = (0..3)
+        .map(|i| l.agent(i).map(|a| vec![a.pid()]))
+        .collect::<Result<_>>()?;
+    let idle = cpu::usage(&pids, IDLE_WINDOW);
+    let threads = cpu::usage_by_thread(pids[1][0], IDLE_WINDOW);
     let mut out = Vec::new();
     let mut false_dead = 0;
     for f in faults() {
@@ -185,13 +190,40 @@ fn hb_trials(timings: Timings, trials: usize) -> Result<(Vec<(Fault, Stats)>, us
                 eprintln!("hb {}: trial failed: {e:#}", f.name());
                 st.failed += 1;
                 out.push((f, st));
-                return Ok((out, false_dead));
+                return Ok(HbColumn {
+                    faults: out,
+                    false_dead,
+                    idle,
+                    threads,
+                });
             }
         }
         out.push((f, st));
     }
-    Ok((out, false_dead))
+    Ok(HbColumn {
+        faults: out,
+        false_dead,
+        idle,
+        threads,
+    })
 }
+
+/// One contender's trials, per fault.
+type Column = Vec<(Fault, Stats)>;
+
+/// One hb column: its trials, its false failovers, and its idle cost
+/// (percent of a core per node, settled, before the first fault; and
+/// node1's by thread).
+struct HbColumn {
+    faults: Vec<(Fault, Stats)>,
+    false_dead: usize,
+    idle: Vec<f64>,
+    threads: std::collections::BTreeMap<String, f64>,
+}
+
+/// How long idle CPU is measured, once per contender, on the settled
+/// cluster before its first fault.
+const IDLE_WINDOW: Duration = Duration::from_secs(5);
 
 /// What the agents logged in this trial's timeline that moves service off
 /// a healthy node: node1 or node2 declared dead (a line per observer), or
@@ -347,7 +379,7 @@ impl Contender for KeepalivedRun<'_> {
     }
 }
 
-fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
+fn keepalived_trials(v: Variant, trials: usize) -> Result<(Column, Vec<f64>)> {
     let dir = std::env::temp_dir().join(hb_tests::netns::unique("ka"));
     std::fs::create_dir_all(&dir)?;
     let topo = Topology::build()?;
@@ -364,7 +396,19 @@ fn keepalived_trials(v: Variant, trials: usize) -> Result<Vec<(Fault, Stats)>> {
         watcher.holders(0) == [0]
     })?;
     pause(Duration::from_millis(200));
-    let out = contender_trials(&mut run, &watcher, &prober, trials);
+    // Each node's keepalived: its parent and its VRRP child.
+    let pids: Vec<Vec<i32>> = run
+        .ka
+        .iter()
+        .flatten()
+        .map(|k| {
+            std::iter::once(k.child.id() as i32)
+                .chain(k.vrrp_pid())
+                .collect()
+        })
+        .collect();
+    let idle = cpu::usage(&pids, IDLE_WINDOW);
+    let out = contender_trials(&mut run, &watcher, &prober, trials).map(|o| (o, idle));
     drop(run);
     drop(prober);
     drop(watcher);
@@ -542,7 +586,7 @@ impl Contender for HeartbeatRun<'_> {
     }
 }
 
-fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
+fn heartbeat_trials(trials: usize) -> Result<(Column, Vec<f64>)> {
     let dir = std::env::temp_dir().join(hb_tests::netns::unique("heartbeat"));
     std::fs::create_dir_all(&dir)?;
     let topo = Topology::build()?;
@@ -556,6 +600,8 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
         hb: [None, None],
     };
     run.reset()?;
+    let pids: Vec<Vec<i32>> = run.hb.iter().flatten().map(|h| h.pids()).collect();
+    let idle = cpu::usage(&pids, IDLE_WINDOW);
     let out = contender_trials(&mut run, &watcher, &prober, trials)?;
     drop(run);
     drop(prober);
@@ -569,7 +615,7 @@ fn heartbeat_trials(trials: usize) -> Result<Vec<(Fault, Stats)>> {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(out)
+    Ok((out, idle))
 }
 
 /// `--name value` from the command line.
@@ -633,7 +679,14 @@ fn main() -> Result<()> {
         warntime_ms: 6.0,
         initdead_ms: 200.0,
     };
-    let hb_columns = [
+    let push = Timings {
+        keepalive_ms: 0.3,
+        deadtime_ms: 1.2,
+        warntime_ms: 0.6,
+        initdead_ms: 100.0,
+    };
+    let push_too = fastest.keepalive_ms > push.keepalive_ms;
+    let mut hb_columns = vec![
         ("hb 10 ms / 30 ms (keepalived-equivalent)".to_string(), eq),
         ("hb 2 ms / 10 ms".to_string(), fast),
         (
@@ -644,12 +697,34 @@ fn main() -> Result<()> {
             fastest,
         ),
     ];
-    let mut false_dead = Vec::new();
+    if push_too {
+        hb_columns.push(("hb 0.3 ms / 1.2 ms".to_string(), push));
+    }
+    // Per contender: idle CPU per node (% of a core), and for hb its false
+    // failovers (None: the column did not run to the end) and node1's
+    // threads.
+    let mut idle: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut false_dead: Vec<(String, Option<usize>)> = Vec::new();
+    let mut threads = Vec::new();
     for (name, t) in hb_columns {
-        if want(&name) {
-            let (col, n) = hb_trials(t, trials)?;
-            false_dead.push((name.clone(), n));
-            columns.push((name, col));
+        if !want(&name) {
+            continue;
+        }
+        // A column that cannot run (the lab does not settle at timings this
+        // short) stays in the table, empty, with the reason.
+        match hb_trials(t, trials) {
+            Ok(c) => {
+                let complete = c.faults.iter().all(|(_, s)| s.failed == 0);
+                false_dead.push((name.clone(), complete.then_some(c.false_dead)));
+                idle.push((name.clone(), c.idle));
+                threads.push((name.clone(), c.threads));
+                columns.push((name, c.faults));
+            }
+            Err(e) => {
+                eprintln!("{name}: {e:#}");
+                false_dead.push((name.clone(), None));
+                columns.push((name, Vec::new()));
+            }
         }
     }
     let keepalived = [
@@ -678,7 +753,9 @@ fn main() -> Result<()> {
     ];
     for v in keepalived {
         if want(&v.name()) {
-            columns.push((v.name(), keepalived_trials(v, trials)?));
+            let (col, i) = keepalived_trials(v, trials)?;
+            idle.push((v.name(), i));
+            columns.push((v.name(), col));
         }
     }
     let t = &heartbeat::TIMINGS;
@@ -689,10 +766,11 @@ fn main() -> Result<()> {
     if want(&name) {
         // A column of its own failing (Heartbeat not installed, a cluster
         // that would not come up) leaves the others' results standing.
-        let col = heartbeat_trials(trials).unwrap_or_else(|e| {
+        let (col, i) = heartbeat_trials(trials).unwrap_or_else(|e| {
             eprintln!("heartbeat: {e:#}");
-            Vec::new()
+            (Vec::new(), Vec::new())
         });
+        idle.push((name.clone(), i));
         columns.push((name, col));
     }
     println!(
@@ -751,6 +829,7 @@ fn main() -> Result<()> {
             println!("| {} | {} |", f.name(), cells.join(" | "));
         }
     }
+    print_idle(&idle, &threads);
     println!(
         "\nfalse failovers during hb's trials: a healthy node (node1 or node2) declared dead, releasing everything after a stall, or giving up a group for lost ping nodes"
     );
@@ -761,27 +840,72 @@ fn main() -> Result<()> {
             .flat_map(|(_, col)| col.iter())
             .map(|(f, st)| format!("{} {}", f.name(), st.false_failovers))
             .collect();
-        println!("- {name}: {n} ({})", per_fault.join(", "));
+        match n {
+            Some(n) => println!("- {name}: {n} ({})", per_fault.join(", ")),
+            None => println!(
+                "- {name}: column incomplete (a trial failed or the lab did not start); {}",
+                per_fault.join(", ")
+            ),
+        }
     }
-    println!("\nratio keepalived (best variant) / hb (best column), median outage:");
+    // The fastest hb column that ran to the end with no false failover:
+    // the columns run from slowest to fastest.
+    let safe = false_dead
+        .iter()
+        .rev()
+        .find(|(_, n)| *n == Some(0))
+        .map(|(name, _)| name.clone());
+    let Some(safe) = safe else {
+        println!("\nno hb column ran without a false failover: no ratio");
+        return Ok(());
+    };
+    println!(
+        "\nratio keepalived (best variant) / {safe} (hb's fastest column with no false failover in this run), median outage:"
+    );
     for f in FAULTS {
-        let best = |hb: bool| {
-            columns
-                .iter()
-                .filter(|(n, _)| {
-                    if hb {
-                        n.starts_with("hb")
-                    } else {
-                        n.starts_with("keepalived")
-                    }
-                })
-                .filter_map(|(_, c)| c.iter().find(|(g, _)| *g == f))
+        let median = |c: &Vec<(Fault, Stats)>| {
+            c.iter()
+                .find(|(g, _)| *g == f)
                 .map(|(_, s)| pct(&s.outages_ms, 0.5))
-                .fold(f64::NAN, f64::min)
         };
-        println!("- {}: {:.1}x", f.name(), best(false) / best(true));
+        let keepalived = columns
+            .iter()
+            .filter(|(n, _)| n.starts_with("keepalived"))
+            .filter_map(|(_, c)| median(c))
+            .fold(f64::NAN, f64::min);
+        let hb = columns
+            .iter()
+            .find(|(n, _)| *n == safe)
+            .and_then(|(_, c)| median(c))
+            .unwrap_or(f64::NAN);
+        println!("- {}: {:.1}x", f.name(), keepalived / hb);
     }
     Ok(())
+}
+
+/// Idle CPU per node and contender, and hb's by thread (node1).
+fn print_idle(
+    idle: &[(String, Vec<f64>)],
+    threads: &[(String, std::collections::BTreeMap<String, f64>)],
+) {
+    println!(
+        "\nidle CPU, % of one core per node over {} s, settled, before the first fault (hb: node0, node1, node2; keepalived and Heartbeat: node0 master, node1 backup)\n",
+        IDLE_WINDOW.as_secs()
+    );
+    println!("| contender | node0 | node1 | node2 |");
+    println!("|---|---:|---:|---:|");
+    for (name, v) in idle {
+        let cell = |i: usize| v.get(i).map_or("-".to_string(), |x| format!("{x:.2} %"));
+        println!("| {name} | {} | {} | {} |", cell(0), cell(1), cell(2));
+    }
+    for (name, t) in threads {
+        let cells: Vec<String> = t
+            .iter()
+            .filter(|(_, v)| **v >= 0.01)
+            .map(|(n, v)| format!("{n} {v:.2} %"))
+            .collect();
+        println!("- {name}, node1 by thread: {}", cells.join(", "));
+    }
 }
 
 fn median_or_dash(v: &[f64], unit: &str) -> String {

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod chaos;
 pub mod cli;
+pub mod cpu;
 pub mod health;
 pub mod heartbeat;
 pub mod http;
