@@ -231,7 +231,8 @@ const IDLE_WINDOW: Duration = Duration::from_secs(5);
 /// a group for lost ping nodes (only node0 is ever faulted).
 fn false_deaths(l: &mut Lab) -> usize {
     l.timeline.poll();
-    l.timeline
+    let false_ones: Vec<String> = l
+        .timeline
         .steps
         .iter()
         .filter(|s| {
@@ -239,7 +240,28 @@ fn false_deaths(l: &mut Lab) -> usize {
                 || (s.node != "node0"
                     && (s.step == "warning.hang" || s.step == "warning.lost_connectivity"))
         })
-        .count()
+        .map(|s| format!("{} {} {}", s.node, s.step, s.peer.as_deref().unwrap_or("")))
+        .collect();
+    if !false_ones.is_empty() {
+        // What the run leaves to explain them (the lab's logs go with it).
+        let stalls: Vec<String> = l
+            .timeline
+            .steps
+            .iter()
+            .filter(|s| s.step.starts_with("warning.stall"))
+            .map(|s| format!("{} {}", s.node, s.step))
+            .collect();
+        eprintln!(
+            "false failover: {}; stalls logged in the trial: {}",
+            false_ones.join(", "),
+            if stalls.is_empty() {
+                "none".to_string()
+            } else {
+                stalls.join(", ")
+            }
+        );
+    }
+    false_ones.len()
 }
 
 /// A contender run by its own daemons on a bare topology (keepalived,
