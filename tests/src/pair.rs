@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use hb_agent::{
     kernel::{Kernel, events::EventStream},
-    sender::{LinkTarget, Sender, SenderConfig, clock},
+    sender::{DEFAULT_SPIN, LinkTarget, Sender, SenderConfig, clock},
 };
 
 use crate::kernel::{CLUSTER, KEY, PEER, PORT, configured};
@@ -24,15 +24,15 @@ pub struct Pair {
 impl Pair {
     /// Needs a tokio runtime (the event stream registers with it).
     pub fn new(keepalive: Duration, deadtime: Duration, realtime: bool) -> Result<Pair> {
-        Pair::with_spin(keepalive, deadtime, realtime, None)
+        Pair::with_spin(keepalive, deadtime, realtime, DEFAULT_SPIN)
     }
 
-    /// `new`, with the sender's busy-wait before each send set (None: its default).
+    /// `new`, with the sender's busy-wait before each send set.
     pub fn with_spin(
         keepalive: Duration,
         deadtime: Duration,
         realtime: bool,
-        spin: Option<Duration>,
+        spin: Duration,
     ) -> Result<Pair> {
         let (a, b) = heartbeat_pair("p")?;
         let mut kernel = b.run(false, move || -> Result<Kernel> {

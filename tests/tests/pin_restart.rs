@@ -58,7 +58,7 @@ fn detection_survives_agent_restart_and_is_adopted() {
                     key,
                     port: 694,
                     realtime: false,
-                    spin: None,
+                    spin: hb_agent::sender::DEFAULT_SPIN,
                 },
                 &[LinkTarget::Bcast {
                     iface: "eth2".into(),

@@ -418,7 +418,7 @@ fn start_sender(
             key: key_words(&cfg.auth.key),
             port,
             realtime: cfg.realtime,
-            spin: None,
+            spin: crate::sender::DEFAULT_SPIN,
         },
         &link_targets(cfg, local),
     )?;

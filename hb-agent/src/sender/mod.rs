@@ -38,9 +38,9 @@ pub struct SenderConfig {
     pub port: u16,
     /// Run the timing thread under SCHED_FIFO.
     pub realtime: bool,
-    /// Busy-wait this long before each send (None: [`default_spin`]).
-    /// `bench datapath` compares choices.
-    pub spin: Option<Duration>,
+    /// Busy-wait this long before each send ([`DEFAULT_SPIN`] unless a
+    /// benchmark compares choices: `bench datapath --jitter`).
+    pub spin: Duration,
 }
 
 struct Shared {
@@ -166,14 +166,12 @@ impl Drop for Sender {
     }
 }
 
-/// The busy-wait before each send when the configuration leaves it open:
-/// none. Under SCHED_FIFO with a 1 ns timer slack, clock_nanosleep alone
-/// wakes within the lateness target at a 1 ms keepalive (`bench
-/// datapath`: the table of sender choices), and spinning cost up to
-/// 100 us of CPU per heartbeat, a tenth of a core at 1 ms.
-pub fn default_spin(_keepalive: Duration) -> Duration {
-    Duration::ZERO
-}
+/// The busy-wait before each send: none. Under SCHED_FIFO with a 1 ns
+/// timer slack, clock_nanosleep alone wakes within the lateness target at
+/// a 1 ms keepalive (`bench datapath`: the table of sender choices), and
+/// spinning cost up to 100 us of CPU per heartbeat, a tenth of a core at
+/// 1 ms.
+pub const DEFAULT_SPIN: Duration = Duration::ZERO;
 
 fn run(sh: &Shared) {
     // The default 50 us timer slack would be most of the jitter budget.
@@ -187,12 +185,7 @@ fn run(sh: &Shared) {
     }
     let period = sh.cfg.keepalive.as_nanos() as u64;
     let deadtime = sh.cfg.deadtime.as_nanos() as u64;
-    let spin = sh
-        .cfg
-        .spin
-        .unwrap_or_else(|| default_spin(sh.cfg.keepalive))
-        .as_nanos()
-        .min(period as u128 / 2) as u64;
+    let spin = sh.cfg.spin.as_nanos().min(period as u128 / 2) as u64;
     let mut next = clock::now_ns();
     while !sh.stop.load(Ordering::Relaxed) {
         clock::sleep_until_precise(next, spin);

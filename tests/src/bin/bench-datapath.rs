@@ -355,12 +355,7 @@ async fn jitter(secs: u64) -> anyhow::Result<()> {
         ("SCHED_FIFO, spin 20 us", true, us(20)),
         ("SCHED_FIFO, spin 100 us (before)", true, us(100)),
     ] {
-        let p = Pair::with_spin(
-            Duration::from_millis(1),
-            Duration::from_millis(5),
-            rt,
-            Some(spin),
-        )?;
+        let p = Pair::with_spin(Duration::from_millis(1), Duration::from_millis(5), rt, spin)?;
         let before = sender_cpu_ns();
         let t0 = std::time::Instant::now();
         tokio::time::sleep(Duration::from_secs(secs)).await;
