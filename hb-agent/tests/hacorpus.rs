@@ -410,9 +410,14 @@ fn readings_follow_heartbeat() {
     // With ipfail and a ping node, the two-node quorum is hb's tie-break.
     let cfg = load(c, "29-andrewbx-config", &nowhere()).unwrap();
     let names: Vec<&str> = cfg.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, ["172.16.1.200", "drbddisk"]);
+    let akas: Vec<Option<&str>> = cfg.groups.iter().map(|g| g.aka.as_deref()).collect();
     assert_eq!(
-        names,
-        ["IPaddr::172.16.1.200/24/eth0:1", "drbddisk::lin-mirror"]
+        akas,
+        [
+            Some("IPaddr::172.16.1.200/24/eth0:1"),
+            Some("drbddisk::lin-mirror")
+        ]
     );
     let p = plan(&cfg, "lin-node-01");
     assert!(
@@ -471,6 +476,19 @@ fn check_prints_a_plan_for_every_loading_case() {
                 "{case}: group {} missing:\n{text}",
                 g.name
             );
+            if let Some(aka) = &g.aka {
+                assert!(text.contains(aka.as_str()), "{case}: {aka} missing");
+            }
+            // Short, and unique by either name: `standby NAME` says which.
+            assert!(g.name.len() <= 40 || g.aka.is_none(), "{case}: {}", g.name);
+            let clashes = cfg
+                .groups
+                .iter()
+                .filter(|o| {
+                    o.answers_to(&g.name) || g.aka.as_deref().is_some_and(|a| o.answers_to(a))
+                })
+                .count();
+            assert_eq!(clashes, 1, "{case}: {} names two groups", g.name);
         }
         serde_json::to_string(&p).unwrap();
     }

@@ -217,6 +217,8 @@ fn groups(a: &View) -> Vec<GroupStatus> {
                 .unwrap_or(0);
             GroupStatus {
                 name: g.name.clone(),
+                aka: g.aka.clone(),
+                resources: g.resources.iter().map(|r| r.to_string()).collect(),
                 owner: owner.map(|o| a.core.node_name(o)),
                 since_s: a
                     .core

@@ -182,8 +182,10 @@ fn open_lease(kernel: &Kernel, cfg: &Config) -> Result<Option<Arc<Lease>>> {
 /// The cluster logic, knowing the epochs taken here before a restart.
 fn new_cluster(spec: ClusterSpec, epochs: &Epochs, cfg: &Config, now: Now) -> Cluster {
     let mut cluster = Cluster::new(spec, now.ns);
+    // An epoch recorded under a group's whole first resource (`aka`) counts:
+    // that was its name before names were shortened.
     for (name, epoch) in epochs.iter() {
-        if let Some(g) = cfg.groups.iter().find(|g| g.name == name) {
+        if let Some(g) = cfg.group_named(name) {
             cluster.remember_epoch(g.id, epoch);
         }
     }
@@ -286,6 +288,11 @@ fn start_resources(
             script_dirs: cfg.script_dirs.clone(),
             state_dir: state_dir.to_path_buf(),
             announce_gate: gate,
+            renamed: cfg
+                .groups
+                .iter()
+                .filter_map(|g| Some((g.aka.clone()?, g.name.clone())))
+                .collect(),
             ..Default::default()
         })
         .map_err(|e| anyhow!("resources: {e}"))?

@@ -186,6 +186,9 @@ pub struct PlanValue {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanGroup {
     pub name: String,
+    /// Its whole first resource, when `name` is short (haresources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aka: Option<String>,
     pub id: String,
     pub at: String,
     /// Most preferred first.
@@ -307,6 +310,7 @@ pub(crate) fn plan_in(cfg: &Config, node: &str, ocf_root: &Path) -> Plan {
         .iter()
         .map(|g| PlanGroup {
             name: g.name.clone(),
+            aka: g.aka.clone(),
             id: format!("{:#010x}", g.id),
             at: g.origin.as_ref().map_or(String::new(), |o| {
                 format!("{}:{}", o.file.display(), o.line)
@@ -624,8 +628,12 @@ impl Plan {
             } else {
                 "  (this node is not a candidate)"
             };
+            let aka = g
+                .aka
+                .as_ref()
+                .map_or(String::new(), |a| format!(" (also `{a}`)"));
             line(format!(
-                "  {} id {} at {}: candidates {}{here}",
+                "  {}{aka} id {} at {}: candidates {}{here}",
                 g.name,
                 g.id,
                 g.at,

@@ -2,8 +2,12 @@
 //! `preferred-node resource resource::arg::arg ...`, backslash continuation.
 //!
 //! Naming and mapping rules (the README should state them):
-//! - the group is named after its first resource token as written
-//!   (`Remac1`, `IPaddr::192.168.60.200/24/eth0/`);
+//! - the group is named after its first resource, shortly: the address of
+//!   an IP or MAC takeover resource, the MAC of one without an address, the
+//!   host name, the script's name (`192.168.60.200` for
+//!   `IPaddr::192.168.60.200/24/eth0/`, `Remac1`); the whole token is kept
+//!   as `aka` (standby/takeover and checks.toml accept it too), and is the
+//!   name when two groups' short names clash;
 //! - candidates are the preferred node, then every other ha.cf node in
 //!   `node` order (Heartbeat lets any node take over);
 //! - `IPaddr`/`IPaddr2::ip[/prefix-or-netmask[/iface[/broadcast]]]`, or a bare
@@ -94,7 +98,7 @@ pub(crate) fn parse(
             continue;
         }
         let name = resources[0].to_string();
-        if let Some(other) = groups.iter().find(|g| g.name == name) {
+        if let Some(other) = groups.iter().find(|g| g.aka.as_ref() == Some(&name)) {
             let at = other.origin.as_ref().map_or(0, |o| o.line);
             diags.push(
                 Diag::error(
@@ -112,7 +116,8 @@ pub(crate) fn parse(
         candidates.extend(nodes.iter().filter(|n| **n != node).cloned());
         groups.push(Group {
             id: fnv1a32(&name),
-            name,
+            aka: Some(name),
+            name: short_name(&specs[0]),
             nodes: candidates,
             resources: specs,
             origin: Some(Origin {
@@ -123,7 +128,76 @@ pub(crate) fn parse(
             checks: Vec::new(),
         });
     }
+    settle_names(&mut groups, file, diags);
     groups
+}
+
+/// The short name of a group whose first resource is `first`: its address
+/// for an IP (or a MAC takeover with one), its MAC otherwise, the host name,
+/// the script's or OCF agent's name (`Remac1`, `drbddisk`, `IPaddr2` is
+/// never one: that is an IP). As Heartbeat's tools showed groups.
+fn short_name(first: &ResourceSpec) -> String {
+    match first {
+        ResourceSpec::IpAddr(ip) => ip.addr.to_string(),
+        ResourceSpec::Mac(MacSpec {
+            addr: Some((ip, _)),
+            ..
+        }) => ip.to_string(),
+        ResourceSpec::Mac(m) => m
+            .mac
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        ResourceSpec::Hostname(h) => h.name.clone(),
+        ResourceSpec::Script(s) => s.name.clone(),
+    }
+}
+
+/// Groups whose short names clash (two `drbddisk::r0`, `drbddisk::r1`
+/// lines) keep their whole first resource as their name, with a warning: a
+/// short name must say which group, and must not change with the order of
+/// the lines. A group whose short name is its whole first resource
+/// (`Remac1`) has no `aka`.
+fn settle_names(groups: &mut [Group], file: &Path, diags: &mut Vec<Diag>) {
+    let mut by_short: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, g) in groups.iter().enumerate() {
+        by_short.entry(g.name.clone()).or_default().push(i);
+    }
+    for (short, at) in by_short {
+        // A short name that is another group's whole first resource clashes too.
+        let taken = groups
+            .iter()
+            .any(|g| g.aka.as_deref() == Some(short.as_str()) && g.name != short);
+        if at.len() > 1 || taken {
+            let lines: Vec<String> = at
+                .iter()
+                .filter_map(|&i| groups[i].origin.as_ref().map(|o| o.line.to_string()))
+                .collect();
+            let mut d = Diag::warning(
+                file,
+                format!(
+                    "the groups at lines {} would all be called `{short}`; each keeps its whole first resource as its name",
+                    lines.join(", ")
+                ),
+            )
+            .field("group");
+            if let Some(o) = groups[at[0]].origin.as_ref() {
+                d = d.at(o.line);
+            }
+            diags.push(d);
+            for &i in &at {
+                if let Some(full) = groups[i].aka.take() {
+                    groups[i].name = full;
+                }
+            }
+        }
+    }
+    for g in groups.iter_mut() {
+        if g.aka.as_deref() == Some(g.name.as_str()) {
+            g.aka = None;
+        }
+    }
 }
 
 /// For an IP resource that leaves out its prefix or interface: which (both
@@ -409,12 +483,52 @@ mod tests {
     }
 
     #[test]
+    fn groups_get_short_names_and_answer_to_both() {
+        let (g, d) = run(
+            "node0 MacTakeover::eth0::00:1E:68:1E:99:5E::macvlan::192.168.32.21/24 Hostname::nodevir\n\
+             node2 MacTakeover::eth1::00:1E:68:1E:99:5F::replace\n\
+             node1 Hostname::web1 httpd\n\
+             node1 Remac1\n\
+             node0 drbddisk::r0 Filesystem::/dev/drbd0::/data\n\
+             node2 drbddisk::r1 Filesystem::/dev/drbd1::/data1\n",
+        );
+        let names: Vec<&str> = g.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "192.168.32.21",
+                "00:1E:68:1E:99:5F",
+                "web1",
+                "Remac1",
+                "drbddisk::r0",
+                "drbddisk::r1"
+            ]
+        );
+        let full = "MacTakeover::eth0::00:1E:68:1E:99:5E::macvlan::192.168.32.21/24";
+        assert_eq!(g[0].aka.as_deref(), Some(full));
+        assert!(g[0].answers_to(full) && g[0].answers_to("192.168.32.21"));
+        assert_eq!(g[0].id, fnv1a32(full), "the id follows the whole resource");
+        assert_eq!(g[3].aka, None, "Remac1 is short already");
+        // The two drbddisk lines would both be `drbddisk`: whole names, said.
+        assert_eq!((g[4].aka.as_deref(), g[5].aka.as_deref()), (None, None));
+        assert_eq!(d.len(), 1, "{d:?}");
+        let w = d[0].to_string();
+        assert!(
+            w.contains("lines 5, 6 would all be called `drbddisk`"),
+            "{w}"
+        );
+        assert!(!d[0].is_error(), "a warning: {w}");
+    }
+
+    #[test]
     fn tutorial_general_form() {
         let (g, d) = run(
             "node1 IPaddr::192.168.60.200/24/eth0/  Filesystem::/dev/sdb5::/webdata::ext3  httpd tomcat\n",
         );
         assert!(d.is_empty(), "{d:?}");
-        assert_eq!(g[0].name, "IPaddr::192.168.60.200/24/eth0/");
+        assert_eq!(g[0].name, "192.168.60.200");
+        assert_eq!(g[0].aka.as_deref(), Some("IPaddr::192.168.60.200/24/eth0/"));
+        assert_eq!(g[0].id, fnv1a32("IPaddr::192.168.60.200/24/eth0/"));
         assert_eq!(g[0].nodes, ["node1", "node0", "node2"]);
         assert_eq!(
             g[0].resources[0],

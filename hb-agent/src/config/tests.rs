@@ -508,7 +508,11 @@ fn milliseconds_and_fractional_seconds() {
     );
     assert!(!cfg.auto_failback);
     assert!(cfg.realtime);
-    assert_eq!(cfg.groups[0].name, "10.0.0.50/24/eth1/10.0.0.255");
+    assert_eq!(cfg.groups[0].name, "10.0.0.50");
+    assert_eq!(
+        cfg.groups[0].aka.as_deref(),
+        Some("10.0.0.50/24/eth1/10.0.0.255")
+    );
     assert_eq!(cfg.groups[0].nodes, ["a", "b"]);
     assert_eq!(cfg.auth, Auth::from_secret(AuthMethod::Md5, b"Hello!"));
 }
@@ -621,7 +625,7 @@ fn more_than_8_groups_for_a_node_is_an_error() {
         let msg = |node: &str| {
             format!(
                 "{}:9: group: node `{node}` is a candidate for {n} groups, at most 8 are \
-                 supported (group `10.0.0.9/24/eth0` is number 9)",
+                 supported (group `10.0.0.9` is number 9)",
                 res.display()
             )
         };
@@ -667,7 +671,8 @@ fn two_groups_with_one_address_or_mac_are_an_error() {
                 5,
                 g2,
                 2,
-                "MacTakeover::eth1::02:00:00:00:00:01::replace",
+                // Its short name, the MAC: unique, unlike the two 10.0.0.5s.
+                "02:00:00:00:00:01",
                 "virtual MAC 02:00:00:00:00:01"
             ),
             both(6, g1, 1, "10.0.0.7", "address 10.0.0.5"),
@@ -861,6 +866,7 @@ fn mac_group(
             line,
         }),
         found: Default::default(),
+        aka: None,
         checks: Vec::new(),
     }
 }

@@ -79,7 +79,7 @@ pub fn load_checks_str(text: &str, path: &Path, groups: &mut [super::model::Grou
             );
             continue;
         };
-        match groups.iter().position(|g| g.name == *named.get_ref()) {
+        match groups.iter().position(|g| g.answers_to(named.get_ref())) {
             Some(i) => by_group[i].push(c),
             None => {
                 let names: Vec<&str> = groups.iter().map(|g| g.name.as_str()).collect();

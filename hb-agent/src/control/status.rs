@@ -42,6 +42,12 @@ pub struct LinkStatus {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GroupStatus {
     pub name: String,
+    /// The whole first resource when `name` is its short form (haresources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aka: Option<String>,
+    /// Its resources in start order, one line each.
+    #[serde(default)]
+    pub resources: Vec<String>,
     pub owner: Option<String>,
     pub since_s: Option<f64>,
     pub epoch: u32,
@@ -138,6 +144,9 @@ impl StatusReport {
                 g.epoch,
                 g.local
             );
+            if !g.resources.is_empty() {
+                let _ = writeln!(o, "  {}", g.resources.join(", then "));
+            }
         }
         if self.groups.iter().any(|g| !g.checks.is_empty()) {
             let _ = writeln!(

@@ -65,6 +65,10 @@ pub struct ResourcesConfig {
     pub state_dir: PathBuf,
     /// Announcements go out only while this says so (the service lease).
     pub announce_gate: Option<AnnounceGate>,
+    /// (old, new): groups whose state may be on file under an old name (a
+    /// haresources group's whole first resource, before names were
+    /// shortened); it is moved to the new one at start.
+    pub renamed: Vec<(String, String)>,
 }
 
 impl Default for ResourcesConfig {
@@ -76,6 +80,7 @@ impl Default for ResourcesConfig {
             ocf_root: script::DEFAULT_OCF_ROOT.into(),
             state_dir: "/run/hb".into(),
             announce_gate: None,
+            renamed: Vec::new(),
         }
     }
 }
@@ -223,6 +228,9 @@ impl Resources {
     pub fn new(config: ResourcesConfig) -> Result<Self, ResourceError> {
         let nl = Netlink::connect()?;
         let state = StateStore::open(&config.state_dir)?;
+        for (old, new) in &config.renamed {
+            state.rename(old, new)?;
+        }
         let announcer =
             Announcer::new(config.arp.clone(), nl.clone())?.with_gate(config.announce_gate.clone());
         let scripts = ScriptRunner::new(config.script_dirs.clone(), config.ocf_root.clone());
@@ -311,7 +319,9 @@ impl Resources {
         group: &str,
         specs: &[ResourceSpec],
     ) -> Result<StartReport, ResourceError> {
-        tracing::info!(group, resources = specs.len(), "starting group");
+        // The agent logs the event (`taking over group`, `group started`,
+        // `releasing group`, `group released`): once, with its step.
+        tracing::debug!(group, resources = specs.len(), "starting group");
         let mut resources = Vec::new();
         let mut targets: Vec<AnnounceTarget> = Vec::new();
         self.abort_announcements(group);
@@ -366,7 +376,7 @@ impl Resources {
             }
         }
         self.spawn_refresh(group, targets.clone());
-        tracing::info!(group, "group started");
+        tracing::debug!(group, "group started");
         Ok(StartReport {
             group: group.to_string(),
             resources,
@@ -390,7 +400,7 @@ impl Resources {
         specs: &[ResourceSpec],
         identity_left: impl FnOnce(&[ResourceSpec]),
     ) -> StopReport {
-        tracing::info!(group, resources = specs.len(), "stopping group");
+        tracing::debug!(group, resources = specs.len(), "stopping group");
         let mut identity_left = Some(identity_left);
         self.abort_announcements(group);
         let mut report = StopReport {

@@ -118,6 +118,12 @@ impl Config {
         self.groups.iter().find(|g| g.id == id)
     }
 
+    /// A group by its name or, for a haresources group, its whole first
+    /// resource (`Group::aka`).
+    pub fn group_named(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.answers_to(name))
+    }
+
     /// Groups this node may run (it is one of their candidates).
     pub fn groups_for<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a Group> + 'a {
         self.groups
@@ -277,8 +283,17 @@ pub struct Origin {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// What logs, `status`, metrics and `standby GROUP` call it: short
+    /// (haresources: see `aka`).
     pub name: String,
-    /// fnv1a32(name).
+    /// The group's whole first resource as haresources wrote it, when `name`
+    /// is a shorter form of it (`192.168.32.21` for
+    /// `MacTakeover::eth0::00:1E:68:1E:99:5E::macvlan::192.168.32.21/24`).
+    /// `standby`, `takeover` and checks.toml accept it as well as `name`.
+    pub aka: Option<String>,
+    /// fnv1a32 of the name as first written (`aka` when there is one), so a
+    /// group's id, on the wire and in the kernel maps, does not depend on
+    /// how it is displayed.
     pub id: u32,
     /// Candidate nodes, most preferred first.
     pub nodes: Vec<String>,
@@ -295,6 +310,11 @@ pub struct Group {
 }
 
 impl Group {
+    /// Whether `name` is this group's name or its `aka`.
+    pub fn answers_to(&self, name: &str) -> bool {
+        self.name == name || self.aka.as_deref() == Some(name)
+    }
+
     /// What its resources say about its addresses and interfaces.
     pub fn facts(&self) -> GroupResources<'_> {
         GroupResources::new(&self.name, &self.resources)

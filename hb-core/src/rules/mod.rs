@@ -625,12 +625,15 @@ impl AgentCore {
         let refuse = |message: String| Answer { ok: false, message };
         let id = match &group {
             None => None,
-            Some(name) => match self.cfg.groups.iter().find(|g| &g.name == name) {
-                Some(g) if self.cluster.spec().group(g.id).is_some() => Some(g.id),
+            Some(name) => match self.cfg.group_named(name) {
+                Some(g) if self.cluster.spec().group(g.id).is_some() => Some((g.id, &g.name)),
                 Some(_) => return refuse(format!("group {name} does not run on this node")),
                 None => return refuse(format!("no group named {name}")),
             },
         };
+        // The group as `status` shows it, whichever name was given.
+        let what = id.map_or_else(|| "all groups".to_string(), |(_, n)| n.clone());
+        let id = id.map(|(id, _)| id);
         let (c, verb) = match cmd {
             Admin::Standby => (AdminCmd::Standby(id), "standby:"),
             Admin::Takeover => (AdminCmd::Takeover(id), "takeover:"),
@@ -638,7 +641,7 @@ impl AgentCore {
         self.feed(Event::Admin(c), now, x);
         Answer {
             ok: true,
-            message: format!("{verb} {}", group.unwrap_or_else(|| "all groups".into())),
+            message: format!("{verb} {what}"),
         }
     }
 }

@@ -61,6 +61,7 @@ fn config() -> Config {
             })],
             origin: None,
             found: BTreeMap::new(),
+            aka: None,
             checks: Vec::new(),
         }],
         ping_nodes: Vec::new(),

@@ -539,6 +539,7 @@ impl Build<'_> {
                     line,
                 }),
                 found: Default::default(),
+                aka: None,
                 checks,
             });
         }
