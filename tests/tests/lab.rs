@@ -39,6 +39,10 @@ fn run(l: &mut Lab, name: &str) -> ScenarioResult {
         .expect("scenario exists");
     let r = scenarios::run(l, n, f);
     eprintln!("{}", hb_tests::lab::report::table(std::slice::from_ref(&r)));
+    // One log line per event: no `group started` from the resources and
+    // again from the agent, no late heartbeat from the kernel and the core.
+    let doubled = l.timeline.doubled(5.0);
+    assert!(doubled.is_empty(), "{name}: logged twice: {doubled:#?}");
     assert!(r.error.is_none(), "{name}: {:?}", r.error);
     assert!(r.identity_ok, "{name}: identity wrong: {:?}", r.identity);
     assert_eq!(

@@ -264,8 +264,9 @@ fn log_kernel_event(core: &AgentCore, kernel: &Kernel, e: &KernelEvent) {
         K::FirstHeard => info!(%peer, %link, "peer up on link (first heard)"),
         K::AliveAgain => info!(%peer, %link, "peer up on link again"),
         K::Restarted { .. } => info!(%peer, %link, "peer restarted (new incarnation)"),
+        // The core warns of it (`warning.late_heartbeat`), once an episode.
         K::Late { gap_ns } => {
-            warn!(%peer, %link, gap_ms = gap_ns as f64 / 1e6, "late heartbeat")
+            tracing::debug!(%peer, %link, gap_ms = gap_ns as f64 / 1e6, "late heartbeat")
         }
         K::State => tracing::debug!(%peer, %link, "peer state changed"),
     }

@@ -12,10 +12,23 @@ pub struct Timeline {
     origin_wall: f64,
     files: Vec<(usize, PathBuf, u64)>,
     verbose: bool,
+    /// In time order (ms since the scenario began), whenever each was read.
     pub entries: Vec<(f64, String)>,
     /// The agents' lines with a `step` field (agent/step.rs), structured.
     pub steps: Vec<Step>,
+    /// Every interesting agent line, by what it is about (see `doubled`).
+    said: Vec<Said>,
     _dir: PathBuf,
+}
+
+/// An agent line reduced to what event it reports.
+#[derive(Clone, Debug, PartialEq)]
+struct Said {
+    at: f64,
+    node: usize,
+    message: String,
+    /// `group`, `peer`, `link`, `resource` fields: what the event is about.
+    about: [Option<String>; 4],
 }
 
 /// One agent log line with a `step` field, in ms since the scenario began.
@@ -93,6 +106,7 @@ impl Timeline {
             verbose,
             entries: Vec::new(),
             steps: Vec::new(),
+            said: Vec::new(),
             _dir: dir,
         }
     }
@@ -103,6 +117,7 @@ impl Timeline {
         self.origin_wall = wall_now();
         self.entries.clear();
         self.steps.clear();
+        self.said.clear();
         if self.verbose {
             println!("\n=== {title}");
         }
@@ -115,16 +130,44 @@ impl Timeline {
         self.files.push((node, path.to_path_buf(), from));
     }
 
+    /// Files `line` in time order. Printed as read: since a note first
+    /// reads what the agents logged until then, the printed lines go
+    /// forward too (unless an agent's line reached its file late).
     fn push(&mut self, at: f64, line: String) {
         if self.verbose {
             println!("  {at:>8.1} ms  {line}");
         }
-        self.entries.push((at, line));
+        let i = self.entries.partition_point(|(t, _)| *t <= at);
+        self.entries.insert(i, (at, line));
     }
 
+    /// A lab step, stamped now, after what the agents logged before it.
     pub fn note(&mut self, msg: &str) {
+        self.poll();
         let at = (wall_now() - self.origin_wall) * 1e3;
         self.push(at, format!("lab: {msg}"));
+    }
+
+    /// Agent lines that report one event twice: the same node, message and
+    /// subject (group, peer, link) within `within_ms` of each other, as in
+    /// `group started` logged by the resources and again by the agent.
+    /// Each pair as text, for an assertion message.
+    pub fn doubled(&self, within_ms: f64) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, a) in self.said.iter().enumerate() {
+            if let Some(b) = self.said[i + 1..].iter().find(|b| {
+                b.node == a.node
+                    && b.message == a.message
+                    && b.about == a.about
+                    && (b.at - a.at).abs() <= within_ms
+            }) {
+                out.push(format!(
+                    "{}: {:?} {:?} at {:.1} and {:.1} ms",
+                    NODES[a.node].name, a.message, a.about, a.at, b.at
+                ));
+            }
+        }
+        out
     }
 
     /// When `node` first logged `step` in this scenario (ms after its
@@ -146,6 +189,7 @@ impl Timeline {
     pub fn poll(&mut self) {
         let mut new = Vec::new();
         let mut steps = Vec::new();
+        let mut said = Vec::new();
         for (node, path, off) in self.files.iter_mut() {
             let Ok(mut f) = std::fs::File::open(&*path) else {
                 continue;
@@ -168,6 +212,7 @@ impl Timeline {
                     steps.push(st);
                 }
                 if let Some(e) = format_line(*node, &v) {
+                    said.push(said_of(*node, &v, e.0));
                     new.push(e);
                 }
             }
@@ -181,6 +226,26 @@ impl Timeline {
             st.at = (st.at - self.origin_wall) * 1e3;
             self.steps.push(st);
         }
+        for mut s in said {
+            s.at = (s.at - self.origin_wall) * 1e3;
+            self.said.push(s);
+        }
+    }
+}
+
+/// An interesting line (`format_line` took it) by its event; `at` in wall s.
+fn said_of(node: usize, v: &serde_json::Value, at: f64) -> Said {
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(String::from);
+    Said {
+        at,
+        node,
+        message: field("message").unwrap_or_default(),
+        about: [
+            field("group"),
+            field("peer"),
+            field("link"),
+            field("resource"),
+        ],
     }
 }
 
@@ -240,6 +305,35 @@ mod tests {
         assert_eq!((s.group.as_deref(), s.peer), (Some("vip1"), None));
         let plain = serde_json::json!({"timestamp": "1970-01-01T00:00:02Z", "message": "x"});
         assert!(step_of(1, &plain).is_none(), "no step field: not a step");
+    }
+
+    #[test]
+    fn one_event_logged_twice_is_found() {
+        let mut t = Timeline::new(PathBuf::from("/nonexistent"), false);
+        let line = |at: f64, msg: &str, group: &str| Said {
+            at,
+            node: 1,
+            message: msg.into(),
+            about: [Some(group.into()), None, None, None],
+        };
+        t.said = vec![
+            line(10.0, "group started", "vip1"),
+            line(10.4, "group started", "vip1"),
+            line(10.4, "group started", "vip2"),
+            line(900.0, "group started", "vip1"),
+        ];
+        let d = t.doubled(5.0);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].starts_with("node1: \"group started\""), "{d:?}");
+    }
+
+    #[test]
+    fn entries_stay_in_time_order() {
+        let mut t = Timeline::new(PathBuf::from("/nonexistent"), false);
+        t.push(296.4, "lab: node0 agent started".into());
+        t.push(50.2, "node0: config".into());
+        let at: Vec<f64> = t.entries.iter().map(|e| e.0).collect();
+        assert_eq!(at, [50.2, 296.4]);
     }
 
     #[test]
