@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod lab;
 pub mod packets;
 pub mod pair;
+pub mod scrape;
 pub mod twohost;
 
 /// The shared namespace fixture (hb-testkit), reached here as before.
