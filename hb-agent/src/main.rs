@@ -16,7 +16,18 @@ use hb_agent::{
 #[command(
     name = "hb-agent",
     version,
-    about = "XDP-accelerated failover agent (a Heartbeat replacement)"
+    about = "XDP-accelerated failover agent (a Heartbeat replacement)",
+    long_about = "XDP-accelerated failover agent (a Heartbeat replacement).\n\n\
+        Nodes heartbeat each other over UDP (port 694); when a primary dies or \
+        loses its network, a standby takes over its groups (IP address, MAC \
+        address, hostname, resource scripts) and announces them with gratuitous \
+        ARP. Heartbeats are received, authenticated and timed by an XDP program.\n\n\
+        Files: /etc/hb/hb.toml (native configuration; the commented \
+        /etc/hb/hb.toml.example shows every key), or /etc/ha.d (Heartbeat's \
+        ha.cf, haresources, authkeys, resource.d) with --ha-dir; \
+        /run/hb/<cluster>.sock (control socket); /run/hb/<cluster>-<node>/ \
+        (restore state); hb-agent.service (systemd unit). \
+        Full documentation: /usr/share/doc/hb-agent/README.md.gz."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -117,6 +128,12 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         interval_ms: u64,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (hb-agent.8, hb-agent-SUBCOMMAND.8) into DIR: what
+    /// the package ships, generated from this very definition.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -165,6 +182,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Cmd::Standby { group, sock } => admin(&sock, Request::Standby { group }),
         Cmd::Takeover { group, sock } => admin(&sock, Request::Takeover { group }),
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "hb-agent", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Manpages { dir } => {
+            manpages(&dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Watch { sock, interval_ms } => {
             let path = socket_path(&sock)?;
             loop {
@@ -176,6 +202,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// One page for the command and one per visible subcommand, section 8
+/// (system administration), named as `man hb-agent-check` finds them.
+fn manpages(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cmd = <Cli as clap::CommandFactory>::command();
+    // `page` is the file (hb-agent-check.8), `invoked` what the synopsis
+    // shows (hb-agent check).
+    let write = |page: String, invoked: String, c: clap::Command| -> anyhow::Result<()> {
+        let path = dir.join(format!("{page}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(c.name(page).bin_name(invoked))
+            .section("8")
+            .manual("hb")
+            .render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        write(
+            format!("hb-agent-{name}"),
+            format!("hb-agent {name}"),
+            sub.clone(),
+        )?;
+    }
+    write("hb-agent".into(), "hb-agent".into(), cmd)
 }
 
 fn admin(sock: &SocketArg, req: Request) -> anyhow::Result<ExitCode> {

@@ -103,13 +103,7 @@ fn install(src: &Sources, prefix: &Path, dest_root: Option<&Path>) -> Result<Vec
         fs::read(&src.binary).with_context(|| format!("reading {}", src.binary.display()))?;
     let unit =
         fs::read_to_string(&src.unit).with_context(|| format!("reading {}", src.unit.display()))?;
-    if !unit.contains(UNIT_DEFAULT_BIN) {
-        bail!(
-            "{} no longer mentions {UNIT_DEFAULT_BIN}: cannot point it at {bin_str}",
-            src.unit.display()
-        );
-    }
-    let unit = unit.replace(UNIT_DEFAULT_BIN, bin_str);
+    let unit = unit_for(&unit, bin_str).with_context(|| src.unit.display().to_string())?;
     let example =
         fs::read(&src.example).with_context(|| format!("reading {}", src.example.display()))?;
 
@@ -140,6 +134,14 @@ fn install(src: &Sources, prefix: &Path, dest_root: Option<&Path>) -> Result<Vec
         },
     });
     Ok(steps)
+}
+
+/// dist/hb-agent.service as installed: run from `bin`.
+pub fn unit_for(unit: &str, bin: &str) -> Result<String> {
+    if !unit.contains(UNIT_DEFAULT_BIN) {
+        bail!("the unit no longer mentions {UNIT_DEFAULT_BIN}: cannot point it at {bin}");
+    }
+    Ok(unit.replace(UNIT_DEFAULT_BIN, bin))
 }
 
 /// `path` (absolute, on the target system) under DESTDIR.

@@ -3,6 +3,7 @@
 //! Every command first runs `setup` (fast when already done), so a fresh
 //! machine needs nothing done by hand.
 
+mod dist;
 mod fuzz;
 mod install;
 mod setup;
@@ -66,6 +67,9 @@ enum Cmd {
         #[arg(long, value_name = "PREFIX", default_value = "/usr/local")]
         prefix: std::path::PathBuf,
     },
+    /// Build the Debian package (target/dist/hb-agent_VERSION_ARCH.deb) and
+    /// check it with lintian.
+    Dist,
     /// The seed's three-node cluster in network namespaces, failing and
     /// recovering, with a timeline and a results table.
     Lab {
@@ -146,6 +150,15 @@ fn main() -> Result<()> {
             setup::run()?;
             build()?;
             install::run(&prefix, dest.as_deref())
+        }
+        Cmd::Dist => {
+            setup::run()?;
+            setup::debian_packages(dist::PACKAGES)?;
+            build()?;
+            let deb = dist::build(&root)?;
+            dist::lintian(&deb)?;
+            eprintln!("dist: {}", deb.display());
+            Ok(())
         }
         Cmd::Lab { args } => {
             setup::run()?;

@@ -259,7 +259,7 @@ fn bpf_linker() -> Result<()> {
     )
 }
 
-fn debian_packages(packages: &[&'static str]) -> Result<()> {
+pub fn debian_packages(packages: &[&'static str]) -> Result<()> {
     let missing: Vec<&str> = packages
         .iter()
         .copied()
