@@ -4,6 +4,8 @@
 //! longest gap between answers from the fault until the standby serves).
 //! One invocation runs all contenders so the comparison is fair.
 //! `--trials N` (default 10); `--only`, `--fault`, `--fastest` for exploring.
+//! The outages are also drawn, per fault and contender, in an SVG chart:
+//! lab-results/bench-failover.svg, or `--svg PATH`.
 
 use std::time::Duration;
 
@@ -818,6 +820,8 @@ fn main() -> Result<()> {
             );
         }
     }
+    let svg_path = arg(&args, "--svg").unwrap_or_else(|| "lab-results/bench-failover.svg".into());
+    write_chart(&svg_path, &columns, trials)?;
     for (name, col) in &columns {
         if let Some((_, st)) = col
             .iter()
@@ -928,6 +932,43 @@ fn print_idle(
             .collect();
         println!("- {name}, node1 by thread: {}", cells.join(", "));
     }
+}
+
+/// The outage distributions as an SVG chart at `path` (`bench_chart.rs`):
+/// per fault that ran, every column's trials.
+fn write_chart(path: &str, columns: &[(String, Column)], trials: usize) -> Result<()> {
+    use hb_tests::bench_chart::{Group, Series, chart};
+    let groups: Vec<Group> = faults()
+        .into_iter()
+        .map(|f| Group {
+            fault: f.name().to_string(),
+            series: columns
+                .iter()
+                .map(|(name, col)| {
+                    let st = col.iter().find(|(g, _)| *g == f).map(|(_, s)| s);
+                    Series {
+                        name: name.clone(),
+                        outages_ms: st.map(|s| s.outages_ms.clone()).unwrap_or_default(),
+                        failed: st.map_or(0, |s| s.failed),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    let svg = chart(
+        "hb vs keepalived vs Heartbeat: client-visible outage of vip1 when node0 fails",
+        &format!(
+            "{trials} trials per fault and contender; one dot per trial; the client probes vip1 every {} us",
+            FAST_PROBE_INTERVAL.as_micros()
+        ),
+        &groups,
+    );
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("writing {path}"))?;
+    println!("\nchart of the outages written to {path}");
+    Ok(())
 }
 
 fn median_or_dash(v: &[f64], unit: &str) -> String {

@@ -4,7 +4,9 @@
 //! Options: `--toml` (native configuration instead of ha.d directories),
 //! `--only SUBSTRING` (run matching scenarios), `--json PATH` (default
 //! lab-results/lab.json), `--keepalive-ms/--deadtime-ms N`, `--quiet`.
-//! `HB_LAB_RUNS=1` prints, per scenario, which node answered each VIP when.
+//! `HB_LAB_RUNS=1` prints, per scenario, which node answered each VIP when;
+//! beside the JSON, `timeline-<scenario>.svg` draws it (and the faults and
+//! the agents' steps), and `index.html` links them.
 
 use std::sync::atomic::Ordering;
 
@@ -13,7 +15,7 @@ use hb_tests::lab::cli::{arg, flag};
 use hb_tests::lab::{
     ABORT, Lab, LabOptions,
     agents::Timings,
-    default_agent_bin, report,
+    default_agent_bin, picture, report,
     scenarios::{self, ScenarioResult},
 };
 
@@ -78,6 +80,17 @@ fn main() -> Result<()> {
     }
     std::fs::write(&json_path, report::json(&results))?;
     println!("results written to {json_path}");
+    // A timeline picture per scenario beside the JSON, and a page for them.
+    let dir = std::path::Path::new(&json_path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let index = picture::write_all(dir, &results, &report::table(&results))?;
+    println!(
+        "timelines written to {}/timeline-*.svg, index {}",
+        dir.display(),
+        index.display()
+    );
     drop(lab);
     let failed = results.iter().filter(|r| !r.passed()).count();
     if failed > 0 {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod keepalived;
 pub mod node;
 pub mod observe;
+pub mod picture;
 pub mod report;
 pub mod scenarios;
 pub mod service;

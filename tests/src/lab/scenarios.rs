@@ -44,6 +44,9 @@ pub struct ScenarioResult {
     /// Per VIP: HTTP requests started during the scenario and how many
     /// failed (when the lab runs its HTTP client).
     pub http: Option<[(usize, usize); 2]>,
+    /// The scenario's timeline as a picture (`picture.rs`; not in the JSON).
+    #[serde(skip)]
+    pub picture: Option<super::picture::Picture>,
 }
 
 impl ScenarioResult {
@@ -117,8 +120,11 @@ fn owners_str(l: &Lab) -> [String; 2] {
 
 /// Runs one scenario with its measurements.
 pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) -> ScenarioResult {
-    l.timeline.begin(name);
     let before = owners_str(l);
+    // t0 right after the timeline's origin: the picture puts the prober's
+    // answers (from t0) and the timeline's entries (from its origin) on
+    // one axis.
+    l.timeline.begin(name);
     let t0 = l.now();
     let r = f(l);
     let t1 = l.now();
@@ -167,7 +173,10 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
         }
         c.failed(t0, t1)
     });
-    ScenarioResult {
+    // The picture runs on to here: the settling and its steps included.
+    let t_end = l.now();
+    l.timeline.poll();
+    let mut result = ScenarioResult {
         name: name.to_string(),
         outage_ms: [0, 1].map(|v| l.prober.outage(v, t0, t1) as f64 / 1e6),
         failover_ms: phases.failover_ns.map(|n| n as f64 / 1e6),
@@ -184,7 +193,10 @@ pub fn run(l: &mut Lab, name: &str, f: impl FnOnce(&mut Lab) -> Result<Phases>) 
         identity,
         error,
         http,
-    }
+        picture: None,
+    };
+    result.picture = Some(super::picture::Picture::from_lab(l, &result, t0, t_end));
+    result
 }
 
 pub fn during_owners(node_down: &[usize]) -> [Option<usize>; 2] {
@@ -370,6 +382,7 @@ pub fn flapping_link(l: &mut Lab) -> Result<Phases> {
         hold_steady(l, half)?;
     }
     cut.recover(&mut l.node(0))?;
+    l.timeline.note("node0's eth2 plugged for good");
     let during = hold_steady(l, l.deadtime() * 3)?;
     Ok(Phases {
         failover_ns: None,
