@@ -43,8 +43,11 @@ pub struct RunOptions {
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: under systemd stderr is the journal,
+    // where escape codes would be stored as text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         b.json().flatten_event(true).init();

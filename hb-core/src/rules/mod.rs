@@ -238,7 +238,15 @@ impl AgentCore {
             Input::Stop => self.shutdown(now, x),
             Input::Reloaded(cfg) => {
                 self.cfg = *cfg;
-                info!("configuration reloaded");
+                // What is in force now, so the operator sees the change.
+                let t = &self.cfg.timing;
+                info!(
+                    keepalive = ?t.keepalive,
+                    deadtime = ?t.deadtime,
+                    warntime = ?t.warntime,
+                    initdead = ?t.initdead,
+                    "configuration reloaded"
+                );
             }
             Input::Settle { lease_on_hold } => self.settle(lease_on_hold, now, x),
         }
