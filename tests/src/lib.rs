@@ -2,6 +2,7 @@
 //! network-namespace fixtures that clean up after themselves.
 
 pub mod bench_chart;
+pub mod container;
 pub mod fault;
 pub mod flood;
 pub mod kernel;

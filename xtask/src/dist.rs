@@ -22,8 +22,13 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
-/// Debian packages `dist` itself uses: dpkg-shlibdeps (dpkg-dev), lintian.
+/// Debian packages `dist` itself uses: dpkg-shlibdeps (dpkg-dev), lintian,
+/// strip (binutils).
 pub const PACKAGES: &[&str] = &["dpkg-dev", "lintian", "binutils"];
+
+/// And `dist --prove`: a Debian root from Debian's packages (mmdebstrap),
+/// a container booting it (systemd-container), ping across a restart.
+pub const PROOF_PACKAGES: &[&str] = &["mmdebstrap", "systemd-container", "iputils-ping"];
 
 pub const BIN: &str = "/usr/sbin/hb-agent";
 const UNIT: &str = "lib/systemd/system/hb-agent.service";

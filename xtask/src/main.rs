@@ -69,7 +69,13 @@ enum Cmd {
     },
     /// Build the Debian package (target/dist/hb-agent_VERSION_ARCH.deb) and
     /// check it with lintian.
-    Dist,
+    Dist {
+        /// Then prove it: install it on a clean Debian 12 root (mmdebstrap)
+        /// and run the unit under that root's systemd (systemd-nspawn) as
+        /// one node of a two-node cluster (as root; a few minutes).
+        #[arg(long)]
+        prove: bool,
+    },
     /// The seed's three-node cluster in network namespaces, failing and
     /// recovering, with a timeline and a results table.
     Lab {
@@ -151,13 +157,18 @@ fn main() -> Result<()> {
             build()?;
             install::run(&prefix, dest.as_deref())
         }
-        Cmd::Dist => {
+        Cmd::Dist { prove } => {
             setup::run()?;
             setup::debian_packages(dist::PACKAGES)?;
             build()?;
             let deb = dist::build(&root)?;
             dist::lintian(&deb)?;
             eprintln!("dist: {}", deb.display());
+            if prove {
+                require_root("the package proof")?;
+                setup::debian_packages(dist::PROOF_PACKAGES)?;
+                run_tests_bin("package-proof", &[deb.display().to_string()])?;
+            }
             Ok(())
         }
         Cmd::Lab { args } => {
