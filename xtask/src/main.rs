@@ -34,7 +34,7 @@ enum Cmd {
         args: Vec<String>,
     },
     /// Run every test: unit, kernel (BPF_PROG_TEST_RUN) and namespace tests,
-    /// then every fuzz target briefly.
+    /// then every fuzz target briefly, then the package proof (`dist --prove`).
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -120,10 +120,12 @@ fn main() -> Result<()> {
                     .args(["test", "--workspace", "--exclude", "hb-ebpf", "--release"])
                     .args(&args),
             )?;
-            // Every fuzz target, briefly (a filter for `cargo test` skips it).
+            // Every fuzz target, briefly, and the package on a clean Debian
+            // under systemd (a filter for `cargo test` skips both).
             if args.is_empty() {
                 setup::cargo_fuzz()?;
                 fuzz::run(&root, fuzz::TEST_SECONDS, None)?;
+                dist(&root, true)?;
             }
             Ok(())
         }
@@ -159,17 +161,8 @@ fn main() -> Result<()> {
         }
         Cmd::Dist { prove } => {
             setup::run()?;
-            setup::debian_packages(dist::PACKAGES)?;
             build()?;
-            let deb = dist::build(&root)?;
-            dist::lintian(&deb)?;
-            eprintln!("dist: {}", deb.display());
-            if prove {
-                require_root("the package proof")?;
-                setup::debian_packages(dist::PROOF_PACKAGES)?;
-                run_tests_bin("package-proof", &[deb.display().to_string()])?;
-            }
-            Ok(())
+            dist(&root, prove)
         }
         Cmd::Lab { args } => {
             setup::run()?;
@@ -204,6 +197,21 @@ fn run_tests_bin(bin: &str, args: &[String]) -> Result<()> {
             ])
             .args(args),
     )
+}
+
+/// The package (the agent built), checked by lintian; with `prove`, on a
+/// clean Debian 12 under a real systemd (`package-proof`).
+fn dist(root: &std::path::Path, prove: bool) -> Result<()> {
+    setup::debian_packages(dist::PACKAGES)?;
+    let deb = dist::build(root)?;
+    dist::lintian(&deb)?;
+    eprintln!("dist: {}", deb.display());
+    if prove {
+        require_root("the package proof")?;
+        setup::debian_packages(dist::PROOF_PACKAGES)?;
+        run_tests_bin("package-proof", &[deb.display().to_string()])?;
+    }
+    Ok(())
 }
 
 fn build() -> Result<()> {
