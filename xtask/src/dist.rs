@@ -58,10 +58,12 @@ pub fn build(ws: &Path) -> Result<PathBuf> {
 
     // The binary, stripped (the eBPF object is data in it and stays).
     let bin = stage(&root, BIN.trim_start_matches('/'))?;
-    run(Command::new("strip")
-        .args(["--strip-unneeded", "--remove-section=.comment", "-o"])
-        .arg(&bin)
-        .arg(&agent))?;
+    crate::exec(
+        Command::new("strip")
+            .args(["--strip-unneeded", "--remove-section=.comment", "-o"])
+            .arg(&bin)
+            .arg(&agent),
+    )?;
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755))?;
 
     let unit =
@@ -79,7 +81,7 @@ pub fn build(ws: &Path) -> Result<PathBuf> {
     if man.exists() {
         fs::remove_dir_all(&man)?;
     }
-    run(Command::new(&agent).arg("manpages").arg(&man))?;
+    crate::exec(Command::new(&agent).arg("manpages").arg(&man))?;
     let mut pages: Vec<PathBuf> = fs::read_dir(&man)?
         .map(|e| e.map(|e| e.path()))
         .collect::<std::io::Result<_>>()?;
@@ -169,11 +171,13 @@ pub fn build(ws: &Path) -> Result<PathBuf> {
     put(&root, "DEBIAN/md5sums", md5sums(&root)?.as_bytes(), 0o644)?;
 
     let deb = out.join(format!("hb-agent_{version}_{arch}.deb"));
-    run(Command::new("dpkg-deb")
-        .args(["--root-owner-group", "-Zxz", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .stdout(Stdio::null()))?;
+    crate::exec(
+        Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "--build"])
+            .arg(&root)
+            .arg(&deb)
+            .stdout(Stdio::null()),
+    )?;
     Ok(deb)
 }
 
@@ -289,21 +293,7 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
-    let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
-    if !st.success() {
-        bail!("{cmd:?} failed: {st}");
-    }
-    Ok(())
-}
-
+/// stdout of `cmd` (setup's runner), without its final newline.
 fn output(cmd: &mut Command) -> Result<String> {
-    let o = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {cmd:?}"))?;
-    if !o.status.success() {
-        bail!("{cmd:?} failed: {}", o.status);
-    }
-    Ok(String::from_utf8(o.stdout)?.trim_end().to_string())
+    Ok(crate::setup::output(cmd)?.trim_end().to_string())
 }

@@ -142,7 +142,7 @@ pub fn cargo_fuzz() -> Result<()> {
     ]))
 }
 
-fn output(cmd: &mut Command) -> Result<String> {
+pub fn output(cmd: &mut Command) -> Result<String> {
     let o = cmd
         .stderr(Stdio::inherit())
         .output()

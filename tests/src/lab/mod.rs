@@ -280,6 +280,10 @@ impl Lab {
     pub fn start_agent_as(&mut self, i: usize, hostname: &str) -> Result<()> {
         let log = self.opts.workdir.join(format!("{}.log", NODES[i].name));
         let from = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        // Noted before and after: the agent logs its start-up in between,
+        // before its control socket answers.
+        self.timeline
+            .note(&format!("starting {}'s agent", NODES[i].name));
         let a = agents::spawn_as(
             &self.opts.agent_bin,
             &self.topo.nodes[i].name,
@@ -292,7 +296,7 @@ impl Lab {
         )?;
         self.timeline.watch_log(i, &a.log, from);
         self.timeline.note(&format!(
-            "{} agent started (pid {})",
+            "{} agent started (pid {}, control socket answering)",
             NODES[i].name,
             a.pid()
         ));
