@@ -218,6 +218,20 @@ impl Cluster {
         self.apply(ev, &mut out);
         self.evaluate(&mut out);
         self.drive_shutdown(&mut out);
+        // The hand-over is done once a peer advertises the group held: its held advert
+        // is what the window waited for; a later release (failback to us) is to be taken.
+        for i in 0..self.groups.len() {
+            let gid = self.groups[i].id;
+            if self.groups[i].offered_at.is_some()
+                && self.spec.nodes.iter().any(|&n| {
+                    n != self.spec.local
+                        && self.peer_alive(n)
+                        && self.claim(n, gid).is_some_and(|c| c.held)
+                })
+            {
+                self.groups[i].offered_at = None;
+            }
+        }
         let advert = self.advert();
         let now = self.now;
         for g in &mut self.groups {

@@ -981,6 +981,38 @@ fn connectivity_ties_move_nothing_and_a_better_peer_takes_over() {
 }
 
 #[test]
+fn a_failback_right_after_a_hand_over_is_taken_at_once() {
+    // The lab's cable pull (plug back within a keepalive): node0 hands G
+    // over for connectivity, node1 takes it and, node0 reaching the ping
+    // node again, fails it back a few ms later, all within the two
+    // keepalives node0 holds back after offering it. node1's held advert
+    // ended that hand-over: node0 takes the release at once, not at its
+    // next tick (which left vip1 unserved for 15-70 ms).
+    let mut s = two(0);
+    s.ping_targets = 1;
+    let mut o = node0_holding(s);
+    o.at(DEAD);
+    let a = o.ev(Event::PingReachable { count: 0 });
+    assert_eq!(releases(&a), [(G, ReleaseReason::LostConnectivity)]);
+    o.ev(Event::Released { group: G });
+    o.now += KA / 10;
+    assert_eq!(
+        acquires(&o.advert(1, adv(&[held(2)], 1))),
+        [],
+        "node1 took it"
+    );
+    o.now += KA / 10;
+    o.ev(Event::PingReachable { count: 1 });
+    o.now += KA / 10;
+    let a = o.advert(1, adv(&[free(2)], 1));
+    assert_eq!(
+        acquires(&a),
+        [(G, 3)],
+        "the failback, 0.3 keepalives after the offer"
+    );
+}
+
+#[test]
 fn connectivity_does_not_hand_over_to_an_ineligible_peer() {
     let mut s = two(0);
     s.ping_targets = 1;
