@@ -338,7 +338,7 @@ pub fn agent_restart(l: &mut Lab) -> Result<Phases> {
             .is_some_and(|s| {
                 s.groups
                     .iter()
-                    .any(|g| g.name.contains("99:5E") && g.local == "held")
+                    .any(|g| super::agents::group_is_vip(&g.name, 0) && g.local == "held")
             })
     })?;
     hold_steady(l, l.deadtime() * 2)?;
