@@ -71,6 +71,15 @@ impl ResourceThread {
     }
 }
 
+/// A group as its worker knows it: `name` for the logs, `key` for the
+/// resources (Group::key: state, child names, OCF instances).
+pub struct GroupNames {
+    pub id: GroupId,
+    pub name: String,
+    pub key: String,
+    pub specs: Vec<ResourceSpec>,
+}
+
 pub struct GroupWorkers {
     queues: BTreeMap<GroupId, mpsc::UnboundedSender<Op>>,
     /// Per group, operations submitted and not finished yet.
@@ -92,7 +101,7 @@ impl GroupWorkers {
     pub fn spawn(
         rt: &Handle,
         resources: Arc<Resources>,
-        groups: Vec<(GroupId, String, Vec<ResourceSpec>)>,
+        groups: Vec<GroupNames>,
         neighbours: Vec<IpAddr>,
         withdrawal: Option<Arc<Withdrawal>>,
         done: mpsc::UnboundedSender<Done>,
@@ -102,13 +111,22 @@ impl GroupWorkers {
         let mut withdrawable = BTreeMap::new();
         let mut position = BTreeMap::new();
         let lane = Arc::new(Lane::default());
-        for (pos, (id, name, specs)) in groups.into_iter().enumerate() {
+        for (
+            pos,
+            GroupNames {
+                id,
+                name,
+                key,
+                specs,
+            },
+        ) in groups.into_iter().enumerate()
+        {
             position.insert(id, pos);
             let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
             queues.insert(id, tx);
             let busy = Arc::new(AtomicUsize::new(0));
             in_flight.insert(id, busy.clone());
-            if let Some(addrs) = GroupResources::new(&name, &specs).withdrawable_addresses() {
+            if let Some(addrs) = GroupResources::new(&key, &specs).withdrawable_addresses() {
                 withdrawable.insert(id, addrs);
             }
             let w = Worker {
@@ -116,6 +134,7 @@ impl GroupWorkers {
                 pos,
                 lane: lane.clone(),
                 name,
+                key,
                 specs,
                 res: resources.clone(),
                 neighbours: neighbours.clone(),
@@ -218,7 +237,10 @@ struct Worker {
     /// Where the group is written: its place in the lane.
     pos: usize,
     lane: Arc<Lane>,
+    /// For the logs.
     name: String,
+    /// For the resources (Group::key).
+    key: String,
     specs: Vec<ResourceSpec>,
     res: Arc<Resources>,
     neighbours: Vec<IpAddr>,
@@ -228,7 +250,7 @@ struct Worker {
 
 impl Worker {
     fn facts(&self) -> GroupResources<'_> {
-        GroupResources::new(&self.name, &self.specs)
+        GroupResources::new(&self.key, &self.specs)
     }
 
     /// False once the main loop is gone.
@@ -239,7 +261,7 @@ impl Worker {
     /// The interfaces may have changed with the operation just done (a
     /// child created or recreated): tell the main loop the plan as it is.
     async fn report_quick_plan(&self) -> bool {
-        let plan = match self.res.quick_plan(&self.name, &self.specs).await {
+        let plan = match self.res.quick_plan(&self.key, &self.specs).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::debug!(group = %self.name, error = %e, "reading the quick takeover plan");
@@ -261,7 +283,7 @@ impl Worker {
             error!(group = %self.name, "group start failed: its addresses stay withdrawn");
             return self.report(Done::Cluster(Event::AcquireFailed { group: self.id }));
         }
-        let event = match self.res.start_group(&self.name, &self.specs).await {
+        let event = match self.res.start_group(&self.key, &self.specs).await {
             Ok(report) => {
                 info!(step = step::STARTED, group = %self.name, took_ms = t0.elapsed().as_secs_f64() * 1e3, announced = report.announced.len(), "group started");
                 refresh_paths(&self.res, self.facts(), &self.neighbours).await;
@@ -290,8 +312,8 @@ impl Worker {
         let ok = match self.specs.get(resource) {
             Some(ResourceSpec::Script(spec)) => {
                 let scripts = self.res.scripts();
-                match scripts.stop(&self.name, spec).await {
-                    Ok(_) => match scripts.start(&self.name, spec).await {
+                match scripts.stop(&self.key, spec).await {
+                    Ok(_) => match scripts.start(&self.key, spec).await {
                         Ok(_) => true,
                         Err(e) => {
                             error!(group = %self.name, script = %spec.name, error = %e, "restart in place: start failed");
@@ -317,7 +339,7 @@ impl Worker {
     /// After `GroupWorkers::hand_over`: the group is released already.
     async fn clean_up(&self) -> bool {
         let t0 = Instant::now();
-        let report = self.res.stop_group(&self.name, &self.specs).await;
+        let report = self.res.stop_group(&self.key, &self.specs).await;
         let ok = report.is_clean();
         if ok {
             self.unwithdraw();
@@ -339,8 +361,8 @@ impl Worker {
         let mut handed_over = false;
         let report = self
             .res
-            .stop_group_with(&self.name, &self.specs, |left| {
-                let withdrawable = GroupResources::new(&self.name, left).withdrawable_addresses();
+            .stop_group_with(&self.key, &self.specs, |left| {
+                let withdrawable = GroupResources::new(&self.key, left).withdrawable_addresses();
                 let (Some(w), Some(addrs)) = (&self.withdrawal, withdrawable) else {
                     return;
                 };

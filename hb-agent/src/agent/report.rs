@@ -218,7 +218,7 @@ fn groups(a: &View) -> Vec<GroupStatus> {
             GroupStatus {
                 name: g.name.clone(),
                 aka: g.aka.clone(),
-                resources: g.resources.iter().map(|r| r.to_string()).collect(),
+                resources: g.resources.iter().map(resource_line).collect(),
                 owner: owner.map(|o| a.core.node_name(o)),
                 since_s: a
                     .core
@@ -242,6 +242,17 @@ fn groups(a: &View) -> Vec<GroupStatus> {
             }
         })
         .collect()
+}
+
+/// A resource for `status`: its description, and a script's arguments
+/// (`Script drbddisk r0`: two drbddisk groups must read apart).
+fn resource_line(r: &crate::model::ResourceSpec) -> String {
+    match r {
+        crate::model::ResourceSpec::Script(s) if !s.args.is_empty() => {
+            format!("{r} {}", s.args.join(" "))
+        }
+        _ => r.to_string(),
+    }
 }
 
 fn health(a: &View, g: GroupId) -> Option<String> {

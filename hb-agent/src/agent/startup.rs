@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
 
 use super::executor::Exec;
-use super::groups::{Done, GroupWorkers, ResourceThread};
+use super::groups::{Done, GroupNames, GroupWorkers, ResourceThread};
 use super::{RunOptions, epochs::Epochs, lease, withdraw::Withdrawal};
 use crate::cluster::{Cluster, ClusterSpec, Event, GroupId};
 use crate::config::{self, Config, LinkKind, Node, Severity};
@@ -182,10 +182,8 @@ fn open_lease(kernel: &Kernel, cfg: &Config) -> Result<Option<Arc<Lease>>> {
 /// The cluster logic, knowing the epochs taken here before a restart.
 fn new_cluster(spec: ClusterSpec, epochs: &Epochs, cfg: &Config, now: Now) -> Cluster {
     let mut cluster = Cluster::new(spec, now.ns);
-    // An epoch recorded under a group's whole first resource (`aka`) counts:
-    // that was its name before names were shortened.
-    for (name, epoch) in epochs.iter() {
-        if let Some(g) = cfg.group_named(name) {
+    for (key, epoch) in epochs.iter() {
+        if let Some(g) = cfg.groups.iter().find(|g| g.key() == key) {
             cluster.remember_epoch(g.id, epoch);
         }
     }
@@ -282,17 +280,12 @@ fn start_resources(
             groups: cfg
                 .groups
                 .iter()
-                .map(|g| (g.name.clone(), g.resources.clone()))
+                .map(|g| (g.key().to_string(), g.resources.clone()))
                 .collect(),
             arp: cfg.arp.clone(),
             script_dirs: cfg.script_dirs.clone(),
             state_dir: state_dir.to_path_buf(),
             announce_gate: gate,
-            renamed: cfg
-                .groups
-                .iter()
-                .filter_map(|g| Some((g.aka.clone()?, g.name.clone())))
-                .collect(),
             ..Default::default()
         })
         .map_err(|e| anyhow!("resources: {e}"))?
@@ -323,6 +316,7 @@ pub fn group_checks(cfg: &Config, local: &str) -> Vec<crate::health::GroupChecks
         .map(|g| crate::health::GroupChecks {
             id: g.id,
             name: g.name.clone(),
+            key: g.key().to_string(),
             checks: g.checks.clone(),
             resources: g.resources.clone(),
         })
@@ -350,7 +344,12 @@ fn spawn_workers(
         thread.handle(),
         resources.clone(),
         ours.iter()
-            .map(|g| (g.id, g.name.clone(), g.resources.clone()))
+            .map(|g| GroupNames {
+                id: g.id,
+                name: g.name.clone(),
+                key: g.key().to_string(),
+                specs: g.resources.clone(),
+            })
             .collect(),
         neighbours,
         withdrawal,
@@ -369,7 +368,7 @@ async fn survey_groups(
     let mut adopt = Vec::new();
     let mut plans = BTreeMap::new();
     for g in ours {
-        let status = resources.status_group(&g.name, &g.resources).await;
+        let status = resources.status_group(g.key(), &g.resources).await;
         if status.identity_left(&g.resources) {
             // Half a group is no group to adopt, and its address (fenced
             // by the lapsed lease) would stay up beside the real owner's.
@@ -381,23 +380,23 @@ async fn survey_groups(
                 .filter(|s| s.is_network_identity())
                 .cloned()
                 .collect();
-            let r = resources.stop_group(&g.name, &identity).await;
+            let r = resources.stop_group(g.key(), &identity).await;
             for (what, e) in &r.failures {
                 warn!(group = %g.name, resource = %what, error = %e, "could not remove a leftover");
             }
         }
-        let status = resources.status_group(&g.name, &g.resources).await;
+        let status = resources.status_group(g.key(), &g.resources).await;
         if !status.all_in_place()
-            && let Err(e) = resources.prepare_group(&g.resources, &g.name).await
+            && let Err(e) = resources.prepare_group(&g.resources, g.key()).await
         {
             warn!(group = %g.name, error = %e, "could not prepare the group's interfaces in advance");
         }
-        let status = resources.status_group(&g.name, &g.resources).await;
+        let status = resources.status_group(g.key(), &g.resources).await;
         if status.all_in_place() {
             info!(group = %g.name, "resources already in place: adopting the group");
             adopt.push(g.id);
         }
-        match resources.quick_plan(&g.name, &g.resources).await {
+        match resources.quick_plan(g.key(), &g.resources).await {
             Ok(Some(p)) => {
                 plans.insert(g.id, p);
             }

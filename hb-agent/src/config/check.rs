@@ -478,7 +478,7 @@ fn plan_resource(
                 MacMode::Replace => format!("replace: {iface} itself takes the MAC"),
                 MacMode::Macvlan { .. } => format!(
                     "macvlan: child {} of {iface} takes the MAC",
-                    m.child(&group.name).unwrap_or_default()
+                    m.child(group.key()).unwrap_or_default()
                 ),
             };
             let mut text = format!("MAC {} ({mode_text})", fmt_mac(mac));

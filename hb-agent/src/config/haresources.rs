@@ -162,13 +162,22 @@ fn short_name(first: &ResourceSpec) -> String {
 fn settle_names(groups: &mut [Group], file: &Path, diags: &mut Vec<Diag>) {
     let mut by_short: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, g) in groups.iter().enumerate() {
-        by_short.entry(g.name.clone()).or_default().push(i);
+        by_short
+            .entry(g.name.to_ascii_lowercase())
+            .or_default()
+            .push(i);
     }
+    // The whole first resources, as written, before any name changes.
+    let whole: Vec<String> = groups
+        .iter()
+        .map(|g| g.aka.clone().unwrap_or_default().to_ascii_lowercase())
+        .collect();
     for (short, at) in by_short {
         // A short name that is another group's whole first resource clashes too.
-        let taken = groups
+        let taken = whole
             .iter()
-            .any(|g| g.aka.as_deref() == Some(short.as_str()) && g.name != short);
+            .enumerate()
+            .any(|(i, w)| *w == short && !at.contains(&i));
         if at.len() > 1 || taken {
             let lines: Vec<String> = at
                 .iter()
@@ -508,6 +517,9 @@ mod tests {
         assert_eq!(g[0].aka.as_deref(), Some(full));
         assert!(g[0].answers_to(full) && g[0].answers_to("192.168.32.21"));
         assert_eq!(g[0].id, fnv1a32(full), "the id follows the whole resource");
+        assert_eq!(g[0].key(), full, "and so does what its state is kept under");
+        assert!(g[1].answers_to("00:1e:68:1e:99:5f"), "a MAC in either case");
+        assert_eq!(g[4].key(), "drbddisk::r0", "a clash changes no key");
         assert_eq!(g[3].aka, None, "Remac1 is short already");
         // The two drbddisk lines would both be `drbddisk`: whole names, said.
         assert_eq!((g[4].aka.as_deref(), g[5].aka.as_deref()), (None, None));

@@ -31,6 +31,9 @@ pub struct Report {
 pub struct GroupChecks {
     pub id: GroupId,
     pub name: String,
+    /// What its resources are named by (Group::key): a monitor check runs
+    /// the resource's own status action, with its OCF instance.
+    pub key: String,
     pub checks: Vec<CheckSpec>,
     pub resources: Vec<ResourceSpec>,
 }
@@ -87,6 +90,7 @@ impl Checks {
                             let task = Task {
                                 group: g.id,
                                 group_name: g.name.clone(),
+                                group_key: g.key.clone(),
                                 index: i,
                                 spec: c.clone(),
                                 resources: g.resources.clone(),
@@ -125,6 +129,8 @@ impl Drop for Checks {
 struct Task {
     group: GroupId,
     group_name: String,
+    /// Group::key, for the resources.
+    group_key: String,
     index: usize,
     spec: CheckSpec,
     resources: Vec<ResourceSpec>,
@@ -241,7 +247,7 @@ impl Task {
     fn probe_once(&self, timeout: Duration) -> impl Future<Output = Outcome> + 'static {
         let kind = self.spec.kind.clone();
         let res = self.res.clone();
-        let group = self.group_name.clone();
+        let group = self.group_key.clone();
         let resources = self.resources.clone();
         async move {
             match kind {

@@ -65,10 +65,6 @@ pub struct ResourcesConfig {
     pub state_dir: PathBuf,
     /// Announcements go out only while this says so (the service lease).
     pub announce_gate: Option<AnnounceGate>,
-    /// (old, new): groups whose state may be on file under an old name (a
-    /// haresources group's whole first resource, before names were
-    /// shortened); it is moved to the new one at start.
-    pub renamed: Vec<(String, String)>,
 }
 
 impl Default for ResourcesConfig {
@@ -80,7 +76,6 @@ impl Default for ResourcesConfig {
             ocf_root: script::DEFAULT_OCF_ROOT.into(),
             state_dir: "/run/hb".into(),
             announce_gate: None,
-            renamed: Vec::new(),
         }
     }
 }
@@ -228,9 +223,6 @@ impl Resources {
     pub fn new(config: ResourcesConfig) -> Result<Self, ResourceError> {
         let nl = Netlink::connect()?;
         let state = StateStore::open(&config.state_dir)?;
-        for (old, new) in &config.renamed {
-            state.rename(old, new)?;
-        }
         let announcer =
             Announcer::new(config.arp.clone(), nl.clone())?.with_gate(config.announce_gate.clone());
         let scripts = ScriptRunner::new(config.script_dirs.clone(), config.ocf_root.clone());

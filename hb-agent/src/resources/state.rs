@@ -179,19 +179,6 @@ impl StateStore {
         result
     }
 
-    /// Moves `from`'s state (if any, and if `to` has none) to `to`, on file
-    /// too.
-    pub fn rename(&self, from: &str, to: &str) -> Result<(), ResourceError> {
-        self.update_all(|all| {
-            if !all.contains_key(to)
-                && let Some(st) = all.remove(from)
-            {
-                all.insert(to.to_string(), st);
-            }
-            Ok(())
-        })
-    }
-
     /// Runs `f` on one group's state and persists it if it changed.
     pub fn update<R>(
         &self,
@@ -241,37 +228,6 @@ mod tests {
             assert!(!f.contains('/') && !f.starts_with('.'), "{f}");
             assert_eq!(group_of(&f).as_deref(), Some(g));
         }
-    }
-
-    #[test]
-    fn a_renamed_group_keeps_its_state_on_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let old = "MacTakeover::eth0::00:1E:68:1E:99:5E::replace::192.168.32.21/24";
-        let store = StateStore::open(dir.path()).unwrap();
-        store
-            .update(old, |st| {
-                st.hostname = Some(HostnameSaved {
-                    name: "nodevir".into(),
-                    previous: Some("node1".into()),
-                    seq: 1,
-                })
-            })
-            .unwrap();
-        let again = StateStore::open(dir.path()).unwrap();
-        again.rename(old, "192.168.32.21").unwrap();
-        assert!(!again.path(old).exists() && again.path("192.168.32.21").exists());
-        let third = StateStore::open(dir.path()).unwrap();
-        assert_eq!(
-            third
-                .get("192.168.32.21")
-                .hostname
-                .unwrap()
-                .previous
-                .as_deref(),
-            Some("node1")
-        );
-        third.rename(old, "192.168.32.21").unwrap();
-        assert!(third.get(old).is_empty(), "nothing left to move: no-op");
     }
 
     #[test]

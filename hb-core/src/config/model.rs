@@ -289,7 +289,8 @@ pub struct Group {
     /// The group's whole first resource as haresources wrote it, when `name`
     /// is a shorter form of it (`192.168.32.21` for
     /// `MacTakeover::eth0::00:1E:68:1E:99:5E::macvlan::192.168.32.21/24`).
-    /// `standby`, `takeover` and checks.toml accept it as well as `name`.
+    /// `standby`, `takeover` and checks.toml accept it as well as `name`;
+    /// state is kept under it (`key`).
     pub aka: Option<String>,
     /// fnv1a32 of the name as first written (`aka` when there is one), so a
     /// group's id, on the wire and in the kernel maps, does not depend on
@@ -310,14 +311,29 @@ pub struct Group {
 }
 
 impl Group {
-    /// Whether `name` is this group's name or its `aka`.
+    /// Whether `name` is this group's name or its `aka`. Case does not
+    /// matter: a short name may be a MAC or an IPv6 address, which
+    /// haresources may write in either case.
     pub fn answers_to(&self, name: &str) -> bool {
-        self.name == name || self.aka.as_deref() == Some(name)
+        self.name.eq_ignore_ascii_case(name)
+            || self
+                .aka
+                .as_deref()
+                .is_some_and(|a| a.eq_ignore_ascii_case(name))
+    }
+
+    /// What the group's state is kept under and its resources are named
+    /// by: restore state and epochs, a macvlan child's default name,
+    /// `OCF_RESOURCE_INSTANCE`. The name as first written (`aka`, else
+    /// `name`), so that none of them changes with the short name, nor when
+    /// a clash makes the short name the whole one.
+    pub fn key(&self) -> &str {
+        self.aka.as_deref().unwrap_or(&self.name)
     }
 
     /// What its resources say about its addresses and interfaces.
     pub fn facts(&self) -> GroupResources<'_> {
-        GroupResources::new(&self.name, &self.resources)
+        GroupResources::new(self.key(), &self.resources)
     }
 }
 

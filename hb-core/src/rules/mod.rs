@@ -451,9 +451,13 @@ impl AgentCore {
         // the wire already (SendAdvert comes first in the batch), so the
         // record guards only a restart of every node at once, which the
         // microseconds of the quick step do not change.
-        let name = self.group_name(group);
-        if let Err(e) = x.record_epoch(&name, epoch) {
-            warn!(group = %name, "could not record the takeover's epoch: {e}");
+        // Recorded under the group's key, which never changes (Group::key).
+        let key = self
+            .cfg
+            .group_by_id(group)
+            .map_or_else(|| self.group_name(group), |g| g.key().to_string());
+        if let Err(e) = x.record_epoch(&key, epoch) {
+            warn!(group = %self.group_name(group), "could not record the takeover's epoch: {e}");
         }
         if deferred {
             // Back before its hand-over finished: remove first, so the

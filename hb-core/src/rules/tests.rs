@@ -458,6 +458,34 @@ fn admin_requests_are_answered_by_the_core() {
 }
 
 #[test]
+fn admin_requests_name_a_group_by_either_name() {
+    // A haresources group: short name, its whole first resource as aka.
+    let mut cfg = config();
+    cfg.groups[0].name = "10.0.0.80".into();
+    cfg.groups[0].aka = Some("IPaddr::10.0.0.80/24/eth1".into());
+    let mut r = Rig::with(cfg);
+    let now = r.at(410);
+    for name in ["10.0.0.80", "IPaddr::10.0.0.80/24/eth1"] {
+        let resp = r
+            .core
+            .on(
+                Input::Admin {
+                    cmd: Admin::Standby,
+                    group: Some(name.into()),
+                },
+                now,
+                &mut r.x,
+            )
+            .unwrap();
+        assert_eq!(
+            (resp.ok, resp.message.as_str()),
+            (true, "standby: 10.0.0.80"),
+            "by {name}: answered with the name status shows"
+        );
+    }
+}
+
+#[test]
 fn lapsed_lease_resumes_only_when_nothing_is_held() {
     assert!(!super::may_resume(true, 1));
     assert!(super::may_resume(true, 0));
