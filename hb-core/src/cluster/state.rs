@@ -218,15 +218,17 @@ impl Cluster {
         self.apply(ev, &mut out);
         self.evaluate(&mut out);
         self.drive_shutdown(&mut out);
-        // The hand-over is done once a peer advertises the group held: its held advert
-        // is what the window waited for; a later release (failback to us) is to be taken.
+        // The hand-over is done once a peer advertises the group held above the epoch
+        // we held it at (a taker takes at a higher one; an older holder's claim, say the
+        // loser of a split brain still releasing, does not end it): that advert is what
+        // the window waited for; a later release (failback to us) is to be taken.
         for i in 0..self.groups.len() {
-            let gid = self.groups[i].id;
+            let (gid, ours) = (self.groups[i].id, self.groups[i].epoch);
             if self.groups[i].offered_at.is_some()
                 && self.spec.nodes.iter().any(|&n| {
                     n != self.spec.local
                         && self.peer_alive(n)
-                        && self.claim(n, gid).is_some_and(|c| c.held)
+                        && self.claim(n, gid).is_some_and(|c| c.held && c.epoch > ours)
                 })
             {
                 self.groups[i].offered_at = None;

@@ -1013,6 +1013,25 @@ fn a_failback_right_after_a_hand_over_is_taken_at_once() {
 }
 
 #[test]
+fn an_older_held_claim_does_not_end_a_hand_over() {
+    // node1 still says held at the epoch we held G at (a split brain's
+    // loser releasing, say): that is no taker, so the window stays and we
+    // do not take G back at once when it lets go.
+    let mut s = two(0);
+    s.ping_targets = 1;
+    let mut o = node0_holding(s);
+    o.at(DEAD);
+    o.ev(Event::PingReachable { count: 0 });
+    o.ev(Event::Released { group: G });
+    o.now += KA / 10;
+    o.advert(1, adv(&[held(1)], 1));
+    o.ev(Event::PingReachable { count: 1 });
+    o.now += KA / 10;
+    let a = o.advert(1, adv(&[free(1)], 1));
+    assert_eq!(acquires(&a), [], "still handing off to node1");
+}
+
+#[test]
 fn connectivity_does_not_hand_over_to_an_ineligible_peer() {
     let mut s = two(0);
     s.ping_targets = 1;
