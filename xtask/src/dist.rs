@@ -185,7 +185,12 @@ pub fn build(ws: &Path) -> Result<PathBuf> {
 /// in the package explains the ones that stay).
 pub fn lintian(deb: &Path) -> Result<()> {
     let o = Command::new("lintian")
-        .args(["--fail-on", "error,warning,info,pedantic", "--info"])
+        .args([
+            "--fail-on",
+            "error,warning,info,pedantic",
+            "--info",
+            "--pedantic",
+        ])
         .arg(deb)
         .output()
         .context("running lintian")?;
@@ -206,6 +211,12 @@ fn stage(root: &Path, rel: &str) -> Result<PathBuf> {
     let p = root.join(rel);
     let dir = p.parent().context("a staged file has a directory")?;
     fs::create_dir_all(dir)?;
+    // 755 whatever the umask: dpkg-deb packs the modes as they are.
+    let mut d = dir;
+    while d != root {
+        fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
+        d = d.parent().context("under the staging root")?;
+    }
     Ok(p)
 }
 
