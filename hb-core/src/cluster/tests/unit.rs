@@ -980,14 +980,9 @@ fn connectivity_ties_move_nothing_and_a_better_peer_takes_over() {
     assert!(!o.our_claim().eligible);
 }
 
-#[test]
-fn a_failback_right_after_a_hand_over_is_taken_at_once() {
-    // The lab's cable pull (plug back within a keepalive): node0 hands G
-    // over for connectivity, node1 takes it and, node0 reaching the ping
-    // node again, fails it back a few ms later, all within the two
-    // keepalives node0 holds back after offering it. node1's held advert
-    // ended that hand-over: node0 takes the release at once, not at its
-    // next tick (which left vip1 unserved for 15-70 ms).
+/// node0 of [0, 1] with one ping node, holding G at epoch 1, lost the
+/// ping node and released G (offered in a hand-over) 0.1 keepalive ago.
+fn handed_over_for_connectivity() -> One {
     let mut s = two(0);
     s.ping_targets = 1;
     let mut o = node0_holding(s);
@@ -996,6 +991,18 @@ fn a_failback_right_after_a_hand_over_is_taken_at_once() {
     assert_eq!(releases(&a), [(G, ReleaseReason::LostConnectivity)]);
     o.ev(Event::Released { group: G });
     o.now += KA / 10;
+    o
+}
+
+#[test]
+fn a_failback_right_after_a_hand_over_is_taken_at_once() {
+    // The lab's cable pull (plug back within a keepalive): node0 hands G
+    // over for connectivity, node1 takes it and, node0 reaching the ping
+    // node again, fails it back a few ms later, all within the two
+    // keepalives node0 holds back after offering it. node1's held advert
+    // ended that hand-over: node0 takes the release at once, not at its
+    // next tick (which left vip1 unserved for 15-70 ms).
+    let mut o = handed_over_for_connectivity();
     assert_eq!(
         acquires(&o.advert(1, adv(&[held(2)], 1))),
         [],
@@ -1017,13 +1024,7 @@ fn an_older_held_claim_does_not_end_a_hand_over() {
     // node1 still says held at the epoch we held G at (a split brain's
     // loser releasing, say): that is no taker, so the window stays and we
     // do not take G back at once when it lets go.
-    let mut s = two(0);
-    s.ping_targets = 1;
-    let mut o = node0_holding(s);
-    o.at(DEAD);
-    o.ev(Event::PingReachable { count: 0 });
-    o.ev(Event::Released { group: G });
-    o.now += KA / 10;
+    let mut o = handed_over_for_connectivity();
     o.advert(1, adv(&[held(1)], 1));
     o.ev(Event::PingReachable { count: 1 });
     o.now += KA / 10;
