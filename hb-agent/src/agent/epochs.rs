@@ -1,5 +1,6 @@
 //! The highest ownership epoch this node took each group at, kept in
-//! `<state_dir>/epochs` (one JSON object, group name -> epoch) so that an
+//! `<state_dir>/epochs` (one JSON object, group key -> epoch: `Group::key`,
+//! the whole first resource of a haresources group) so that an
 //! agent restarted after a crash never takes a group at an epoch it already
 //! used: epochs order holders (split brain: the higher epoch wins), and a
 //! node killed in the middle of a takeover at epoch 2 came back and took the

@@ -1,7 +1,9 @@
 //! What the agent must remember about a held group to release it correctly, even
-//! after an agent restart: one small JSON file per group, `<state_dir>/<group>.json`
-//! (state_dir is given to `Resources::new`; `/run/hb` in production, so it
-//! vanishes on reboot, like the MAC and hostname changes it describes).
+//! after an agent restart: one small JSON file per group, `<state_dir>/<group>.json`,
+//! named by what the agent passes as the group, its key (`Group::key`), which does
+//! not change with its display name (state_dir is given to `Resources::new`;
+//! `/run/hb` in production, so it vanishes on reboot, like the MAC and hostname
+//! changes it describes).
 //!
 //! A file is written (atomically: temp file + rename) *before* the change it
 //! describes is made, and removed when the group holds nothing that needs
