@@ -331,6 +331,10 @@ fn booted(root: &Path, work: &Path, c: &mut Checks) -> Result<()> {
         "systemctl stop hands over before stopping",
         stop(&ct, &hosts),
     );
+    c.check(
+        "apt-get remove stops it, handing over; purge",
+        remove(&ct, &hosts),
+    );
 
     drop(b);
     let t0 = Instant::now();
@@ -554,6 +558,45 @@ fn stop(ct: &Container, hosts: &TwoHosts) -> Result<String> {
     }
     Ok(format!(
         "stop took {:.2} s; when it returned b held {VIP} and a did not",
+        took.as_secs_f64()
+    ))
+}
+
+/// Started again (and given the group back: auto_failback), the package
+/// removed while it runs: prerm stops the unit, which hands over first;
+/// purge takes the conffile too.
+fn remove(ct: &Container, hosts: &TwoHosts) -> Result<String> {
+    ct.run(&["systemctl", "start", UNIT])?;
+    wait("a holds vip again", Duration::from_secs(15), || {
+        holds_vip(&hosts.a) && hosts_b_owner(hosts).as_deref() == Some("a")
+    })?;
+    let t0 = Instant::now();
+    ct.run(&["apt-get", "remove", "-y", "-q", "hb-agent"])?;
+    let took = t0.elapsed();
+    let (b_has, a_has) = (holds_vip(&hosts.b), holds_vip(&hosts.a));
+    let state = ct.unit_property(UNIT, "ActiveState")?;
+    let bin = ct
+        .exec(&["test", "-e", "/usr/sbin/hb-agent"])?
+        .status
+        .success();
+    if !b_has || a_has || state == "active" || bin {
+        bail!("after remove: VIP on b {b_has}, on a {a_has}, unit {state}, binary left {bin}");
+    }
+    let kept = ct
+        .exec(&["test", "-e", "/etc/hb/hb.toml.example"])?
+        .status
+        .success();
+    ct.run(&["apt-get", "purge", "-y", "-q", "hb-agent"])?;
+    let purged = !ct
+        .exec(&["test", "-e", "/etc/hb/hb.toml.example"])?
+        .status
+        .success();
+    if !kept || !purged {
+        bail!("conffile kept by remove: {kept}, gone after purge: {purged}");
+    }
+    Ok(format!(
+        "remove took {:.2} s; then b held {VIP}, a did not, the unit {state}; \
+         the conffile stayed until purge",
         took.as_secs_f64()
     ))
 }
