@@ -17,7 +17,8 @@
 //!    is stopped.
 //!
 //! Prints one line per check and a table; exits non-zero if any failed.
-//! Every namespace, container and file it made is removed at the end.
+//! Every namespace, container and file it made is removed at the end, also
+//! after a failure or Ctrl-C (at the next wait).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -64,6 +65,9 @@ fn main() -> Result<()> {
             .context("usage: package-proof PATH/hb-agent_VERSION_ARCH.deb")?,
     );
     hb_testkit::require_root("the package proof");
+    // Ctrl-C or SIGTERM: the next wait fails, and the namespaces, the
+    // container and the root are removed on the way out.
+    hb_tests::lab::catch_signals();
     let work = std::env::temp_dir().join(hb_tests::netns::unique("pkg"));
     std::fs::create_dir_all(&work)?;
     let mut c = Checks { rows: Vec::new() };
@@ -252,6 +256,9 @@ fn wait(what: &str, within: Duration, mut cond: impl FnMut() -> bool) -> Result<
     while !cond() {
         if t0.elapsed() > within {
             bail!("{what}: not within {within:?}");
+        }
+        if hb_tests::lab::ABORT.load(std::sync::atomic::Ordering::Relaxed) {
+            bail!("{what}: interrupted");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -566,37 +573,38 @@ fn stop(ct: &Container, hosts: &TwoHosts) -> Result<String> {
 /// removed while it runs: prerm stops the unit, which hands over first;
 /// purge takes the conffile too.
 fn remove(ct: &Container, hosts: &TwoHosts) -> Result<String> {
+    let exists = |test: &str, path: &str| -> Result<bool> {
+        Ok(ct.exec(&["test", test, path])?.status.success())
+    };
     ct.run(&["systemctl", "start", UNIT])?;
     wait("a holds vip again", Duration::from_secs(15), || {
         holds_vip(&hosts.a) && hosts_b_owner(hosts).as_deref() == Some("a")
     })?;
+    // An operator's enablement, which purge must take away too.
+    ct.run(&["systemctl", "enable", UNIT])?;
+    let wants = "/etc/systemd/system/multi-user.target.wants/hb-agent.service";
     let t0 = Instant::now();
     ct.run(&["apt-get", "remove", "-y", "-q", "hb-agent"])?;
     let took = t0.elapsed();
     let (b_has, a_has) = (holds_vip(&hosts.b), holds_vip(&hosts.a));
     let state = ct.unit_property(UNIT, "ActiveState")?;
-    let bin = ct
-        .exec(&["test", "-e", "/usr/sbin/hb-agent"])?
-        .status
-        .success();
+    let bin = exists("-e", "/usr/sbin/hb-agent")?;
     if !b_has || a_has || state == "active" || bin {
         bail!("after remove: VIP on b {b_has}, on a {a_has}, unit {state}, binary left {bin}");
     }
-    let kept = ct
-        .exec(&["test", "-e", "/etc/hb/hb.toml.example"])?
-        .status
-        .success();
+    let kept = exists("-e", "/etc/hb/hb.toml.example")?;
     ct.run(&["apt-get", "purge", "-y", "-q", "hb-agent"])?;
-    let purged = !ct
-        .exec(&["test", "-e", "/etc/hb/hb.toml.example"])?
-        .status
-        .success();
-    if !kept || !purged {
-        bail!("conffile kept by remove: {kept}, gone after purge: {purged}");
+    let purged = !exists("-e", "/etc/hb/hb.toml.example")?;
+    let unlinked = !exists("-L", wants)?;
+    if !kept || !purged || !unlinked {
+        bail!(
+            "conffile kept by remove: {kept}, gone after purge: {purged}; \
+             the operator's enablement gone after purge: {unlinked}"
+        );
     }
     Ok(format!(
         "remove took {:.2} s; then b held {VIP}, a did not, the unit {state}; \
-         the conffile stayed until purge",
+         the conffile stayed until purge, which also took the enablement away",
         took.as_secs_f64()
     ))
 }
