@@ -82,9 +82,7 @@ pub fn build(ws: &Path) -> Result<PathBuf> {
         fs::remove_dir_all(&man)?;
     }
     crate::exec(Command::new(&agent).arg("manpages").arg(&man))?;
-    let mut pages: Vec<PathBuf> = fs::read_dir(&man)?
-        .map(|e| e.map(|e| e.path()))
-        .collect::<std::io::Result<_>>()?;
+    let mut pages = files(&man)?;
     pages.sort();
     for page in &pages {
         let name = page.file_name().unwrap().to_string_lossy();
